@@ -1,0 +1,57 @@
+//! Run-time filter settings the aggregator writes into maps.
+
+/// The single value of the `SETTINGS` array map.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Settings {
+    /// Regular files at least this large are candidates.
+    pub size_threshold: u64,
+    /// `tgid` of the sensor itself: its own reads of model files are not reported.
+    pub self_tgid: u32,
+    /// Non-zero: forward listeners of marked processes on any port.
+    pub listen_marked_any_port: u32,
+}
+const _: () = assert!(core::mem::size_of::<Settings>() == 16);
+
+impl Settings {
+    pub const DEFAULT_SIZE_THRESHOLD: u64 = 64 << 20;
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            size_threshold: Self::DEFAULT_SIZE_THRESHOLD,
+            self_tgid: 0,
+            listen_marked_any_port: 1,
+        }
+    }
+}
+
+/// Key of the `EXTENSIONS` hash map: the lower-case extension without its dot,
+/// zero-padded. Longer extensions cannot be watched.
+pub type ExtensionKey = [u8; EXTENSION_CAP];
+pub const EXTENSION_CAP: usize = 16;
+
+/// Builds an [`ExtensionKey`] from `"gguf"` or `".gguf"`; `None` when empty or too long.
+#[must_use]
+pub fn extension_key(ext: &str) -> Option<ExtensionKey> {
+    let ext = ext.strip_prefix('.').unwrap_or(ext).as_bytes();
+    if ext.is_empty() || ext.len() >= EXTENSION_CAP || ext.contains(&b'.') || ext.contains(&0) {
+        return None;
+    }
+    let mut key = [0u8; EXTENSION_CAP];
+    for (dst, src) in key.iter_mut().zip(ext) {
+        *dst = src.to_ascii_lowercase();
+    }
+    Some(key)
+}
+
+/// Value flags of the `MARKED` map (tgid -> flags).
+pub mod mark {
+    /// Classified as an inference runtime by exe/argv.
+    pub const RUNTIME: u32 = 1;
+    /// Inherited from a marked parent at fork.
+    pub const INHERITED: u32 = 2;
+    /// Mapped or opened a model file: behaves like a runtime whatever its name.
+    pub const MODEL_LOADER: u32 = 4;
+}

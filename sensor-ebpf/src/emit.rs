@@ -1,0 +1,60 @@
+//! Record headers and ring-buffer output with loss accounting.
+
+use aya_ebpf::helpers::{
+    bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
+    generated::{bpf_get_current_cgroup_id, bpf_ktime_get_boot_ns},
+};
+use sensor_common::{ABI_VERSION, EventHeader, EventKind};
+
+use crate::maps::{EVENTS, SCRATCH, SCRATCH_SIZE, count};
+
+#[inline(always)]
+pub(crate) fn header(kind: EventKind, size: usize) -> EventHeader {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let uid_gid = bpf_get_current_uid_gid();
+    EventHeader {
+        kind: kind as u16,
+        abi_version: ABI_VERSION,
+        size: size as u32,
+        // SAFETY: helpers without arguments.
+        ktime_ns: unsafe { bpf_ktime_get_boot_ns() },
+        tgid: (pid_tgid >> 32) as u32,
+        tid: pid_tgid as u32,
+        uid: uid_gid as u32,
+        gid: (uid_gid >> 32) as u32,
+        // SAFETY: as above.
+        cgroup_id: unsafe { bpf_get_current_cgroup_id() },
+        comm: bpf_get_current_comm().unwrap_or_default(),
+    }
+}
+
+/// This CPU's scratch buffer, where records too large for the stack are built.
+#[inline(always)]
+pub(crate) fn scratch() -> Option<*mut u8> {
+    SCRATCH.get_ptr_mut(0).map(|scratch| scratch.cast::<u8>())
+}
+
+/// Copies `size` bytes of `record` into the ring buffer and counts the outcome.
+#[inline(always)]
+pub(crate) fn submit(record: *const u8, size: usize, forwarded: u32, lost: u32) {
+    if size > SCRATCH_SIZE {
+        count(lost);
+        return;
+    }
+    // SAFETY: `record` points into the scratch map value (or a stack record) that holds
+    // at least `size` bytes; the slice only lives for this call.
+    let bytes = unsafe { core::slice::from_raw_parts(record, size) };
+    match EVENTS.output(bytes, 0) {
+        Ok(()) => count(forwarded),
+        Err(_) => count(lost),
+    }
+}
+
+/// Sends a fixed-size record built on the stack.
+#[inline(always)]
+pub(crate) fn submit_value<T>(record: &T, forwarded: u32, lost: u32) {
+    match EVENTS.output(record, 0) {
+        Ok(()) => count(forwarded),
+        Err(_) => count(lost),
+    }
+}

@@ -1,0 +1,87 @@
+//! Every map the programs share with userspace. Sizes marked "set by userspace" are
+//! overridden at load time.
+
+use aya_ebpf::{
+    macros::map,
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
+};
+use sensor_common::{
+    counters,
+    settings::{ExtensionKey, Settings},
+};
+
+/// Scratch space for building one record; larger than any record so that a path
+/// component written at any offset below `PATH_CAP` stays inside the value.
+pub(crate) const SCRATCH_SIZE: usize = 8192;
+
+#[repr(C)]
+pub(crate) struct Scratch {
+    pub(crate) buf: [u8; SCRATCH_SIZE],
+}
+
+/// The one ring buffer every probe writes to (byte size set by userspace).
+#[map]
+pub(crate) static EVENTS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
+
+/// Per-CPU counters, indexed by `sensor_common::counters`.
+#[map]
+pub(crate) static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counters::COUNT, 0);
+
+#[map]
+pub(crate) static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
+
+#[map]
+pub(crate) static SETTINGS: Array<Settings> = Array::with_max_entries(1, 0);
+
+/// Watched model extensions (lower case, no dot).
+#[map]
+pub(crate) static EXTENSIONS: HashMap<ExtensionKey, u8> = HashMap::with_max_entries(64, 0);
+
+/// Watched listener ports (host order).
+#[map]
+pub(crate) static PORTS: HashMap<u16, u8> = HashMap::with_max_entries(256, 0);
+
+/// Device majors of accelerators (GPU, NPU), from /proc/devices.
+#[map]
+pub(crate) static ACCEL_MAJORS: HashMap<u32, u8> = HashMap::with_max_entries(32, 0);
+
+/// tgid -> `sensor_common::settings::mark` bits: processes treated as inference runtimes.
+#[map]
+pub(crate) static MARKED: HashMap<u32, u32> = HashMap::with_max_entries(8192, 0);
+
+/// A candidate mmap seen at syscall entry, finished at exit (keyed by pid_tgid).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub(crate) struct PendingMmap {
+    pub(crate) fd: i64,
+    pub(crate) len: u64,
+    pub(crate) pgoff: u64,
+    pub(crate) prot: u32,
+    pub(crate) flags: u32,
+    pub(crate) reason: u32,
+    pub(crate) _pad: u32,
+}
+
+/// LRU: an entry whose exit never came (a killed thread) ages out instead of leaking.
+#[map]
+pub(crate) static MMAP_PENDING: LruHashMap<u64, PendingMmap> =
+    LruHashMap::with_max_entries(4096, 0);
+
+#[inline(always)]
+pub(crate) fn count(index: u32) {
+    if let Some(slot) = COUNTERS.get_ptr_mut(index) {
+        // SAFETY: a per-CPU slot; programs do not migrate CPUs while running.
+        unsafe { *slot += 1 };
+    }
+}
+
+#[inline(always)]
+pub(crate) fn settings() -> Settings {
+    SETTINGS.get(0).copied().unwrap_or_default()
+}
+
+#[inline(always)]
+pub(crate) fn is_marked(tgid: u32) -> bool {
+    // SAFETY: the value is copied out at once; a concurrent delete only loses a mark.
+    unsafe { MARKED.get(&tgid).is_some() }
+}

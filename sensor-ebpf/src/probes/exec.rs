@@ -1,0 +1,99 @@
+//! Hook: `sched:sched_process_exec` (kernel 6.1, 6.12, 6.18). Not a syscall tracepoint,
+//! so it adds nothing to other syscalls' cost.
+//!
+//! Every exec is forwarded: userspace needs the process tree to classify runtimes. The
+//! executable path comes from the new `mm->exe_file` (symlinks already resolved by the
+//! kernel) and the arguments from the new image's stack.
+
+use core::{mem::size_of, ptr::addr_of_mut};
+
+use aya_ebpf::{
+    helpers::generated::bpf_probe_read_user, macros::tracepoint, programs::TracePointContext,
+};
+use sensor_common::{ARGV_CAP, EventKind, ExecEvent, PathHeader, counters, offsets::feature};
+
+use crate::{
+    emit::{header, scratch, submit},
+    kernel::{KResult, ReadError, current_task, file_path, read},
+    maps::count,
+    offsets::{has, off},
+    path::walk,
+};
+
+#[tracepoint]
+pub(crate) fn sched_process_exec(_ctx: TracePointContext) -> u32 {
+    count(counters::EXEC_SEEN);
+    if try_exec().is_err() {
+        count(counters::READ_ERRORS);
+    }
+    0
+}
+
+#[inline(always)]
+fn try_exec() -> KResult<()> {
+    let buf = scratch().ok_or(ReadError)?;
+    let event = buf.cast::<ExecEvent>();
+    let task = current_task();
+    let ppid = if has(feature::PARENT) {
+        let parent: u64 = read(task, off!(task_real_parent))?;
+        read::<u32>(parent, off!(task_tgid))?
+    } else {
+        0
+    };
+    let mm: u64 = if has(feature::EXEC_DETAILS) { read(task, off!(task_mm))? } else { 0 };
+    // SAFETY: `event` points at this CPU's scratch value, which is larger than an
+    // ExecEvent plus a path tail; fields are written in place because the record is
+    // too large for the BPF stack.
+    unsafe {
+        let argv = addr_of_mut!((*event).argv).cast::<u64>();
+        for word in 0..ARGV_CAP / 8 {
+            argv.add(word).write(0);
+        }
+        let (argv_len, truncated) = read_argv(mm, addr_of_mut!((*event).argv).cast());
+        addr_of_mut!((*event).ppid).write(ppid);
+        addr_of_mut!((*event).argv_len).write(argv_len);
+        addr_of_mut!((*event).argv_truncated).write(truncated);
+        addr_of_mut!((*event)._pad).write(0);
+    }
+    let path = exe_path(mm, buf);
+    let size = size_of::<ExecEvent>() + usize::from(path.len);
+    // SAFETY: as above.
+    unsafe {
+        addr_of_mut!((*event).path).write(path);
+        addr_of_mut!((*event).header).write(header(EventKind::ProcessExec, size));
+    }
+    submit(buf, size, counters::EXEC_FORWARDED, counters::EXEC_LOST);
+    Ok(())
+}
+
+/// Copies `mm->arg_start..arg_end` (NUL-separated arguments) into `dst`.
+#[inline(always)]
+fn read_argv(mm: u64, dst: *mut u8) -> (u32, u32) {
+    let (Ok(start), Ok(end)) =
+        (read::<u64>(mm, off!(mm_arg_start)), read::<u64>(mm, off!(mm_arg_end)))
+    else {
+        return (0, 0);
+    };
+    let mut len = end.saturating_sub(start);
+    let mut truncated = 0;
+    if len > ARGV_CAP as u64 {
+        len = ARGV_CAP as u64;
+        truncated = 1;
+    }
+    if len == 0 {
+        return (0, truncated);
+    }
+    // SAFETY: `dst` has ARGV_CAP bytes and `len <= ARGV_CAP`; the helper checks `start`.
+    let ret = unsafe { bpf_probe_read_user(dst.cast(), len as u32, start as *const _) };
+    if ret == 0 { (len as u32, truncated) } else { (0, truncated) }
+}
+
+#[inline(always)]
+fn exe_path(mm: u64, buf: *mut u8) -> PathHeader {
+    let exe = read::<u64>(mm, off!(mm_exe_file)).ok();
+    match exe.map(file_path) {
+        // SAFETY: the tail starts right after the record, inside the scratch value.
+        Some(Ok((mnt, dentry))) => walk(unsafe { buf.add(size_of::<ExecEvent>()) }, dentry, mnt),
+        _ => PathHeader { len: 0, depth: 0, flags: sensor_common::path_flags::TRUNCATED },
+    }
+}

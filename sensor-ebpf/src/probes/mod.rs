@@ -1,0 +1,9 @@
+//! One program per file; each documents its hook.
+
+mod exec;
+mod exit;
+mod file;
+mod fork;
+mod listen;
+mod mmap;
+mod open;
