@@ -6,7 +6,10 @@ use aya_ebpf::helpers::{
 };
 use sensor_common::{ABI_VERSION, EventHeader, EventKind};
 
-use crate::maps::{EVENTS, SCRATCH, SCRATCH_SIZE, count};
+use crate::{
+    bounds::at_most,
+    maps::{EVENTS, SCRATCH, SCRATCH_SIZE, count},
+};
 
 #[inline(always)]
 pub(crate) fn header(kind: EventKind, size: usize) -> EventHeader {
@@ -37,10 +40,7 @@ pub(crate) fn scratch() -> Option<*mut u8> {
 /// Copies `size` bytes of `record` into the ring buffer and counts the outcome.
 #[inline(always)]
 pub(crate) fn submit(record: *const u8, size: usize, forwarded: u32, lost: u32) {
-    if size > SCRATCH_SIZE {
-        count(lost);
-        return;
-    }
+    let size = at_most::<SCRATCH_SIZE>(size);
     // SAFETY: `record` points into the scratch map value (or a stack record) that holds
     // at least `size` bytes; the slice only lives for this call.
     let bytes = unsafe { core::slice::from_raw_parts(record, size) };

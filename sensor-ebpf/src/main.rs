@@ -3,7 +3,9 @@
 //! Everything that userspace can decide is decided there.
 #![no_std]
 #![no_main]
+#![cfg_attr(target_arch = "bpf", feature(asm_experimental_arch))]
 
+mod bounds;
 mod emit;
 mod kernel;
 mod maps;

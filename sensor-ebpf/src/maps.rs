@@ -30,6 +30,18 @@ pub(crate) static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(cou
 #[map]
 pub(crate) static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
 
+/// The path walk's position and depth. Kept in map memory on purpose: the verifier
+/// does not track values loaded from a map, so every loop iteration looks alike and
+/// is pruned, instead of one state per possible length (see `path.rs`).
+#[repr(C)]
+pub(crate) struct WalkState {
+    pub(crate) pos: u64,
+    pub(crate) depth: u64,
+}
+
+#[map]
+pub(crate) static WALK: PerCpuArray<WalkState> = PerCpuArray::with_max_entries(1, 0);
+
 #[map]
 pub(crate) static SETTINGS: Array<Settings> = Array::with_max_entries(1, 0);
 

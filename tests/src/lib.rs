@@ -1,1 +1,230 @@
+//! Harness for the end-to-end tests: a real `modelwatch run` process with its probes in
+//! the real kernel, read through its JSON lines and its gRPC socket, and a real actor
+//! process making real syscalls.
 
+use std::{
+    io::{BufRead as _, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+/// Why a privileged test cannot run here, if it cannot.
+#[must_use]
+pub fn skip_reason() -> Option<String> {
+    // SAFETY: no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("not root: the end-to-end tests load eBPF programs".into());
+    }
+    if !Path::new("/sys/kernel/btf/vmlinux").exists() {
+        return Some("this kernel has no BTF".into());
+    }
+    None
+}
+
+/// Skips the calling test, saying why, when it cannot run here.
+#[macro_export]
+macro_rules! require_privileges {
+    () => {
+        if let Some(reason) = $crate::skip_reason() {
+            eprintln!("SKIPPED: {reason}");
+            return;
+        }
+    };
+}
+
+/// A built binary of this workspace, next to the test executable.
+#[must_use]
+pub fn workspace_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe.parent().and_then(Path::parent).expect("target profile directory");
+    let path = dir.join(name);
+    assert!(path.exists(), "{} is not built; run the tests with `cargo xtask test`", path.display());
+    path
+}
+
+/// A running sensor.
+pub struct Sensor {
+    child: Child,
+    events: mpsc::Receiver<Value>,
+    pub socket: PathBuf,
+    pub status: Value,
+    _dir: tempfile::TempDir,
+}
+
+impl Sensor {
+    /// Starts `modelwatch run --output json` with extra arguments and waits for its
+    /// first event (the sensor status: probes attached).
+    #[must_use]
+    pub fn start(extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let socket = dir.path().join("modelwatch.sock");
+        let mut child = Command::new(workspace_binary("modelwatch"))
+            .args(["run", "--output", "json", "--socket"])
+            .arg(&socket)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start modelwatch");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, events) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let value: Value = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("modelwatch printed a line that is not JSON ({e}): {line}"));
+                if tx.send(value).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut sensor = Self { child, events, socket, status: Value::Null, _dir: dir };
+        sensor.status = sensor
+            .next_matching(Duration::from_secs(60), |e| kind(e) == "sensor_status")
+            .expect("modelwatch did not start within 60 s (see its stderr above)");
+        sensor
+    }
+
+    /// The next event that satisfies `wanted`, skipping others, within `timeout`.
+    pub fn next_matching(&mut self, timeout: Duration, mut wanted: impl FnMut(&Value) -> bool) -> Option<Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.checked_duration_since(Instant::now())?;
+            match self.events.recv_timeout(left) {
+                Ok(event) if wanted(&event) => return Some(event),
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// Every event that arrives within `window`.
+    pub fn collect(&mut self, window: Duration) -> Vec<Value> {
+        let deadline = Instant::now() + window;
+        let mut out = Vec::new();
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.events.recv_timeout(left) {
+                Ok(event) => out.push(event),
+                Err(_) => break,
+            }
+        }
+        out
+    }
+
+    #[must_use]
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Sensor {
+    fn drop(&mut self) {
+        // SAFETY: the pid of our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
+}
+
+/// The event's kind (`model_file_opened`...).
+#[must_use]
+pub fn kind(event: &Value) -> &str {
+    event["kind"].as_str().unwrap_or("")
+}
+
+/// The pid of the event's process.
+#[must_use]
+pub fn pid_of(event: &Value) -> u64 {
+    event["process"]["pid"].as_u64().unwrap_or(0)
+}
+
+/// A u64 that the proto3 JSON mapping may print as a string.
+#[must_use]
+pub fn u64_of(value: &Value) -> u64 {
+    value.as_u64().or_else(|| value.as_str().and_then(|s| s.parse().ok())).unwrap_or(0)
+}
+
+/// Runs the actor under `name` (a copy in `dir`) with `args` and the `MW_ACTOR` script;
+/// returns its pid after it exits successfully.
+#[must_use]
+pub fn run_actor(dir: &Path, name: &str, args: &[&str], script: &str) -> u32 {
+    let actor = copy_actor(dir, name);
+    let mut child = Command::new(&actor)
+        .args(args)
+        .env("MW_ACTOR", script)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start the actor");
+    let pid = child.id();
+    let status = child.wait().expect("wait for the actor");
+    assert!(status.success(), "actor {name} failed: {status}");
+    pid
+}
+
+/// Copies the actor binary to `dir/name`.
+#[must_use]
+pub fn copy_actor(dir: &Path, name: &str) -> PathBuf {
+    let actor = dir.join(name);
+    if !actor.exists() {
+        std::fs::copy(workspace_binary("mw-actor"), &actor).expect("copy the actor");
+    }
+    actor
+}
+
+/// Creates a sparse file of `size` bytes that starts with `head`.
+pub fn sparse_file(path: &Path, head: &[u8], size: u64) {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).expect("create parent");
+    }
+    let file = std::fs::File::create(path).expect("create");
+    std::io::Write::write_all(&mut &file, head).expect("write head");
+    file.set_len(size).expect("extend (sparse)");
+}
+
+/// A minimal valid GGUF v3 header with `general.name` and `general.license`.
+#[must_use]
+pub fn gguf_header(name: &str, license: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(b"GGUF");
+    out.extend_from_slice(&3u32.to_le_bytes());
+    out.extend_from_slice(&0u64.to_le_bytes()); // tensors
+    out.extend_from_slice(&3u64.to_le_bytes()); // key/value pairs
+    let mut string_kv = |key: &str, value: &str| {
+        out.extend_from_slice(&(key.len() as u64).to_le_bytes());
+        out.extend_from_slice(key.as_bytes());
+        out.extend_from_slice(&8u32.to_le_bytes()); // GGUF_TYPE_STRING
+        out.extend_from_slice(&(value.len() as u64).to_le_bytes());
+        out.extend_from_slice(value.as_bytes());
+    };
+    string_kv("general.architecture", "llama");
+    string_kv("general.name", name);
+    string_kv("general.license", license);
+    out
+}
+
+/// A gRPC client of the sensor's socket.
+pub mod grpc {
+    use std::path::Path;
+
+    use proto::v1::sensor_client::SensorClient;
+    use tonic::transport::Channel;
+
+    /// Connects over the Unix socket.
+    pub async fn connect(path: &Path) -> SensorClient<Channel> {
+        let path = path.to_path_buf();
+        let channel = tonic::transport::Endpoint::from_static("http://modelwatch.local")
+            .connect_with_connector(tower::service_fn(move |_| {
+                let path = path.clone();
+                async move {
+                    let stream = tokio::net::UnixStream::connect(path).await?;
+                    Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
+                }
+            }))
+            .await
+            .expect("connect to the sensor socket");
+        SensorClient::new(channel)
+    }
+}

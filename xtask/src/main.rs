@@ -1,1 +1,83 @@
-fn main() {}
+//! Developer commands. `cargo xtask run` and `cargo xtask test` are the README's two
+//! commands: each first makes the machine ready (idempotently), then does its job.
+
+mod setup;
+
+use std::process::Command;
+
+use anyhow::{Context as _, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "xtask")]
+struct Cli {
+    #[command(subcommand)]
+    command: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install what this machine lacks (packages, bpf-linker) and mount tracefs/bpffs.
+    Setup,
+    /// Set up, build and run the sensor, printing live events (arguments go to `modelwatch run`).
+    Run {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Set up, then run the whole test suite: lints, unit, privileged end-to-end.
+    Test {
+        /// Skip fmt/clippy.
+        #[arg(long)]
+        no_lint: bool,
+    },
+    /// Format and lint every crate, the eBPF one included.
+    Lint,
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Task::Setup => setup::run(),
+        Task::Run { args } => {
+            setup::run()?;
+            cargo(&["build", "--release", "-p", "modelwatch"])?;
+            let status = Command::new("target/release/modelwatch")
+                .arg("run")
+                .args(&args)
+                .status()
+                .context("starting target/release/modelwatch")?;
+            std::process::exit(status.code().unwrap_or(1));
+        }
+        Task::Test { no_lint } => {
+            setup::run()?;
+            if !no_lint {
+                lint()?;
+            }
+            cargo(&["test", "--workspace", "--release", "--", "--test-threads=1"])
+        }
+        Task::Lint => lint(),
+    }
+}
+
+fn lint() -> anyhow::Result<()> {
+    cargo(&["fmt", "--all", "--check"])?;
+    cargo(&["clippy", "--workspace", "--all-targets", "--release", "--", "-D", "warnings"])?;
+    // The eBPF crate only builds for the BPF target, with core built from source.
+    let status = Command::new("cargo")
+        .args(["clippy", "-p", "sensor-ebpf", "--release", "--target", "bpfel-unknown-none", "-Z", "build-std=core", "--", "-D", "warnings"])
+        .env("RUSTC_BOOTSTRAP", "1")
+        .status()
+        .context("cargo clippy (eBPF)")?;
+    if !status.success() {
+        bail!("clippy found problems in sensor-ebpf");
+    }
+    Ok(())
+}
+
+/// Runs cargo with the pinned toolchain and fails on a non-zero exit.
+pub(crate) fn cargo(args: &[&str]) -> anyhow::Result<()> {
+    let status = Command::new("cargo").args(args).status().with_context(|| format!("cargo {}", args.join(" ")))?;
+    if !status.success() {
+        bail!("cargo {} failed", args.join(" "));
+    }
+    Ok(())
+}

@@ -13,6 +13,7 @@ use aya_ebpf::{
 use sensor_common::{ARGV_CAP, EventKind, ExecEvent, PathHeader, counters, offsets::feature};
 
 use crate::{
+    bounds::at_most,
     emit::{header, scratch, submit},
     kernel::{KResult, ReadError, current_task, file_path, read},
     maps::count,
@@ -83,6 +84,7 @@ fn read_argv(mm: u64, dst: *mut u8) -> (u32, u32) {
     if len == 0 {
         return (0, truncated);
     }
+    let len = at_most::<ARGV_CAP>(len as usize);
     // SAFETY: `dst` has ARGV_CAP bytes and `len <= ARGV_CAP`; the helper checks `start`.
     let ret = unsafe { bpf_probe_read_user(dst.cast(), len as u32, start as *const _) };
     if ret == 0 { (len as u32, truncated) } else { (0, truncated) }

@@ -1,1 +1,76 @@
-fn main() {}
+//! A stand-in for the programs the sensor watches. Copied under any name (`ollama`,
+//! `llama-server`) and run with any arguments, it performs the actions listed in
+//! `MW_ACTOR` (`;`-separated) with real syscalls:
+//!
+//! - `open:PATH`            open read-only and keep the descriptor;
+//! - `openmap:PATH`         open, then mmap the first MiB read-only, keep both;
+//! - `listen:ADDR`          bind and listen on a TCP address (`127.0.0.1:11434`);
+//! - `reopen:PATH:N`        open and close PATH N times;
+//! - `spawn:ACTIONS`        run this program again as a child with other actions
+//!                          (`,` separates the child's actions);
+//! - `sleep:MS`             wait.
+//!
+//! It prints `done` when every action succeeded and exits 0; any failure exits 1.
+
+use std::{ffi::CString, net::TcpListener, os::fd::AsRawFd as _, time::Duration};
+
+fn main() {
+    let script = std::env::var("MW_ACTOR").unwrap_or_default();
+    let mut keep_files = Vec::new();
+    let mut keep_listeners = Vec::new();
+    for action in script.split(';').filter(|a| !a.is_empty()) {
+        if let Err(error) = perform(action, &mut keep_files, &mut keep_listeners) {
+            eprintln!("mw-actor: {action}: {error}");
+            std::process::exit(1);
+        }
+    }
+    println!("done");
+}
+
+fn perform(action: &str, files: &mut Vec<std::fs::File>, listeners: &mut Vec<TcpListener>) -> std::io::Result<()> {
+    let (verb, arg) = action.split_once(':').unwrap_or((action, ""));
+    match verb {
+        "open" => files.push(std::fs::File::open(arg)?),
+        "openmap" => {
+            let file = std::fs::File::open(arg)?;
+            map(&file)?;
+            files.push(file);
+        }
+        "listen" => listeners.push(TcpListener::bind(arg)?),
+        "reopen" => {
+            let (path, count) = arg.rsplit_once(':').ok_or_else(|| std::io::Error::other("reopen:PATH:N"))?;
+            let count: usize = count.parse().map_err(std::io::Error::other)?;
+            let path = CString::new(path).map_err(std::io::Error::other)?;
+            for _ in 0..count {
+                // Raw open/close: no allocation between syscalls, so floods are fast.
+                // SAFETY: a valid C string; the descriptor is closed at once.
+                let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+                if fd < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // SAFETY: fd was just opened.
+                unsafe { libc::close(fd) };
+            }
+        }
+        "spawn" => {
+            let status = std::process::Command::new(std::env::current_exe()?)
+                .env("MW_ACTOR", arg.replace(',', ";"))
+                .status()?;
+            if !status.success() {
+                return Err(std::io::Error::other(format!("child failed: {status}")));
+            }
+        }
+        "sleep" => std::thread::sleep(Duration::from_millis(arg.parse().map_err(std::io::Error::other)?)),
+        other => return Err(std::io::Error::other(format!("unknown action {other}"))),
+    }
+    Ok(())
+}
+
+fn map(file: &std::fs::File) -> std::io::Result<()> {
+    // SAFETY: a fresh read-only private mapping of an open file; never unmapped, never
+    // dereferenced (the sensor watches the syscall, not the bytes).
+    let addr = unsafe {
+        libc::mmap(std::ptr::null_mut(), 1 << 20, libc::PROT_READ, libc::MAP_PRIVATE, file.as_raw_fd(), 0)
+    };
+    if addr == libc::MAP_FAILED { Err(std::io::Error::last_os_error()) } else { Ok(()) }
+}

@@ -1,0 +1,5 @@
+//! Analysis: what a process and a file are. Runtime classification from exe/argv;
+//! model identification by content (the parsers live in the `model-analysis` crate).
+
+pub mod identify;
+pub mod runtime;

@@ -1,0 +1,72 @@
+//! The `modelwatch` command line.
+
+mod run;
+mod watch;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::publish::stdout::Output;
+
+#[derive(Debug, Parser)]
+#[command(name = "modelwatch", version, about = "Makes local AI inference visible: model files, runtimes, listeners.")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Load the probes and print live events (needs root).
+    Run(run::RunArgs),
+    /// Print the event stream of a running sensor (over its Unix socket).
+    Watch(watch::WatchArgs),
+    /// Show a running sensor's hooks, backends and counters.
+    Status(watch::StatusArgs),
+}
+
+/// Where a running sensor listens.
+pub const DEFAULT_SOCKET: &str = "/run/modelwatch/modelwatch.sock";
+
+#[derive(Debug, clap::Args)]
+pub struct SocketArg {
+    /// The sensor's gRPC Unix socket.
+    #[arg(long, env = "MODELWATCH_SOCKET", default_value = DEFAULT_SOCKET)]
+    pub socket: PathBuf,
+}
+
+/// Runs a parsed command line; returns the process exit code.
+pub async fn dispatch(cli: Cli) -> i32 {
+    match cli.command {
+        Command::Run(args) => run::run(args).await,
+        Command::Watch(args) => watch::watch(args).await,
+        Command::Status(args) => watch::status(args).await,
+    }
+}
+
+/// One line on stderr, the cause chain included.
+pub fn report_error(error: &dyn std::error::Error) {
+    report(error);
+}
+
+pub(crate) fn report(error: &dyn std::error::Error) {
+    let mut message = format!("modelwatch: {error}");
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = cause.source();
+    }
+    #[expect(clippy::print_stderr, reason = "the CLI's error line")]
+    {
+        eprintln!("{message}");
+    }
+}
+
+pub(crate) fn default_output() -> Output {
+    Output::Text
+}

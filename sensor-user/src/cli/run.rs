@@ -1,0 +1,120 @@
+//! `modelwatch run`: the sensor.
+
+use std::{path::PathBuf, sync::Arc};
+
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::{
+    config::SensorConfig,
+    publish::{grpc, stdout},
+    sensor::Sensor,
+};
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// TOML configuration file (every key optional).
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// How events are printed on stdout.
+    #[arg(long, short, value_enum, default_value_t = super::default_output())]
+    output: stdout::Output,
+    /// gRPC Unix socket (overrides the configuration).
+    #[arg(long, env = "MODELWATCH_SOCKET")]
+    socket: Option<PathBuf>,
+    /// BPF ring buffer size in bytes: a power of two, at least 4096.
+    #[arg(long)]
+    ring_buffer_bytes: Option<u32>,
+    /// Files at least this large are candidates whatever their name.
+    #[arg(long)]
+    size_threshold: Option<u64>,
+    /// Publish exec/exit of every process, not only inference runtimes.
+    #[arg(long)]
+    all_processes: bool,
+    /// Node name on events (default: $NODE_NAME, else the hostname).
+    #[arg(long)]
+    node: Option<String>,
+}
+
+impl RunArgs {
+    fn config(&self) -> Result<SensorConfig, crate::config::ConfigError> {
+        let mut config = match &self.config {
+            Some(path) => SensorConfig::from_file(path)?,
+            None => SensorConfig::default(),
+        };
+        if let Some(socket) = &self.socket {
+            config.socket.clone_from(socket);
+        }
+        if let Some(bytes) = self.ring_buffer_bytes {
+            config.kernel.ring_buffer_bytes = bytes;
+        }
+        if let Some(threshold) = self.size_threshold {
+            config.kernel.size_threshold_bytes = threshold;
+        }
+        if let Some(node) = &self.node {
+            config.node.clone_from(node);
+        }
+        config.events.all_processes |= self.all_processes;
+        config.validate().map_err(|message| crate::config::ConfigError::Invalid {
+            path: PathBuf::from("(command line)"),
+            message,
+        })?;
+        Ok(config)
+    }
+}
+
+pub(super) async fn run(args: RunArgs) -> i32 {
+    let config = match args.config() {
+        Ok(config) => config,
+        Err(error) => {
+            super::report(&error);
+            return 2;
+        }
+    };
+    let socket = config.socket.clone();
+    // Bind before loading: a second sensor on the same socket fails fast and cleanly.
+    let listener = match grpc::bind(&socket) {
+        Ok(listener) => listener,
+        Err(error) => {
+            super::report(&error);
+            return 1;
+        }
+    };
+    let sensor = match Sensor::start(config) {
+        Ok(sensor) => Arc::new(sensor),
+        Err(error) => {
+            let _ = std::fs::remove_file(&socket);
+            super::report(&error);
+            return 1;
+        }
+    };
+    tracing::info!(socket = %socket.display(), "modelwatch is running");
+    let printer = tokio::spawn(stdout::print(sensor.log.subscribe(1), args.output));
+    let service = grpc::SensorService::new(Arc::clone(&sensor.log), sensor.status_fn());
+    let server = tokio::spawn(grpc::serve(listener, service, shutdown_signal()));
+    let code = match server.await {
+        Ok(Ok(())) => 0,
+        Ok(Err(error)) => {
+            super::report(&error);
+            1
+        }
+        Err(error) => {
+            super::report(&error);
+            1
+        }
+    };
+    printer.abort();
+    let _ = std::fs::remove_file(&socket);
+    code
+}
+
+/// SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,95 @@
+//! `modelwatch watch` and `modelwatch status`: clients of a running sensor.
+
+use proto::v1::{GetStatusRequest, StreamEventsRequest};
+
+use super::SocketArg;
+use crate::publish::{grpc, stdout};
+
+#[derive(Debug, clap::Args)]
+pub struct WatchArgs {
+    #[command(flatten)]
+    socket: SocketArg,
+    /// How events are printed.
+    #[arg(long, short, value_enum, default_value_t = super::default_output())]
+    output: stdout::Output,
+    /// Replay retained events from this sequence number first (0: live only).
+    #[arg(long, default_value_t = 0)]
+    since: u64,
+    /// Only these event kinds (repeatable), e.g. model_file_opened.
+    #[arg(long = "kind")]
+    kinds: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    socket: SocketArg,
+    /// How the status is printed.
+    #[arg(long, short, value_enum, default_value_t = super::default_output())]
+    output: stdout::Output,
+}
+
+pub(super) async fn watch(args: WatchArgs) -> i32 {
+    let mut client = match grpc::connect(&args.socket.socket).await {
+        Ok(client) => client,
+        Err(error) => return unreachable_sensor(&args.socket.socket, &error),
+    };
+    let request = StreamEventsRequest { since_seq: args.since, kinds: args.kinds };
+    let mut stream = match client.stream_events(request).await {
+        Ok(response) => response.into_inner(),
+        Err(status) => {
+            super::report(&status);
+            return 2;
+        }
+    };
+    loop {
+        match stream.message().await {
+            Ok(Some(event)) => {
+                if let Some(line) = stdout::render(args.output, &event) {
+                    print_line(&line);
+                }
+            }
+            Ok(None) => return 0,
+            Err(status) => {
+                super::report(&status);
+                return 1;
+            }
+        }
+    }
+}
+
+pub(super) async fn status(args: StatusArgs) -> i32 {
+    let mut client = match grpc::connect(&args.socket.socket).await {
+        Ok(client) => client,
+        Err(error) => return unreachable_sensor(&args.socket.socket, &error),
+    };
+    match client.get_status(GetStatusRequest {}).await {
+        Ok(response) => {
+            let status = response.into_inner().status.unwrap_or_default();
+            match args.output {
+                stdout::Output::Json => print_line(&serde_json::to_string(&status).unwrap_or_default()),
+                _ => print_line(&crate::publish::format::status_text(&status)),
+            }
+            0
+        }
+        Err(status) => {
+            super::report(&status);
+            1
+        }
+    }
+}
+
+fn unreachable_sensor(path: &std::path::Path, error: &tonic::transport::Error) -> i32 {
+    super::report(&std::io::Error::other(format!(
+        "cannot reach the sensor at {} ({error}); fix: start it with `modelwatch run` (as root) or pass --socket",
+        path.display()
+    )));
+    1
+}
+
+fn print_line(line: &str) {
+    #[expect(clippy::print_stdout, reason = "CLI output")]
+    {
+        println!("{line}");
+    }
+}

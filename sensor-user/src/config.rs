@@ -1,0 +1,175 @@
+//! Configuration: sensible defaults, an optional TOML file, command-line overrides.
+//! Unknown keys are errors that name the key, so a typo never silently does nothing.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use thiserror::Error;
+
+/// Model file extensions the kernel forwards whatever their size.
+pub const DEFAULT_EXTENSIONS: [&str; 12] = [
+    "gguf", "safetensors", "pt", "pth", "bin", "ckpt", "pkl", "onnx", "h5", "keras", "tflite", "llamafile",
+];
+
+/// Ports of local inference servers (Ollama, llama.cpp/LocalAI/Open WebUI, LM Studio,
+/// vLLM, text-generation-webui API and UI, KoboldCpp, Jan, GPT4All).
+pub const DEFAULT_PORTS: [u16; 9] = [11434, 8080, 1234, 8000, 5000, 5001, 7860, 1337, 4891];
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read the configuration file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("configuration file {path} is invalid: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// Everything `modelwatch run` can be told.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SensorConfig {
+    /// Node name on every event; default `$NODE_NAME`, else the hostname.
+    pub node: String,
+    /// gRPC Unix socket (owner-only).
+    pub socket: PathBuf,
+    pub kernel: KernelConfig,
+    pub events: EventsConfig,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct KernelConfig {
+    /// BPF ring buffer size: a power of two, at least 4096.
+    pub ring_buffer_bytes: u32,
+    /// Regular files at least this large are candidates whatever their name.
+    pub size_threshold_bytes: u64,
+    /// Extensions (no dot) that make a file a candidate whatever its size.
+    pub extensions: Vec<String>,
+    /// Listener ports that are always reported.
+    pub ports: Vec<u16>,
+    /// Report listeners of runtimes on any port (Ollama's runner uses a random one).
+    pub listen_runtimes_any_port: bool,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct EventsConfig {
+    /// Publish exec/exit of every process, not only inference runtimes.
+    pub all_processes: bool,
+    /// Events kept in memory for replay (`since_seq`).
+    pub retain: usize,
+    /// How far a subscriber may fall behind before it skips (and is told).
+    pub subscriber_buffer: usize,
+    /// Processes kept in the cache.
+    pub process_cache: usize,
+}
+
+impl Default for SensorConfig {
+    fn default() -> Self {
+        Self {
+            node: default_node(),
+            socket: PathBuf::from("/run/modelwatch/modelwatch.sock"),
+            kernel: KernelConfig::default(),
+            events: EventsConfig::default(),
+        }
+    }
+}
+
+impl Default for KernelConfig {
+    fn default() -> Self {
+        Self {
+            ring_buffer_bytes: 1 << 20,
+            size_threshold_bytes: 64 << 20,
+            extensions: DEFAULT_EXTENSIONS.iter().map(|e| (*e).to_owned()).collect(),
+            ports: DEFAULT_PORTS.to_vec(),
+            listen_runtimes_any_port: true,
+        }
+    }
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        Self { all_processes: false, retain: 100_000, subscriber_buffer: 16_384, process_cache: 16_384 }
+    }
+}
+
+fn default_node() -> String {
+    if let Ok(node) = std::env::var("NODE_NAME")
+        && !node.is_empty()
+    {
+        return node;
+    }
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map_or_else(|_| "unknown".into(), |h| h.trim().to_owned())
+}
+
+impl SensorConfig {
+    /// Reads a TOML file; missing keys keep their defaults.
+    ///
+    /// # Errors
+    /// The file cannot be read, is not TOML, has unknown keys or bad values.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        let config: Self =
+            toml::from_str(&text).map_err(|e| ConfigError::Invalid { path: path.into(), message: e.to_string() })?;
+        config.validate().map_err(|message| ConfigError::Invalid { path: path.into(), message })?;
+        Ok(config)
+    }
+
+    /// Checks values serde cannot.
+    ///
+    /// # Errors
+    /// A message naming the bad value and what is allowed.
+    pub fn validate(&self) -> Result<(), String> {
+        let ring = self.kernel.ring_buffer_bytes;
+        if ring < 4096 || !ring.is_power_of_two() {
+            return Err(format!("kernel.ring_buffer_bytes = {ring}: must be a power of two of at least 4096"));
+        }
+        if let Some(bad) =
+            self.kernel.extensions.iter().find(|e| sensor_common::settings::extension_key(e).is_none())
+        {
+            return Err(format!("kernel.extensions: {bad:?} must be 1 to 15 characters without dots"));
+        }
+        if self.kernel.extensions.len() > 64 {
+            return Err("kernel.extensions: at most 64 extensions".into());
+        }
+        if self.kernel.ports.len() > 256 {
+            return Err("kernel.ports: at most 256 ports".into());
+        }
+        if self.events.process_cache == 0 || self.events.retain == 0 {
+            return Err("events.process_cache and events.retain must be positive".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<SensorConfig, ConfigError> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("modelwatch.toml");
+        std::fs::write(&path, text).expect("write");
+        SensorConfig::from_file(&path)
+    }
+
+    #[test]
+    fn partial_file_keeps_defaults() {
+        let config = parse("[kernel]\nports = [9999]\n").expect("valid");
+        assert_eq!(config.kernel.ports, vec![9999]);
+        assert_eq!(config.kernel.size_threshold_bytes, 64 << 20);
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let typo = parse("[kernel]\nport = [1]\n").expect_err("unknown key");
+        assert!(typo.to_string().contains("unknown field `port`"), "{typo}");
+        let ring = parse("[kernel]\nring_buffer_bytes = 5000\n").expect_err("bad size");
+        assert!(ring.to_string().contains("power of two"), "{ring}");
+        let ext = parse("[kernel]\nextensions = [\"tar.gz\"]\n").expect_err("bad extension");
+        assert!(ext.to_string().contains("tar.gz"), "{ext}");
+    }
+}

@@ -1,0 +1,99 @@
+//! Exec and exit: the process cache, runtime classification and marking.
+
+use sensor_common::{ExecEvent, ExitEvent, decode::RawPath, settings::mark};
+
+use super::{Pipeline, convert};
+use crate::{
+    analyze::runtime::{Classification, Role, classify},
+    enrich::process::{ProcessInfo, fill_from_header, from_procfs, split_argv},
+};
+use proto::v1::{ProcessExec, ProcessExit, event::Payload};
+
+impl Pipeline {
+    pub(super) fn on_exec(&mut self, event: &ExecEvent, exe: &RawPath) {
+        let header = &event.header;
+        let argv_len = (event.argv_len as usize).min(event.argv.len());
+        let mut info = ProcessInfo {
+            ppid: event.ppid,
+            exe: String::from_utf8_lossy(&exe.to_path_bytes()).into_owned(),
+            argv: split_argv(&event.argv[..argv_len]),
+            argv_truncated: event.argv_truncated != 0,
+            ..ProcessInfo::default()
+        };
+        fill_from_header(&mut info, header);
+        if let Some(known) = self.processes.peek(header.tgid) {
+            info.container_id.clone_from(&known.container_id);
+        }
+        info.runtime = classify(&info.exe, &info.argv).or_else(|| self.inherited(info.ppid));
+        let info = self.processes.insert(info);
+        if let Some(runtime) = &info.runtime
+            && runtime.role.loads_models()
+        {
+            self.mark(info.pid, mark::RUNTIME);
+        }
+        if info.runtime.is_some() || self.options.all_processes {
+            self.published.insert(info.pid, ());
+            let payload = exec_payload(info.runtime.as_ref(), info.argv_truncated, false);
+            self.publish(header.ktime_ns, Some(convert::process(&info, header.tid)), payload);
+        }
+    }
+
+    /// A child of a marked runtime belongs to it (the kernel already marked it at fork).
+    fn inherited(&self, ppid: u32) -> Option<Classification> {
+        let parent = self.processes.peek(ppid)?;
+        let runtime = parent.runtime.as_ref()?;
+        runtime.role.loads_models().then(|| Classification {
+            runtime: runtime.runtime,
+            role: Role::Worker,
+            rule: format!("child of {} (pid {ppid})", runtime.rule),
+        })
+    }
+
+    pub(super) fn on_exit(&mut self, event: &ExitEvent) {
+        let header = &event.header;
+        let info = self.processes.remove(header.tgid);
+        self.marked.remove(&header.tgid);
+        if self.published.remove(&header.tgid).is_none() {
+            return;
+        }
+        let mut info = info.map(|i| (*i).clone()).unwrap_or_default();
+        fill_from_header(&mut info, header);
+        // wait(2) encoding: low 7 bits the signal, next 8 bits the exit code.
+        let payload = Payload::ProcessExit(ProcessExit {
+            exit_code: ((event.exit_code >> 8) & 0xff) as i32,
+            signal: (event.exit_code & 0x7f) as i32,
+        });
+        self.publish(header.ktime_ns, Some(convert::process(&info, header.tid)), payload);
+    }
+
+    /// Classifies what already runs, so a runtime started before the sensor is seen and
+    /// marked too.
+    pub(super) fn snapshot_running_processes(&mut self) {
+        let Ok(entries) = std::fs::read_dir("/proc") else { return };
+        let me = std::process::id();
+        for entry in entries.flatten() {
+            let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+            if pid == me {
+                continue;
+            }
+            let Some(mut info) = from_procfs(std::path::Path::new("/proc"), pid) else { continue };
+            info.runtime = classify(&info.exe, &info.argv);
+            let Some(runtime) = info.runtime.clone() else { continue };
+            if runtime.role.loads_models() {
+                self.mark(pid, mark::RUNTIME);
+            }
+            let info = self.processes.insert(info);
+            self.published.insert(pid, ());
+            self.publish(0, Some(convert::process(&info, pid)), exec_payload(Some(&runtime), false, true));
+        }
+    }
+}
+
+fn exec_payload(runtime: Option<&Classification>, argv_truncated: bool, snapshot: bool) -> Payload {
+    Payload::ProcessExec(ProcessExec {
+        runtime_rule: runtime.map(|c| c.rule.clone()).unwrap_or_default(),
+        runtime_role: runtime.map(|c| c.role.as_str().to_owned()).unwrap_or_default(),
+        argv_truncated,
+        snapshot,
+    })
+}

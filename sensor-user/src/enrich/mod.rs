@@ -1,0 +1,6 @@
+//! Enrichment: who did it. The process cache (exec events first, procfs for what
+//! started before the sensor or raced it), containers, accelerator devices.
+
+pub mod container;
+pub mod devices;
+pub mod process;

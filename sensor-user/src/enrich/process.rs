@@ -1,0 +1,168 @@
+//! The process cache: pid -> what the process is. Filled from exec events (exact, from
+//! the kernel) and from procfs on a miss; bounded (LRU) and pruned on exit.
+
+use std::{num::NonZeroUsize, sync::Arc};
+
+use lru::LruCache;
+use sensor_common::EventHeader;
+
+use super::container::container_id;
+use crate::analyze::runtime::Classification;
+
+/// What the sensor knows about a process.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProcessInfo {
+    pub pid: u32,
+    pub ppid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub comm: String,
+    pub exe: String,
+    pub argv: Vec<String>,
+    pub argv_truncated: bool,
+    pub cgroup_id: u64,
+    pub container_id: String,
+    /// Set when the process is (part of) an inference runtime.
+    pub runtime: Option<Classification>,
+}
+
+/// Bounded cache of [`ProcessInfo`].
+pub struct ProcessCache {
+    entries: LruCache<u32, Arc<ProcessInfo>>,
+    /// Where procfs lives (tests point it elsewhere).
+    proc_root: std::path::PathBuf,
+}
+
+impl ProcessCache {
+    #[must_use]
+    pub fn new(capacity: NonZeroUsize) -> Self {
+        Self { entries: LruCache::new(capacity), proc_root: "/proc".into() }
+    }
+
+    pub fn insert(&mut self, info: ProcessInfo) -> Arc<ProcessInfo> {
+        let info = Arc::new(info);
+        self.entries.put(info.pid, Arc::clone(&info));
+        info
+    }
+
+    pub fn remove(&mut self, pid: u32) -> Option<Arc<ProcessInfo>> {
+        self.entries.pop(&pid)
+    }
+
+    #[must_use]
+    pub fn peek(&self, pid: u32) -> Option<Arc<ProcessInfo>> {
+        self.entries.peek(&pid).cloned()
+    }
+
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The cached entry, or one read from procfs (and cached), or, when the process is
+    /// already gone, what the kernel record itself says.
+    pub fn lookup(&mut self, header: &EventHeader) -> Arc<ProcessInfo> {
+        if let Some(info) = self.entries.get(&header.tgid) {
+            return Arc::clone(info);
+        }
+        let mut info = from_procfs(&self.proc_root, header.tgid).unwrap_or_default();
+        fill_from_header(&mut info, header);
+        self.insert(info)
+    }
+
+    /// Updates a cached entry in place (runtime marks).
+    pub fn update(&mut self, pid: u32, change: impl FnOnce(&mut ProcessInfo)) -> Option<Arc<ProcessInfo>> {
+        let entry = self.entries.get_mut(&pid)?;
+        change(Arc::make_mut(entry));
+        Some(Arc::clone(entry))
+    }
+
+    /// Every cached process (start-up snapshot and status).
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<ProcessInfo>> {
+        self.entries.iter().map(|(_, info)| info)
+    }
+}
+
+/// Fields every kernel record carries, authoritative over procfs.
+pub fn fill_from_header(info: &mut ProcessInfo, header: &EventHeader) {
+    info.pid = header.tgid;
+    info.uid = header.uid;
+    info.gid = header.gid;
+    info.cgroup_id = header.cgroup_id;
+    info.comm = c_string(&header.comm);
+}
+
+/// A NUL-terminated kernel string, lossily decoded.
+#[must_use]
+pub fn c_string(bytes: &[u8]) -> String {
+    let end = bytes.iter().position(|b| *b == 0).unwrap_or(bytes.len());
+    String::from_utf8_lossy(&bytes[..end]).into_owned()
+}
+
+/// Reads a process from procfs. `None` when it is gone.
+#[must_use]
+pub fn from_procfs(proc_root: &std::path::Path, pid: u32) -> Option<ProcessInfo> {
+    let dir = proc_root.join(pid.to_string());
+    let process = procfs::process::Process::new_with_root(dir).ok()?;
+    let stat = process.stat().ok()?;
+    let status = process.status().ok();
+    let cgroup = process
+        .cgroups()
+        .ok()
+        .and_then(|groups| groups.into_iter().find_map(|group| container_id(&group.pathname)));
+    Some(ProcessInfo {
+        pid,
+        ppid: u32::try_from(stat.ppid).unwrap_or(0),
+        uid: status.as_ref().map_or(0, |s| s.ruid),
+        gid: status.as_ref().map_or(0, |s| s.rgid),
+        comm: stat.comm,
+        exe: process.exe().map(|p| p.display().to_string()).unwrap_or_default(),
+        argv: process.cmdline().unwrap_or_default(),
+        argv_truncated: false,
+        cgroup_id: 0,
+        container_id: cgroup.unwrap_or_default(),
+        runtime: None,
+    })
+}
+
+/// Splits a kernel argv buffer (NUL-separated) into arguments.
+#[must_use]
+pub fn split_argv(raw: &[u8]) -> Vec<String> {
+    let raw = raw.strip_suffix(&[0]).unwrap_or(raw);
+    if raw.is_empty() {
+        return Vec::new();
+    }
+    raw.split(|b| *b == 0).map(|arg| String::from_utf8_lossy(arg).into_owned()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argv_splitting() {
+        assert_eq!(split_argv(b"ollama\0serve\0"), vec!["ollama", "serve"]);
+        assert_eq!(split_argv(b"a\0\0b"), vec!["a", "", "b"]);
+        assert!(split_argv(b"").is_empty());
+    }
+
+    #[test]
+    fn cache_is_bounded_and_reads_procfs_on_miss() {
+        let mut cache = ProcessCache::new(NonZeroUsize::new(2).expect("non-zero"));
+        for pid in 1..=3 {
+            cache.insert(ProcessInfo { pid, ..ProcessInfo::default() });
+        }
+        assert_eq!(cache.len(), 2);
+        assert!(cache.peek(1).is_none(), "the oldest entry is evicted");
+        let me = std::process::id();
+        let header = EventHeader { tgid: me, comm: *b"from-kernel\0\0\0\0\0", ..EventHeader::default() };
+        let info = cache.lookup(&header);
+        assert!(!info.exe.is_empty(), "procfs gave the exe of pid {me}");
+        assert_eq!(info.comm, "from-kernel", "the kernel record wins over procfs");
+    }
+}

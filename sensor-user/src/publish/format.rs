@@ -1,0 +1,103 @@
+//! How events look to people (one readable line) and to log shippers (one JSON object
+//! per line: the proto3 JSON mapping of `Event`, with a top-level `kind`).
+
+use std::fmt::Write as _;
+
+use proto::v1::{Event, event::Payload};
+
+/// The payload's name as in the proto `oneof` ("model_file_opened").
+#[must_use]
+pub fn kind(event: &Event) -> &'static str {
+    match &event.payload {
+        Some(Payload::SensorStatus(_)) => "sensor_status",
+        Some(Payload::ProcessExec(_)) => "process_exec",
+        Some(Payload::ProcessExit(_)) => "process_exit",
+        Some(Payload::ModelFileOpened(_)) => "model_file_opened",
+        Some(Payload::ModelFileMapped(_)) => "model_file_mapped",
+        Some(Payload::ListenerOpened(_)) => "listener_opened",
+        Some(Payload::AcceleratorUsed(_)) => "accelerator_used",
+        Some(Payload::EventsLost(_)) => "events_lost",
+        Some(Payload::ModelHashed(_)) => "model_hashed",
+        None => "unknown",
+    }
+}
+
+/// One JSON object, no newline.
+#[must_use]
+pub fn json_line(event: &Event) -> String {
+    let mut value = serde_json::to_value(event).unwrap_or_default();
+    if let Some(object) = value.as_object_mut() {
+        object.insert("kind".into(), kind(event).into());
+    }
+    value.to_string()
+}
+
+/// One readable line, no newline.
+#[must_use]
+pub fn text_line(event: &Event) -> String {
+    let mut line = String::new();
+    let time = event.time.as_ref().map_or_else(String::new, rfc3339);
+    let _ = write!(line, "{time} #{} {:<17}", event.seq, kind(event));
+    if let Some(process) = &event.process {
+        let exe = if process.exe.is_empty() { &process.comm } else { &process.exe };
+        let _ = write!(line, " pid={} exe={exe}", process.pid);
+        let runtime = proto::v1::Runtime::try_from(process.runtime).unwrap_or_default();
+        if runtime != proto::v1::Runtime::Unspecified {
+            let _ = write!(line, " runtime={}", short(runtime.as_str_name(), "RUNTIME_"));
+        }
+    }
+    if let Some(payload) = &event.payload {
+        super::text::payload(&mut line, payload);
+    }
+    line
+}
+
+/// `2026-11-26T04:05:06.123Z`.
+fn rfc3339(time: &pbjson_types::Timestamp) -> String {
+    let since_epoch = std::time::Duration::new(u64::try_from(time.seconds).unwrap_or(0), u32::try_from(time.nanos).unwrap_or(0));
+    humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + since_epoch).to_string()
+}
+
+/// `RUNTIME_OLLAMA` -> `ollama`.
+#[must_use]
+pub fn short(name: &str, prefix: &str) -> String {
+    name.strip_prefix(prefix).unwrap_or(name).to_ascii_lowercase()
+}
+
+/// `modelwatch status` as readable lines.
+#[must_use]
+pub fn status_text(status: &proto::v1::SensorStatus) -> String {
+    let mut out = format!("modelwatch {} on kernel {}\nhooks:\n", status.version, status.kernel);
+    for hook in &status.hooks {
+        let state = if hook.attached { "attached" } else { "NOT attached" };
+        let _ = write!(out, "  {:<7} {:<11} {:<36} {state}", hook.watches, hook.backend, hook.attach_point);
+        if hook.verified_insns > 0 {
+            let _ = write!(out, " ({} insns verified)", hook.verified_insns);
+        }
+        if !hook.reason.is_empty() {
+            let _ = write!(out, " - {}", hook.reason);
+        }
+        out.push('\n');
+    }
+    for line in &status.degraded {
+        let _ = writeln!(out, "degraded: {line}");
+    }
+    let mut counters: Vec<_> = status.kernel_counters.iter().collect();
+    counters.sort();
+    out.push_str("kernel counters:");
+    for (name, value) in counters {
+        let _ = write!(out, " {name}={value}");
+    }
+    let _ = write!(
+        out,
+        "\nrecords received={} undecodable={} events published={} subscribers={} not-models={} processes cached={} runtimes marked={}",
+        status.records_received,
+        status.records_undecodable,
+        status.events_published,
+        status.subscribers,
+        status.candidates_not_models,
+        status.processes_cached,
+        status.runtimes_marked
+    );
+    out
+}

@@ -1,0 +1,10 @@
+//! Publishing: the sequence-numbered event log, and its outlets (gRPC on a Unix socket,
+//! readable lines or JSON lines on stdout).
+
+pub mod format;
+pub mod grpc;
+pub mod log;
+pub mod stdout;
+mod text;
+
+pub use log::{EventLog, Subscription};

@@ -1,0 +1,71 @@
+//! End to end: the kernel filter and the loss accounting, proved by the counters.
+
+use std::time::Duration;
+
+use modelwatch_tests::{Sensor, grpc, kind, pid_of, require_privileges, run_actor, u64_of};
+use proto::v1::GetStatusRequest;
+
+fn counters(sensor: &Sensor) -> std::collections::HashMap<String, u64> {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let mut client = grpc::connect(&sensor.socket).await;
+        let status = client.get_status(GetStatusRequest {}).await.expect("GetStatus").into_inner();
+        status.status.expect("status").kernel_counters
+    })
+}
+
+#[test]
+fn ten_thousand_small_opens_are_filtered_in_the_kernel() {
+    require_privileges!();
+    let mut sensor = Sensor::start(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let small = dir.path().join("notes.txt");
+    std::fs::write(&small, b"hello").expect("small file");
+    let before = counters(&sensor);
+    let pid = run_actor(dir.path(), "editor", &[], &format!("reopen:{}:10000", small.display()));
+    let after = counters(&sensor);
+    let seen = after["open_seen"] - before["open_seen"];
+    let forwarded = after["open_forwarded"] - before["open_forwarded"];
+    assert!(seen >= 10_000, "the open hook saw only {seen} opens");
+    // Other processes on the machine may open candidates meanwhile; ours are 10,000.
+    assert!(forwarded < 100, "{forwarded} opens were forwarded: the kernel filter let small files through");
+    let ours: Vec<_> =
+        sensor.collect(Duration::from_millis(500)).into_iter().filter(|e| pid_of(e) == u64::from(pid)).collect();
+    assert!(ours.is_empty(), "events for small-file opens: {ours:?}");
+}
+
+#[test]
+fn with_a_tiny_ring_buffer_delivered_plus_lost_equals_generated() {
+    require_privileges!();
+    // One page of ring buffer: a flood of candidates must overflow it.
+    let mut sensor = Sensor::start(&["--ring-buffer-bytes", "4096"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let model = dir.path().join("flood.gguf");
+    std::fs::write(&model, modelwatch_tests::gguf_header("flood", "mit")).expect("model");
+    const GENERATED: u64 = 20_000;
+    let before = counters(&sensor);
+    let pid = run_actor(dir.path(), "flooder", &[], &format!("reopen:{}:{GENERATED}", model.display()));
+    let mut delivered = 0u64;
+    let mut reported_lost = 0u64;
+    // Drain until the kernel counters and the stream agree, or time runs out.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while std::time::Instant::now() < deadline && delivered + reported_lost < GENERATED {
+        for event in sensor.collect(Duration::from_millis(500)) {
+            match kind(&event) {
+                "model_file_opened" if pid_of(&event) == u64::from(pid) => delivered += 1,
+                "events_lost" if event["events_lost"]["source"] == "LOSS_SOURCE_KERNEL_RING_BUFFER" => {
+                    reported_lost += u64_of(&event["events_lost"]["by_counter"]["open_lost"]);
+                }
+                _ => {}
+            }
+        }
+    }
+    let after = counters(&sensor);
+    let kernel_lost = after["open_lost"] - before["open_lost"];
+    let kernel_forwarded = after["open_forwarded"] - before["open_forwarded"];
+    eprintln!("generated {GENERATED}: delivered {delivered}, reported lost {reported_lost}, kernel lost {kernel_lost}");
+    assert!(kernel_lost > 0, "a 4 KiB ring buffer did not overflow; the test proves nothing");
+    assert_eq!(reported_lost, kernel_lost, "every kernel loss is reported in the stream");
+    assert_eq!(delivered + reported_lost, GENERATED, "delivered + reported lost = generated");
+    assert_eq!(kernel_forwarded + kernel_lost, GENERATED);
+}

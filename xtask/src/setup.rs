@@ -1,0 +1,80 @@
+//! Makes a fresh Debian/Ubuntu machine ready, idempotently: Debian packages, bpf-linker
+//! built against LLVM 22, tracefs and bpffs mounted. Each step checks before it acts.
+
+use std::{path::Path, process::Command};
+
+use anyhow::{Context as _, bail};
+
+/// Debian packages the build and the tests need (LLVM 22 for bpf-linker).
+const PACKAGES: [&str; 4] = ["llvm-22-dev", "libpolly-22-dev", "libzstd-dev", "pkg-config"];
+
+const BPF_LINKER_VERSION: &str = "0.13.0";
+
+pub(crate) fn run() -> anyhow::Result<()> {
+    install_packages()?;
+    install_bpf_linker()?;
+    mount_if_missing("tracefs", "/sys/kernel/tracing", |p| p.join("events").is_dir())?;
+    mount_if_missing("bpf", "/sys/fs/bpf", |_| is_mounted("/sys/fs/bpf"))?;
+    Ok(())
+}
+
+fn install_packages() -> anyhow::Result<()> {
+    let missing: Vec<&str> = PACKAGES.iter().copied().filter(|p| !package_installed(p)).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    eprintln!("setup: installing {}", missing.join(" "));
+    run_checked(Command::new("apt-get").arg("update").arg("-q"))?;
+    run_checked(
+        Command::new("apt-get")
+            .args(["install", "-y", "-q", "--no-install-recommends"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )
+}
+
+fn package_installed(name: &str) -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", name])
+        .output()
+        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains("install ok installed"))
+}
+
+fn install_bpf_linker() -> anyhow::Result<()> {
+    let installed = Command::new("bpf-linker")
+        .arg("--version")
+        .output()
+        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains(BPF_LINKER_VERSION));
+    if installed {
+        return Ok(());
+    }
+    eprintln!("setup: building bpf-linker {BPF_LINKER_VERSION} against LLVM 22 (about a minute)");
+    // llvm-config from LLVM 22 must come first on PATH, or the link looks for -lLLVM.
+    let path = format!("/usr/lib/llvm-22/bin:{}", std::env::var("PATH").unwrap_or_default());
+    run_checked(
+        Command::new("cargo")
+            .args(["install", "bpf-linker", "--version", BPF_LINKER_VERSION, "--locked"])
+            .args(["--no-default-features", "--features", "llvm-22"])
+            .env("PATH", path),
+    )
+}
+
+fn mount_if_missing(fstype: &str, target: &str, present: impl Fn(&Path) -> bool) -> anyhow::Result<()> {
+    if present(Path::new(target)) {
+        return Ok(());
+    }
+    eprintln!("setup: mounting {fstype} on {target}");
+    run_checked(Command::new("mount").args(["-t", fstype, fstype, target]))
+}
+
+fn is_mounted(target: &str) -> bool {
+    std::fs::read_to_string("/proc/mounts").is_ok_and(|m| m.lines().any(|l| l.split(' ').nth(1) == Some(target)))
+}
+
+fn run_checked(command: &mut Command) -> anyhow::Result<()> {
+    let status = command.status().with_context(|| format!("running {command:?}"))?;
+    if !status.success() {
+        bail!("{command:?} failed with {status}");
+    }
+    Ok(())
+}
