@@ -2,7 +2,7 @@
 //! build time. JSON follows the proto3 JSON mapping (with proto field names), which is
 //! what `--output json` prints.
 
-#[expect(clippy::all, clippy::pedantic, reason = "generated code")]
+#[allow(clippy::all, clippy::pedantic, reason = "generated code")]
 pub mod v1 {
     tonic::include_proto!("modelwatch.v1");
     include!(concat!(env!("OUT_DIR"), "/modelwatch.v1.serde.rs"));

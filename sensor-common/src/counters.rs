@@ -53,11 +53,5 @@ pub const NAMES: [&str; COUNT as usize] = [
 /// The counters that record a record lost to a full ring buffer.
 pub const LOST: [u32; 6] = [OPEN_LOST, MMAP_LOST, EXEC_LOST, EXIT_LOST, LISTEN_LOST, ACCEL_LOST];
 /// The counters that record a record written to the ring buffer.
-pub const FORWARDED: [u32; 6] = [
-    OPEN_FORWARDED,
-    MMAP_FORWARDED,
-    EXEC_FORWARDED,
-    EXIT_FORWARDED,
-    LISTEN_FORWARDED,
-    ACCEL_FORWARDED,
-];
+pub const FORWARDED: [u32; 6] =
+    [OPEN_FORWARDED, MMAP_FORWARDED, EXEC_FORWARDED, EXIT_FORWARDED, LISTEN_FORWARDED, ACCEL_FORWARDED];

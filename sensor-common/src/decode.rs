@@ -4,8 +4,8 @@
 use core::mem::size_of;
 
 use crate::{
-    ARGV_CAP, EventHeader, EventKind, ExecEvent, ExitEvent, FileEvent, ListenEvent, PATH_CAP,
-    PathHeader, path_flags,
+    ARGV_CAP, EventHeader, EventKind, ExecEvent, ExitEvent, FileEvent, ListenEvent, PATH_CAP, PathHeader,
+    path_flags,
 };
 
 // SAFETY: all of these are `repr(C)` structs of integers and arrays of integers with
@@ -107,10 +107,7 @@ impl RawPath {
 pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
     let header: EventHeader = read(bytes, 0)?;
     if header.abi_version != crate::ABI_VERSION {
-        return Err(DecodeError::AbiMismatch {
-            record: header.abi_version,
-            expected: crate::ABI_VERSION,
-        });
+        return Err(DecodeError::AbiMismatch { record: header.abi_version, expected: crate::ABI_VERSION });
     }
     let declared = header.size as usize;
     if declared > bytes.len() || declared < size_of::<EventHeader>() {
@@ -138,9 +135,7 @@ pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
 
 fn path_tail(bytes: &[u8], at: usize, header: PathHeader) -> Result<RawPath, DecodeError> {
     let len = usize::from(header.len).min(PATH_CAP);
-    let tail = bytes
-        .get(at..at + len)
-        .ok_or(DecodeError::Short { need: at + len, got: bytes.len() })?;
+    let tail = bytes.get(at..at + len).ok_or(DecodeError::Short { need: at + len, got: bytes.len() })?;
     Ok(RawPath { bytes: tail.to_vec(), flags: header.flags })
 }
 
@@ -160,3 +155,90 @@ macro_rules! pod {
 }
 pod!(EventHeader, ExecEvent, ExitEvent, FileEvent, ListenEvent, PathHeader);
 pod!(crate::FileIdentity, crate::MmapFields);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{FileIdentity, MmapFields, reason};
+
+    fn bytes_of<T: aya::Pod>(value: &T) -> Vec<u8> {
+        // SAFETY: T is Pod: plain bytes with explicit padding.
+        unsafe { core::slice::from_raw_parts((value as *const T).cast::<u8>(), size_of::<T>()) }.to_vec()
+    }
+
+    fn file_record(path: &[u8]) -> Vec<u8> {
+        let event = FileEvent {
+            header: EventHeader {
+                kind: EventKind::FileOpen as u16,
+                abi_version: crate::ABI_VERSION,
+                size: (size_of::<FileEvent>() + path.len()) as u32,
+                tgid: 42,
+                ..EventHeader::default()
+            },
+            file: FileIdentity { size: 3 << 30, ..FileIdentity::default() },
+            mmap: MmapFields::default(),
+            fd: 3,
+            reason: reason::SIZE,
+            open_flags: 0,
+            _pad: 0,
+            path: PathHeader { len: path.len() as u16, depth: 3, flags: 0 },
+        };
+        let mut bytes = bytes_of(&event);
+        bytes.extend_from_slice(path);
+        bytes
+    }
+
+    #[test]
+    fn layouts_are_what_the_kernel_writes() {
+        assert_eq!(core::mem::offset_of!(EventHeader, ktime_ns), 8);
+        assert_eq!(core::mem::offset_of!(EventHeader, comm), 40);
+        assert_eq!(core::mem::offset_of!(FileEvent, path), 144);
+        assert_eq!(core::mem::offset_of!(ExecEvent, argv), 72);
+        assert_eq!(core::mem::offset_of!(ListenEvent, addr), 68);
+    }
+
+    #[test]
+    fn a_file_record_decodes_with_its_path_reversed() {
+        let bytes = file_record(b"sha256-ab\0blobs\0models\0/\0");
+        let Ok(Record::File { kind, event, path }) = decode(&bytes) else { panic!("not a file record") };
+        assert_eq!(kind, EventKind::FileOpen);
+        assert_eq!(event.header.tgid, 42);
+        assert_eq!(event.file.size, 3 << 30);
+        assert_eq!(path.to_path_bytes(), b"/models/blobs/sha256-ab");
+        assert!(!path.is_truncated());
+    }
+
+    #[test]
+    fn a_truncated_walk_is_marked_in_the_path() {
+        let path = RawPath { bytes: b"leaf\0dir\0".to_vec(), flags: path_flags::TRUNCATED };
+        assert_eq!(String::from_utf8_lossy(&path.to_path_bytes()), "…/dir/leaf");
+        assert_eq!(RawPath::default().to_path_bytes(), b"/");
+    }
+
+    #[test]
+    fn bad_records_are_errors() {
+        let good = file_record(b"a\0");
+        assert!(matches!(decode(&good[..10]), Err(DecodeError::Short { .. })));
+        // Declared size larger than what arrived.
+        assert!(matches!(decode(&good[..good.len() - 1]), Err(DecodeError::BadSize { .. })));
+        let mut unknown = good.clone();
+        unknown[0] = 0xff;
+        assert_eq!(decode(&unknown), Err(DecodeError::UnknownKind(0xff)));
+        let mut abi = good.clone();
+        abi[2] = 99;
+        assert!(matches!(decode(&abi), Err(DecodeError::AbiMismatch { record: 99, .. })));
+        // A path length beyond the record is refused, not read out of bounds.
+        let mut long = good;
+        let len_at = core::mem::offset_of!(FileEvent, path);
+        long[len_at..len_at + 2].copy_from_slice(&4000u16.to_le_bytes());
+        assert!(matches!(decode(&long), Err(DecodeError::Short { .. })));
+    }
+
+    #[test]
+    fn extension_keys() {
+        assert_eq!(&crate::settings::extension_key(".GGUF").expect("valid")[..5], b"gguf\0");
+        assert!(crate::settings::extension_key("").is_none());
+        assert!(crate::settings::extension_key("tar.gz").is_none());
+        assert!(crate::settings::extension_key("sixteen-chars-xx").is_none());
+    }
+}

@@ -19,11 +19,7 @@ impl Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Self {
-            size_threshold: Self::DEFAULT_SIZE_THRESHOLD,
-            self_tgid: 0,
-            listen_marked_any_port: 1,
-        }
+        Self { size_threshold: Self::DEFAULT_SIZE_THRESHOLD, self_tgid: 0, listen_marked_any_port: 1 }
     }
 }
 

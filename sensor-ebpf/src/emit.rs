@@ -34,7 +34,7 @@ pub(crate) fn header(kind: EventKind, size: usize) -> EventHeader {
 /// This CPU's scratch buffer, where records too large for the stack are built.
 #[inline(always)]
 pub(crate) fn scratch() -> Option<*mut u8> {
-    SCRATCH.get_ptr_mut(0).map(|scratch| scratch.cast::<u8>())
+    SCRATCH.get_ptr_mut(0).map(<*mut crate::maps::Scratch>::cast::<u8>)
 }
 
 /// Copies `size` bytes of `record` into the ring buffer and counts the outcome.

@@ -4,6 +4,10 @@
 #![no_std]
 #![no_main]
 #![cfg_attr(target_arch = "bpf", feature(asm_experimental_arch))]
+#![allow(
+    clippy::needless_pass_by_value,
+    reason = "the tracepoint macro hands programs their context by value"
+)]
 
 mod bounds;
 mod emit;

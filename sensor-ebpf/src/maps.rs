@@ -76,8 +76,7 @@ pub(crate) struct PendingMmap {
 
 /// LRU: an entry whose exit never came (a killed thread) ages out instead of leaking.
 #[map]
-pub(crate) static MMAP_PENDING: LruHashMap<u64, PendingMmap> =
-    LruHashMap::with_max_entries(4096, 0);
+pub(crate) static MMAP_PENDING: LruHashMap<u64, PendingMmap> = LruHashMap::with_max_entries(4096, 0);
 
 #[inline(always)]
 pub(crate) fn count(index: u32) {

@@ -7,9 +7,8 @@ use serde::Deserialize;
 use thiserror::Error;
 
 /// Model file extensions the kernel forwards whatever their size.
-pub const DEFAULT_EXTENSIONS: [&str; 12] = [
-    "gguf", "safetensors", "pt", "pth", "bin", "ckpt", "pkl", "onnx", "h5", "keras", "tflite", "llamafile",
-];
+pub const DEFAULT_EXTENSIONS: [&str; 12] =
+    ["gguf", "safetensors", "pt", "pth", "bin", "ckpt", "pkl", "onnx", "h5", "keras", "tflite", "llamafile"];
 
 /// Ports of local inference servers (Ollama, llama.cpp/LocalAI/Open WebUI, LM Studio,
 /// vLLM, text-generation-webui API and UI, KoboldCpp, Jan, GPT4All).
@@ -102,7 +101,8 @@ fn default_node() -> String {
     {
         return node;
     }
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map_or_else(|_| "unknown".into(), |h| h.trim().to_owned())
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map_or_else(|_| "unknown".into(), |h| h.trim().to_owned())
 }
 
 impl SensorConfig {
@@ -111,9 +111,10 @@ impl SensorConfig {
     /// # Errors
     /// The file cannot be read, is not TOML, has unknown keys or bad values.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
-        let config: Self =
-            toml::from_str(&text).map_err(|e| ConfigError::Invalid { path: path.into(), message: e.to_string() })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        let config: Self = toml::from_str(&text)
+            .map_err(|e| ConfigError::Invalid { path: path.into(), message: e.to_string() })?;
         config.validate().map_err(|message| ConfigError::Invalid { path: path.into(), message })?;
         Ok(config)
     }
@@ -125,7 +126,9 @@ impl SensorConfig {
     pub fn validate(&self) -> Result<(), String> {
         let ring = self.kernel.ring_buffer_bytes;
         if ring < 4096 || !ring.is_power_of_two() {
-            return Err(format!("kernel.ring_buffer_bytes = {ring}: must be a power of two of at least 4096"));
+            return Err(format!(
+                "kernel.ring_buffer_bytes = {ring}: must be a power of two of at least 4096"
+            ));
         }
         if let Some(bad) =
             self.kernel.extensions.iter().find(|e| sensor_common::settings::extension_key(e).is_none())

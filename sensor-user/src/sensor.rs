@@ -37,13 +37,18 @@ impl Sensor {
             listen_marked_any_port: config.kernel.listen_runtimes_any_port,
         };
         let (source, records) = KernelSource::start(&settings)?;
-        let log = Arc::new(EventLog::new(config.node.clone(), config.events.retain, config.events.subscriber_buffer));
+        let log = Arc::new(EventLog::new(
+            config.node.clone(),
+            config.events.retain,
+            config.events.subscriber_buffer,
+        ));
         let stats = Arc::new(PipelineStats::default());
         let options = PipelineOptions {
             all_processes: config.events.all_processes,
             process_cache: NonZeroUsize::new(config.events.process_cache).unwrap_or(NonZeroUsize::MIN),
         };
-        let pipeline = Pipeline::new(options, Some(source.marks.clone()), Arc::clone(&log), Arc::clone(&stats));
+        let pipeline =
+            Pipeline::new(options, Some(source.marks.clone()), Arc::clone(&log), Arc::clone(&stats));
         let sensor = Self { log, source: Arc::new(source), stats, config };
         sensor.log.publish(SystemTime::now(), None, Payload::SensorStatus(sensor.status()));
         tokio::spawn(pipeline.run(records));
@@ -77,7 +82,8 @@ impl Sensor {
             extensions: self.config.kernel.extensions.clone(),
             ports: self.config.kernel.ports.iter().map(|p| u32::from(*p)).collect(),
             candidates_not_models: self.stats.not_models.load(Ordering::Relaxed),
-            processes_cached: u32::try_from(self.stats.processes_cached.load(Ordering::Relaxed)).unwrap_or(u32::MAX),
+            processes_cached: u32::try_from(self.stats.processes_cached.load(Ordering::Relaxed))
+                .unwrap_or(u32::MAX),
             runtimes_marked: u32::try_from(self.source.marks.count()).unwrap_or(u32::MAX),
         }
     }
@@ -96,7 +102,8 @@ fn hook(status: &crate::source::HookStatus) -> Hook {
 
 #[must_use]
 pub fn kernel_release() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/osrelease").map_or_else(|_| "unknown".into(), |r| r.trim().to_owned())
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map_or_else(|_| "unknown".into(), |r| r.trim().to_owned())
 }
 
 /// Polls the kernel's loss counters and publishes every increase as EventsLost.

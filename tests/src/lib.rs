@@ -85,7 +85,8 @@ impl Sensor {
                 }
             }
         });
-        let mut sensor = Self { child, _exclusive: exclusive, events, socket, status: Value::Null, _dir: dir };
+        let mut sensor =
+            Self { child, _exclusive: exclusive, events, socket, status: Value::Null, _dir: dir };
         sensor.status = sensor
             .next_matching(Duration::from_secs(60), |e| kind(e) == "sensor_status")
             .expect("modelwatch did not start within 60 s (see its stderr above)");
@@ -93,7 +94,11 @@ impl Sensor {
     }
 
     /// The next event that satisfies `wanted`, skipping others, within `timeout`.
-    pub fn next_matching(&mut self, timeout: Duration, mut wanted: impl FnMut(&Value) -> bool) -> Option<Value> {
+    pub fn next_matching(
+        &mut self,
+        timeout: Duration,
+        mut wanted: impl FnMut(&Value) -> bool,
+    ) -> Option<Value> {
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.checked_duration_since(Instant::now())?;
@@ -126,7 +131,8 @@ impl Sensor {
 
 fn exclusive_lock() -> std::fs::File {
     let path = std::env::temp_dir().join("modelwatch-e2e.lock");
-    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).expect("lock file");
+    let file =
+        std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).expect("lock file");
     // SAFETY: a valid descriptor; the lock is released when the file is dropped.
     let rc = unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&file), libc::LOCK_EX) };
     assert_eq!(rc, 0, "flock {}", path.display());

@@ -20,7 +20,10 @@ fn ollama_serve_is_classified_as_the_ollama_runtime() {
         .expect("a process_exec for the ollama process");
     assert_eq!(exec["process"]["runtime"], "RUNTIME_OLLAMA", "{exec}");
     assert_eq!(exec["process_exec"]["runtime_role"], "server", "{exec}");
-    assert_eq!(exec["process"]["argv"], serde_json::json!([dir.path().join("ollama").display().to_string(), "serve"]));
+    assert_eq!(
+        exec["process"]["argv"],
+        serde_json::json!([dir.path().join("ollama").display().to_string(), "serve"])
+    );
     assert!(exec["process"]["exe"].as_str().unwrap_or("").ends_with("/ollama"), "{exec}");
     let exit = sensor
         .next_matching(WAIT, |e| kind(e) == "process_exit" && pid_of(e) == u64::from(pid))

@@ -18,9 +18,16 @@ fn a_grpc_subscriber_sees_what_stdout_sees() {
     let mut client = runtime.block_on(grpc::connect(&sensor.socket));
     let request = StreamEventsRequest { since_seq: 1, kinds: vec![] };
     let mut stream = runtime.block_on(client.stream_events(request)).expect("StreamEvents").into_inner();
-    let pid = run_actor(dir.path(), "ollama", &["serve"], &format!("open:{};listen:127.0.0.1:11434", model.display()));
+    let pid = run_actor(
+        dir.path(),
+        "ollama",
+        &["serve"],
+        &format!("open:{};listen:127.0.0.1:11434", model.display()),
+    );
     let from_stdout = sensor
-        .next_matching(Duration::from_secs(20), |e| kind(e) == "listener_opened" && pid_of(e) == u64::from(pid))
+        .next_matching(Duration::from_secs(20), |e| {
+            kind(e) == "listener_opened" && pid_of(e) == u64::from(pid)
+        })
         .expect("stdout shows the listener");
     let mut grpc_kinds = Vec::new();
     let mut first_seq = None;
@@ -52,7 +59,10 @@ fn an_unknown_kind_filter_is_invalid_argument() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let status = runtime.block_on(async {
         let mut client = grpc::connect(&sensor.socket).await;
-        client.stream_events(StreamEventsRequest { since_seq: 0, kinds: vec!["nope".into()] }).await.expect_err("rejected")
+        client
+            .stream_events(StreamEventsRequest { since_seq: 0, kinds: vec!["nope".into()] })
+            .await
+            .expect_err("rejected")
     });
     assert_eq!(status.code(), tonic::Code::InvalidArgument);
     assert!(status.message().contains("nope"));

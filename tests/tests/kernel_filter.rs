@@ -29,8 +29,11 @@ fn ten_thousand_small_opens_are_filtered_in_the_kernel() {
     assert!(seen >= 10_000, "the open hook saw only {seen} opens");
     // Other processes on the machine may open candidates meanwhile; ours are 10,000.
     assert!(forwarded < 100, "{forwarded} opens were forwarded: the kernel filter let small files through");
-    let ours: Vec<_> =
-        sensor.collect(Duration::from_millis(500)).into_iter().filter(|e| pid_of(e) == u64::from(pid)).collect();
+    let ours: Vec<_> = sensor
+        .collect(Duration::from_millis(500))
+        .into_iter()
+        .filter(|e| pid_of(e) == u64::from(pid))
+        .collect();
     assert!(ours.is_empty(), "events for small-file opens: {ours:?}");
 }
 
@@ -63,9 +66,14 @@ fn with_a_tiny_ring_buffer_delivered_plus_lost_equals_generated() {
     let after = counters(&sensor);
     let kernel_lost = after["open_lost"] - before["open_lost"];
     let kernel_forwarded = after["open_forwarded"] - before["open_forwarded"];
-    eprintln!("generated {GENERATED}: delivered {delivered}, reported lost {reported_lost}, kernel lost {kernel_lost}");
+    eprintln!(
+        "generated {GENERATED}: delivered {delivered}, reported lost {reported_lost}, kernel lost {kernel_lost}"
+    );
     assert!(kernel_lost > 0, "a 4 KiB ring buffer did not overflow; the test proves nothing");
     assert_eq!(reported_lost, kernel_lost, "every kernel loss is reported in the stream");
     assert_eq!(delivered + reported_lost, GENERATED, "delivered + reported lost = generated");
-    assert!(kernel_forwarded + kernel_lost >= GENERATED, "the kernel counted fewer candidates than were generated");
+    assert!(
+        kernel_forwarded + kernel_lost >= GENERATED,
+        "the kernel counted fewer candidates than were generated"
+    );
 }

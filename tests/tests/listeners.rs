@@ -9,7 +9,9 @@ const WAIT: Duration = Duration::from_secs(20);
 fn listener(sensor: &mut Sensor, pid: u32, port: u64) -> serde_json::Value {
     sensor
         .next_matching(WAIT, |e| {
-            kind(e) == "listener_opened" && pid_of(e) == u64::from(pid) && e["listener_opened"]["port"] == port
+            kind(e) == "listener_opened"
+                && pid_of(e) == u64::from(pid)
+                && e["listener_opened"]["port"] == port
         })
         .unwrap_or_else(|| panic!("no listener_opened for port {port} of pid {pid}"))
 }

@@ -63,7 +63,19 @@ fn lint() -> anyhow::Result<()> {
     cargo(&["clippy", "--workspace", "--all-targets", "--release", "--", "-D", "warnings"])?;
     // The eBPF crate only builds for the BPF target, with core built from source.
     let status = Command::new("cargo")
-        .args(["clippy", "-p", "sensor-ebpf", "--release", "--target", "bpfel-unknown-none", "-Z", "build-std=core", "--", "-D", "warnings"])
+        .args([
+            "clippy",
+            "-p",
+            "sensor-ebpf",
+            "--release",
+            "--target",
+            "bpfel-unknown-none",
+            "-Z",
+            "build-std=core",
+            "--",
+            "-D",
+            "warnings",
+        ])
         .env("RUSTC_BOOTSTRAP", "1")
         .status()
         .context("cargo clippy (eBPF)")?;
@@ -75,7 +87,8 @@ fn lint() -> anyhow::Result<()> {
 
 /// Runs cargo with the pinned toolchain and fails on a non-zero exit.
 pub(crate) fn cargo(args: &[&str]) -> anyhow::Result<()> {
-    let status = Command::new("cargo").args(args).status().with_context(|| format!("cargo {}", args.join(" ")))?;
+    let status =
+        Command::new("cargo").args(args).status().with_context(|| format!("cargo {}", args.join(" ")))?;
     if !status.success() {
         bail!("cargo {} failed", args.join(" "));
     }

@@ -68,7 +68,8 @@ fn mount_if_missing(fstype: &str, target: &str, present: impl Fn(&Path) -> bool)
 }
 
 fn is_mounted(target: &str) -> bool {
-    std::fs::read_to_string("/proc/mounts").is_ok_and(|m| m.lines().any(|l| l.split(' ').nth(1) == Some(target)))
+    std::fs::read_to_string("/proc/mounts")
+        .is_ok_and(|m| m.lines().any(|l| l.split(' ').nth(1) == Some(target)))
 }
 
 fn run_checked(command: &mut Command) -> anyhow::Result<()> {

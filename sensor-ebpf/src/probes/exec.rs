@@ -7,9 +7,7 @@
 
 use core::{mem::size_of, ptr::addr_of_mut};
 
-use aya_ebpf::{
-    helpers::generated::bpf_probe_read_user, macros::tracepoint, programs::TracePointContext,
-};
+use aya_ebpf::{helpers::generated::bpf_probe_read_user, macros::tracepoint, programs::TracePointContext};
 use sensor_common::{ARGV_CAP, EventKind, ExecEvent, PathHeader, counters, offsets::feature};
 
 use crate::{
@@ -70,8 +68,7 @@ fn try_exec() -> KResult<()> {
 /// Copies `mm->arg_start..arg_end` (NUL-separated arguments) into `dst`.
 #[inline(always)]
 fn read_argv(mm: u64, dst: *mut u8) -> (u32, u32) {
-    let (Ok(start), Ok(end)) =
-        (read::<u64>(mm, off!(mm_arg_start)), read::<u64>(mm, off!(mm_arg_end)))
+    let (Ok(start), Ok(end)) = (read::<u64>(mm, off!(mm_arg_start)), read::<u64>(mm, off!(mm_arg_end)))
     else {
         return (0, 0);
     };

@@ -42,8 +42,7 @@ pub(crate) fn inet_sock_set_state(ctx: TracePointContext) -> u32 {
         let v4 = unsafe { ctx.read_at::<[u8; 4]>(off!(tp_sock_saddr) as usize) }.unwrap_or([0; 4]);
         addr[..4].copy_from_slice(&v4);
     } else {
-        addr = unsafe { ctx.read_at::<[u8; 16]>(off!(tp_sock_saddr_v6) as usize) }
-            .unwrap_or([0; 16]);
+        addr = unsafe { ctx.read_at::<[u8; 16]>(off!(tp_sock_saddr_v6) as usize) }.unwrap_or([0; 16]);
     }
     let event = ListenEvent {
         header: header(EventKind::Listen, core::mem::size_of::<ListenEvent>()),

@@ -4,8 +4,7 @@
 //! sends the record only when the mapping succeeded, with the address it got.
 
 use aya_ebpf::{
-    EbpfContext as _, helpers::bpf_get_current_pid_tgid, macros::tracepoint,
-    programs::TracePointContext,
+    EbpfContext as _, helpers::bpf_get_current_pid_tgid, macros::tracepoint, programs::TracePointContext,
 };
 use sensor_common::{EventKind, MmapFields, counters, reason};
 

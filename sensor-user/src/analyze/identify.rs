@@ -32,7 +32,10 @@ impl FileKey {
             dev: libc::makedev(identity.dev >> 20, identity.dev & 0xf_ffff),
             ino: identity.ino,
             size: identity.size,
-            mtime_ns: identity.mtime_sec.saturating_mul(1_000_000_000).saturating_add(i64::from(identity.mtime_nsec)),
+            mtime_ns: identity
+                .mtime_sec
+                .saturating_mul(1_000_000_000)
+                .saturating_add(i64::from(identity.mtime_nsec)),
         }
     }
 }
@@ -128,8 +131,6 @@ pub fn sniff_file(file: &mut File) -> std::io::Result<Format> {
 
 #[cfg(test)]
 mod tests {
-    use std::os::unix::fs::MetadataExt as _;
-
     use super::*;
 
     fn key_of(path: &Path) -> FileKey {
@@ -143,7 +144,7 @@ mod tests {
         let model = dir.path().join("m.gguf");
         std::fs::write(&model, b"GGUF\x03\0\0\0").expect("write");
         let key = key_of(&model);
-        let mut file = open_verified(&[model.clone()], &key).expect("same inode opens");
+        let mut file = open_verified(std::slice::from_ref(&model), &key).expect("same inode opens");
         assert_eq!(sniff_file(&mut file).expect("read"), Format::Gguf);
 
         let other = dir.path().join("other");

@@ -98,7 +98,11 @@ fn by_name(name: &str, exe: &str, argv: &[String]) -> Option<Classification> {
                 "runner" => Role::Worker,
                 _ => Role::Client,
             };
-            found(Runtime::Ollama, role, rule(&if sub.is_empty() { String::new() } else { format!(" `{sub}`") }))
+            found(
+                Runtime::Ollama,
+                role,
+                rule(&if sub.is_empty() { String::new() } else { format!(" `{sub}`") }),
+            )
         }
         // Ollama ships its own llama.cpp server and runs it as a worker.
         "llama-server" | "ollama_llama_server" if exe.contains("/ollama/") || name.starts_with("ollama") => {
@@ -170,7 +174,9 @@ fn by_module(module: &str) -> Option<Classification> {
 fn by_script_path(script: &str, argv: &[String]) -> Option<Classification> {
     let name = basename(script);
     let rule = format!("script `{script}`");
-    if script.contains("text-generation-webui") && matches!(name, "server.py" | "one_click.py" | "start_linux.sh") {
+    if script.contains("text-generation-webui")
+        && matches!(name, "server.py" | "one_click.py" | "start_linux.sh")
+    {
         return found(Runtime::TextGenerationWebui, Role::Server, rule);
     }
     match name {
@@ -202,15 +208,27 @@ mod tests {
         use Runtime::*;
         assert_eq!(runtime_of("/usr/local/bin/ollama", &["ollama", "serve"]), Some((Ollama, Server)));
         assert_eq!(runtime_of("/usr/local/bin/ollama", &["ollama", "run", "llama3"]), Some((Ollama, Client)));
-        assert_eq!(runtime_of("/usr/local/bin/ollama", &["ollama", "runner", "--model", "x"]), Some((Ollama, Worker)));
+        assert_eq!(
+            runtime_of("/usr/local/bin/ollama", &["ollama", "runner", "--model", "x"]),
+            Some((Ollama, Worker))
+        );
         assert_eq!(
             runtime_of("/usr/local/lib/ollama/llama-server", &["llama-server", "--model", "b"]),
             Some((Ollama, Worker))
         );
-        assert_eq!(runtime_of("/opt/llama.cpp/llama-server", &["llama-server", "-m", "x"]), Some((LlamaCpp, Server)));
+        assert_eq!(
+            runtime_of("/opt/llama.cpp/llama-server", &["llama-server", "-m", "x"]),
+            Some((LlamaCpp, Server))
+        );
         assert_eq!(runtime_of("/usr/bin/llama-cli", &["llama-cli"]), Some((LlamaCpp, Cli)));
-        assert_eq!(runtime_of("/home/u/.lmstudio/bin/lms", &["lms", "server", "start"]), Some((LmStudio, Client)));
-        assert_eq!(runtime_of("/opt/koboldcpp-linux-x64", &["koboldcpp-linux-x64"]), Some((KoboldCpp, Server)));
+        assert_eq!(
+            runtime_of("/home/u/.lmstudio/bin/lms", &["lms", "server", "start"]),
+            Some((LmStudio, Client))
+        );
+        assert_eq!(
+            runtime_of("/opt/koboldcpp-linux-x64", &["koboldcpp-linux-x64"]),
+            Some((KoboldCpp, Server))
+        );
         assert_eq!(runtime_of("/usr/bin/local-ai", &["local-ai", "run"]), Some((LocalAi, Server)));
         assert_eq!(runtime_of("/tmp/mistral.llamafile", &["mistral.llamafile"]), Some((Llamafile, Server)));
     }
@@ -219,9 +237,18 @@ mod tests {
     fn runtimes_behind_interpreters() {
         use Runtime::*;
         let py = "/usr/bin/python3.11";
-        assert_eq!(runtime_of(py, &["python3", "-m", "vllm.entrypoints.openai.api_server"]), Some((Vllm, Role::Server)));
-        assert_eq!(runtime_of(py, &["python3", "/usr/local/bin/vllm", "serve", "m"]), Some((Vllm, Role::Server)));
-        assert_eq!(runtime_of(py, &["python3", "-u", "-m", "sglang.launch_server"]), Some((Sglang, Role::Server)));
+        assert_eq!(
+            runtime_of(py, &["python3", "-m", "vllm.entrypoints.openai.api_server"]),
+            Some((Vllm, Role::Server))
+        );
+        assert_eq!(
+            runtime_of(py, &["python3", "/usr/local/bin/vllm", "serve", "m"]),
+            Some((Vllm, Role::Server))
+        );
+        assert_eq!(
+            runtime_of(py, &["python3", "-u", "-m", "sglang.launch_server"]),
+            Some((Sglang, Role::Server))
+        );
         assert_eq!(
             runtime_of(py, &["python", "/home/u/text-generation-webui/server.py", "--api"]),
             Some((TextGenerationWebui, Role::Server))

@@ -10,7 +10,11 @@ use clap::{Parser, Subcommand};
 use crate::publish::stdout::Output;
 
 #[derive(Debug, Parser)]
-#[command(name = "modelwatch", version, about = "Makes local AI inference visible: model files, runtimes, listeners.")]
+#[command(
+    name = "modelwatch",
+    version,
+    about = "Makes local AI inference visible: model files, runtimes, listeners."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -23,10 +23,7 @@ use sensor_common::decode::Record;
 use tokio::sync::mpsc;
 
 use crate::{
-    analyze::identify::FileKey,
-    enrich::process::ProcessCache,
-    publish::EventLog,
-    source::RuntimeMarks,
+    analyze::identify::FileKey, enrich::process::ProcessCache, publish::EventLog, source::RuntimeMarks,
 };
 
 /// Counters of the userspace side, for status and metrics.

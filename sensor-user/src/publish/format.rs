@@ -54,7 +54,10 @@ pub fn text_line(event: &Event) -> String {
 
 /// `2026-11-26T04:05:06.123Z`.
 fn rfc3339(time: &pbjson_types::Timestamp) -> String {
-    let since_epoch = std::time::Duration::new(u64::try_from(time.seconds).unwrap_or(0), u32::try_from(time.nanos).unwrap_or(0));
+    let since_epoch = std::time::Duration::new(
+        u64::try_from(time.seconds).unwrap_or(0),
+        u32::try_from(time.nanos).unwrap_or(0),
+    );
     humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + since_epoch).to_string()
 }
 

@@ -46,12 +46,12 @@ pub enum SocketError {
 /// # Errors
 /// The directory cannot be created, the path is something else, or bind fails.
 pub fn bind(path: &Path) -> Result<UnixListener, SocketError> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if !dir.exists() {
-            std::fs::create_dir_all(dir)
-                .and_then(|()| std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)))
-                .map_err(|source| SocketError::Directory { path: dir.to_path_buf(), source })?;
-        }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && !dir.exists()
+    {
+        std::fs::create_dir_all(dir)
+            .and_then(|()| std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)))
+            .map_err(|source| SocketError::Directory { path: dir.to_path_buf(), source })?;
     }
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_socket() => {

@@ -15,7 +15,13 @@ pub(super) fn payload(line: &mut String, payload: &Payload) {
                 .filter(|h| h.attached)
                 .map(|h| format!("{}={}", h.watches, h.backend))
                 .collect();
-            let _ = write!(line, " version={} kernel={} hooks=[{}]", status.version, status.kernel, attached.join(","));
+            let _ = write!(
+                line,
+                " version={} kernel={} hooks=[{}]",
+                status.version,
+                status.kernel,
+                attached.join(",")
+            );
             if !status.degraded.is_empty() {
                 let _ = write!(line, " degraded={}", status.degraded.len());
             }
@@ -34,7 +40,8 @@ pub(super) fn payload(line: &mut String, payload: &Payload) {
         }
         Payload::ModelFileMapped(map) => {
             file(line, map.file.as_ref());
-            let _ = write!(line, " length={} prot={:#x} reasons={}", map.length, map.prot, map.reasons.join(","));
+            let _ =
+                write!(line, " length={} prot={:#x} reasons={}", map.length, map.prot, map.reasons.join(","));
         }
         Payload::ModelHashed(hashed) => {
             let _ = write!(line, " path={} sha256={}", hashed.path, hashed.sha256);
@@ -58,7 +65,13 @@ pub(super) fn payload(line: &mut String, payload: &Payload) {
         }
         Payload::EventsLost(lost) => {
             let source = LossSource::try_from(lost.source).unwrap_or_default();
-            let _ = write!(line, " source={} count={} total={}", short(source.as_str_name(), "LOSS_SOURCE_"), lost.count, lost.total);
+            let _ = write!(
+                line,
+                " source={} count={} total={}",
+                short(source.as_str_name(), "LOSS_SOURCE_"),
+                lost.count,
+                lost.total
+            );
             if lost.first_seq > 0 {
                 let _ = write!(line, " seq={}..{}", lost.first_seq, lost.last_seq);
             }
@@ -70,9 +83,16 @@ fn file(line: &mut String, file: Option<&ModelFile>) {
     let Some(file) = file else { return };
     let format = ModelFormat::try_from(file.format).unwrap_or_default();
     let size = file.identity.as_ref().map_or(0, |i| i.size);
-    let _ = write!(line, " path={} format={} size={}", file.path, short(format.as_str_name(), "MODEL_FORMAT_"), human_size(size));
+    let _ = write!(
+        line,
+        " path={} format={} size={}",
+        file.path,
+        short(format.as_str_name(), "MODEL_FORMAT_"),
+        human_size(size)
+    );
     if let Some(meta) = &file.metadata {
-        for (key, value) in [("name", &meta.name), ("license", &meta.license), ("quant", &meta.quantization)] {
+        for (key, value) in [("name", &meta.name), ("license", &meta.license), ("quant", &meta.quantization)]
+        {
             if !value.is_empty() {
                 let _ = write!(line, " {key}={value}");
             }

@@ -22,7 +22,9 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/se
 
 #[derive(Debug, Error)]
 pub enum LoadError {
-    #[error("modelwatch needs root (CAP_BPF, CAP_PERFMON, CAP_SYS_RESOURCE) to load its probes; fix: run it with sudo")]
+    #[error(
+        "modelwatch needs root (CAP_BPF, CAP_PERFMON, CAP_SYS_RESOURCE) to load its probes; fix: run it with sudo"
+    )]
     NotRoot,
     #[error(
         "this kernel exposes no BTF at /sys/kernel/btf/vmlinux ({0}); fix: use a kernel built with CONFIG_DEBUG_INFO_BTF=y (every major distribution since 2021)"
@@ -30,7 +32,9 @@ pub enum LoadError {
     NoBtf(#[source] std::io::Error),
     #[error(transparent)]
     Tracefs(#[from] TracefsError),
-    #[error("the kernel refused the eBPF object: {0}; fix: check `dmesg` and that the kernel is 5.8 or newer with BPF ring buffers")]
+    #[error(
+        "the kernel refused the eBPF object: {0}; fix: check `dmesg` and that the kernel is 5.8 or newer with BPF ring buffers"
+    )]
     Object(#[source] aya::EbpfError),
     #[error("the {watches} hook ({attach_point}) did not load: {reason}; fix: {fix}")]
     Hook { watches: &'static str, attach_point: String, reason: String, fix: &'static str },
@@ -173,7 +177,8 @@ fn describe(error: &ProgramError) -> String {
                     .iter()
                     .any(|prefix| line.starts_with(prefix))
             };
-            let complaint: Vec<&str> = log.lines().rev().filter(|l| !l.trim().is_empty() && !is_stats(l)).take(2).collect();
+            let complaint: Vec<&str> =
+                log.lines().rev().filter(|l| !l.trim().is_empty() && !is_stats(l)).take(2).collect();
             let complaint: Vec<&str> = complaint.into_iter().rev().collect();
             format!("the verifier rejected it ({io_error}): {}", complaint.join(" | "))
         }
@@ -196,8 +201,9 @@ fn configure_maps(ebpf: &mut Ebpf, settings: &FilterSettings) -> Result<(), Load
         BpfHashMap::try_from(ebpf.map_mut("EXTENSIONS").ok_or_else(|| missing_map("EXTENSIONS"))?)
             .map_err(map_err("EXTENSIONS"))?;
     for ext in &settings.extensions {
-        let key = extension_key(ext)
-            .ok_or_else(|| LoadError::Setting(format!("extension {ext:?} must be 1 to 15 characters without dots")))?;
+        let key = extension_key(ext).ok_or_else(|| {
+            LoadError::Setting(format!("extension {ext:?} must be 1 to 15 characters without dots"))
+        })?;
         extensions.insert(&key, &1, 0).map_err(map_err("EXTENSIONS"))?;
     }
     let mut ports: BpfHashMap<&mut MapData, u16, u8> =

@@ -41,7 +41,8 @@ impl KernelSource {
     pub fn start(settings: &FilterSettings) -> Result<(Self, mpsc::Receiver<Record>), LoadError> {
         let loader::Loaded { mut ebpf, hooks, missing } = loader::load(settings)?;
         let take = |ebpf: &mut aya::Ebpf, name: &'static str| {
-            ebpf.take_map(name).ok_or_else(|| LoadError::Setting(format!("map {name} missing from the object")))
+            ebpf.take_map(name)
+                .ok_or_else(|| LoadError::Setting(format!("map {name} missing from the object")))
         };
         let map_error = |map| move |source| LoadError::Map { map, source };
         let ring = RingBuf::try_from(take(&mut ebpf, "EVENTS")?).map_err(map_error("EVENTS"))?;

@@ -49,9 +49,7 @@ pub(crate) fn mount(fstype: &str, target: &str, source: &str) -> std::io::Result
     let c = |s: &str| std::ffi::CString::new(s).map_err(std::io::Error::other);
     let (fstype, target, source) = (c(fstype)?, c(target)?, c(source)?);
     // SAFETY: valid NUL-terminated strings; no data argument.
-    let rc = unsafe {
-        libc::mount(source.as_ptr(), target.as_ptr(), fstype.as_ptr(), 0, std::ptr::null())
-    };
+    let rc = unsafe { libc::mount(source.as_ptr(), target.as_ptr(), fstype.as_ptr(), 0, std::ptr::null()) };
     if rc == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
 }
 
@@ -79,7 +77,7 @@ impl TracepointFormat {
         Ok(Self::parse(category, name, &text))
     }
 
-    /// Parses lines such as `field:int newstate;	offset:16;	size:4;	signed:1;`.
+    /// Parses lines such as `field:int newstate; offset:16; size:4; signed:1;` (tab-separated).
     #[must_use]
     pub fn parse(category: &str, name: &str, text: &str) -> Self {
         let mut fields = HashMap::new();

@@ -6,11 +6,11 @@
 //! - `openmap:PATH`         open, then mmap the first MiB read-only, keep both;
 //! - `listen:ADDR`          bind and listen on a TCP address (`127.0.0.1:11434`);
 //! - `reopen:PATH:N`        open and close PATH N times;
-//! - `spawn:ACTIONS`        run this program again as a child with other actions
-//!                          (`,` separates the child's actions);
+//! - `spawn:ACTIONS`        run this program again as a child with other actions (`,`
+//!   separates the child's actions);
 //! - `sleep:MS`             wait.
 //!
-//! It prints `done` when every action succeeded and exits 0; any failure exits 1.
+//! It exits 0 when every action succeeded; any failure exits 1 with a message.
 
 use std::{ffi::CString, net::TcpListener, os::fd::AsRawFd as _, time::Duration};
 
@@ -24,10 +24,13 @@ fn main() {
             std::process::exit(1);
         }
     }
-    println!("done");
 }
 
-fn perform(action: &str, files: &mut Vec<std::fs::File>, listeners: &mut Vec<TcpListener>) -> std::io::Result<()> {
+fn perform(
+    action: &str,
+    files: &mut Vec<std::fs::File>,
+    listeners: &mut Vec<TcpListener>,
+) -> std::io::Result<()> {
     let (verb, arg) = action.split_once(':').unwrap_or((action, ""));
     match verb {
         "open" => files.push(std::fs::File::open(arg)?),

@@ -186,15 +186,13 @@ impl Btf {
         let mut total_bits: u64 = 0;
         for member in path.split('.') {
             let composite = self.resolve(type_id);
-            let not_found = || BtfError::NoMember {
-                structure: structure.to_owned(),
-                member: path.to_owned(),
-            };
+            let not_found =
+                || BtfError::NoMember { structure: structure.to_owned(), member: path.to_owned() };
             let (bits, found) = self.find_member(composite, member, 0).ok_or_else(not_found)?;
             total_bits += u64::from(bits);
             type_id = found;
         }
-        if total_bits % 8 != 0 {
+        if !total_bits.is_multiple_of(8) {
             return Err(BtfError::Bitfield { structure: structure.to_owned(), member: path.to_owned() });
         }
         u32::try_from(total_bits / 8).map_err(|_| BtfError::Malformed("offset overflow"))
@@ -242,7 +240,8 @@ impl Btf {
 
 fn parse_types(section: &[u8]) -> Result<Vec<Type>, BtfError> {
     // Type id 0 is `void`.
-    let mut types = vec![Type { kind: Kind::Int, name_off: 0, kind_flag: false, target: 0, members: Vec::new() }];
+    let mut types =
+        vec![Type { kind: Kind::Int, name_off: 0, kind_flag: false, target: 0, members: Vec::new() }];
     let mut cur = Cursor { bytes: section, pos: 0 };
     while cur.pos < section.len() {
         if types.len() >= MAX_TYPES {
