@@ -1,8 +1,334 @@
 //! What a model file is, read by content and never executed: format sniffing, header
 //! metadata, pickle opcode analysis. Every parser here reads attacker-controlled bytes
-//! as root: lengths and counts are capped, nothing allocates from an unchecked length.
+//! as root: lengths and counts are capped, nothing allocates from an unchecked length,
+//! and anything odd becomes a [`Finding`] rather than an error that hides the file.
 #![forbid(unsafe_code)]
 
+pub mod chat_template;
+pub mod container;
 pub mod format;
+pub mod gguf;
+pub mod hash;
+mod limits;
+mod llamafile;
+pub mod numpy;
+pub mod pickle;
+pub mod provenance;
+mod report;
+pub mod safetensors;
+mod source;
+mod zip;
 
-pub use format::{Format, sniff};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Cursor, Read, Seek};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+pub use chat_template::{ChatTemplateInfo, assess_chat_template};
+pub use container::{ContainerEntry, ContainerInfo, ContainerKind};
+pub use format::{Format, SNIFF_LEN, extension_mismatch, sniff};
+pub use gguf::GgufInfo;
+pub use hash::{FileStamp, HashBudget, HashError, sha256_file};
+pub use limits::Limits;
+pub use numpy::{NumpyArray, NumpyInfo};
+pub use pickle::{ImportVerdict, PickleCall, PickleImport, PickleReport, PickleStream};
+pub use provenance::{
+    Provenance, ProvenanceSource, claimed_sha256, digest_finding, ollama_tags, provenance_from_path,
+};
+pub use report::{Finding, FindingKind, ModelReport, Severity};
+pub use safetensors::SafetensorsInfo;
+
+use limits::Scan;
+use source::Source;
+
+/// Why [`analyze_path`] did not analyse a path. Bad *content* is never an error: it is
+/// a finding in the report.
+#[derive(Debug, thiserror::Error)]
+pub enum AnalyzeError {
+    #[error("cannot stat {path}")]
+    Stat {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{path} is a {kind}, not a regular file: not opened")]
+    NotRegularFile { path: PathBuf, kind: &'static str },
+    #[error("cannot open {path}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{path} was replaced between the check and the open (now a {kind}): not analysed")]
+    Replaced { path: PathBuf, kind: &'static str },
+}
+
+/// Analyses an already-opened regular file of `size` bytes. `name` is the path as the
+/// caller knows it: it is compared with the content (extension mismatch) and read for
+/// provenance, never opened.
+pub fn analyze<R: Read + Seek>(
+    reader: &mut R,
+    size: u64,
+    name: Option<&Path>,
+    limits: &Limits,
+) -> ModelReport {
+    let mut src = Source::new(reader, size);
+    let mut prefix = vec![0u8; SNIFF_LEN];
+    let mut scan = Scan::new(limits);
+    let read = src.seek_to(0).and_then(|()| src.read_up_to(&mut prefix));
+    let n = match read {
+        Ok(n) => n,
+        Err(e) => {
+            let mut report = ModelReport::new(Format::Unknown, size);
+            report
+                .findings
+                .push(Finding::new(FindingKind::ReadFailed, e.to_string()));
+            return report;
+        }
+    };
+    prefix.truncate(n);
+    let mut format = sniff(&prefix);
+    if format == Format::Unknown
+        && name.is_some_and(names_a_pickle)
+        && format::looks_like_pickle(&prefix, true)
+    {
+        // A protocol 0/1 pickle longer than the prefix: the name says pickle and the
+        // bytes agree so far. Fail closed and walk it.
+        format = Format::Pickle;
+    }
+    let mut report = run(&mut src, format, &prefix, &mut scan);
+    if let Some(name) = name {
+        if let Some(finding) = extension_mismatch(name, report.format) {
+            scan.report(finding);
+        }
+        report.provenance = provenance_from_path(name);
+    }
+    report.findings = scan.into_findings();
+    report
+}
+
+/// Analyses the bytes as `format`, skipping identification (for fuzzing one parser, or
+/// a caller that already knows). Extension and provenance are not looked at.
+pub fn analyze_as<R: Read + Seek>(
+    reader: &mut R,
+    size: u64,
+    format: Format,
+    limits: &Limits,
+) -> ModelReport {
+    let mut src = Source::new(reader, size);
+    let mut scan = Scan::new(limits);
+    let mut prefix = vec![0u8; SNIFF_LEN];
+    let n = src
+        .seek_to(0)
+        .and_then(|()| src.read_up_to(&mut prefix))
+        .unwrap_or(0);
+    prefix.truncate(n);
+    let mut report = run(&mut src, format, &prefix, &mut scan);
+    report.findings = scan.into_findings();
+    report
+}
+
+/// Analyses an in-memory file.
+#[must_use]
+pub fn analyze_bytes(bytes: &[u8], name: Option<&Path>, limits: &Limits) -> ModelReport {
+    analyze(&mut Cursor::new(bytes), bytes.len() as u64, name, limits)
+}
+
+fn names_a_pickle(name: &Path) -> bool {
+    let ext = name
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    matches!(
+        ext.as_deref(),
+        Some("pkl" | "pickle" | "pt" | "pth" | "ckpt" | "bin" | "joblib")
+    )
+}
+
+/// Runs the parsers for `format`; the report's format may be refined (zip archives).
+fn run<R: Read + Seek>(
+    src: &mut Source<'_, R>,
+    format: Format,
+    prefix: &[u8],
+    scan: &mut Scan,
+) -> ModelReport {
+    let mut report = ModelReport::new(format, src.len());
+    match format {
+        Format::Gguf => report.gguf = Some(gguf::parse(src, 0, scan)),
+        Format::Safetensors => report.safetensors = safetensors::parse(src, scan),
+        Format::Pickle | Format::PytorchLegacy => {
+            let mut pickles = PickleReport::default();
+            let max = if format == Format::PytorchLegacy {
+                5
+            } else {
+                pickle::MAX_SEQUENCE
+            };
+            pickle::scan_sequence(src, 0, max, &mut pickles, scan);
+            report.pickle = Some(pickles);
+        }
+        Format::Zip | Format::PytorchZip | Format::NumpyZip | Format::Keras => {
+            report.format = container::analyze_zip(src, &mut report, scan);
+        }
+        Format::Numpy => analyze_npy(src, prefix, &mut report, scan),
+        Format::SevenZip => container::unsupported(ContainerKind::SevenZip, &mut report, scan),
+        Format::CompressedArchive => {
+            let kind = format::compressed_kind(prefix)
+                .map_or(ContainerKind::Tar, container::kind_of_compressed);
+            container::unsupported(kind, &mut report, scan);
+        }
+        Format::Llamafile | Format::Unknown if format::is_executable(prefix) => {
+            if let Some(offset) = llamafile::find_embedded_gguf(src, scan) {
+                report.format = Format::Llamafile;
+                report.container = Some(ContainerInfo {
+                    kind: ContainerKind::Executable,
+                    entry_count: 1,
+                    entries: Vec::new(),
+                    embedded_offset: Some(offset),
+                });
+                scan.find(
+                    FindingKind::EmbeddedInExecutable,
+                    format!(
+                        "a GGUF model is embedded at offset {offset} of an executable (llamafile)"
+                    ),
+                );
+                report.gguf = Some(gguf::parse(src, offset, scan));
+            } else {
+                report.format = Format::Unknown;
+            }
+        }
+        Format::Onnx | Format::Hdf5 | Format::Tflite | Format::Llamafile | Format::Unknown => {}
+    }
+    report
+}
+
+fn analyze_npy<R: Read + Seek>(
+    src: &mut Source<'_, R>,
+    prefix: &[u8],
+    report: &mut ModelReport,
+    scan: &mut Scan,
+) {
+    let header = numpy::header_end(prefix).and_then(|end| {
+        if end > prefix.len() {
+            let mut bytes = vec![0u8; end];
+            src.seek_to(0)
+                .and_then(|()| src.read_exact(&mut bytes))
+                .map_err(|e| e.to_string())?;
+            numpy::parse_header(&bytes, None)
+        } else {
+            numpy::parse_header(prefix, None)
+        }
+    });
+    let array = match header {
+        Ok(array) => array,
+        Err(why) => {
+            scan.find(FindingKind::MalformedHeader, why);
+            return;
+        }
+    };
+    if array.object_dtype {
+        scan.find(
+            FindingKind::NumpyObjectArray,
+            "an array of Python objects: its data is a pickle",
+        );
+        let mut pickles = PickleReport::default();
+        pickle::scan_sequence(src, array.data_offset, 1, &mut pickles, scan);
+        report.pickle = Some(pickles);
+    }
+    report.numpy = Some(NumpyInfo {
+        arrays: vec![array],
+    });
+}
+
+/// Analyses the file at `path` for offline scans. Anything but a regular file (FIFO,
+/// device, socket, directory) is refused before it is opened; the open itself cannot
+/// block (`O_NONBLOCK`) or acquire a terminal (`O_NOCTTY`), and the opened file must
+/// still be the regular file that was checked (same device and inode).
+pub fn analyze_path(path: &Path, limits: &Limits) -> Result<ModelReport, AnalyzeError> {
+    // metadata() follows symlinks: a Hugging Face snapshot entry is a symlink to its blob.
+    let checked = fs::metadata(path).map_err(|source| AnalyzeError::Stat {
+        path: path.to_owned(),
+        source,
+    })?;
+    if !checked.is_file() {
+        return Err(AnalyzeError::NotRegularFile {
+            path: path.to_owned(),
+            kind: file_kind(&checked),
+        });
+    }
+    let mut file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|source| AnalyzeError::Open {
+            path: path.to_owned(),
+            source,
+        })?;
+    let opened = file.metadata().map_err(|source| AnalyzeError::Stat {
+        path: path.to_owned(),
+        source,
+    })?;
+    if !opened.is_file() || opened.dev() != checked.dev() || opened.ino() != checked.ino() {
+        return Err(AnalyzeError::Replaced {
+            path: path.to_owned(),
+            kind: file_kind(&opened),
+        });
+    }
+    let mut report = analyze(&mut file, opened.len(), Some(path), limits);
+    // The resolved path of a snapshot symlink names the blob, and so the digest.
+    if let Ok(resolved) = fs::canonicalize(path)
+        && resolved != path
+        && let Some(more) = provenance_from_path(&resolved)
+    {
+        match report.provenance.as_mut() {
+            Some(p) => p.merge(more),
+            None => report.provenance = Some(more),
+        }
+    }
+    add_ollama_tags(path, &mut report);
+    Ok(report)
+}
+
+fn add_ollama_tags(path: &Path, report: &mut ModelReport) {
+    let Some(p) = report.provenance.as_mut() else {
+        return;
+    };
+    if p.source != ProvenanceSource::Ollama {
+        return;
+    }
+    let Some(hex) = p.digest.as_deref().and_then(|d| d.strip_prefix("sha256:")) else {
+        return;
+    };
+    // <models>/blobs/sha256-<hex>: the manifests live beside `blobs`.
+    if let Some(models_dir) = path.parent().and_then(Path::parent) {
+        p.tags = ollama_tags(models_dir, hex);
+    }
+}
+
+fn file_kind(meta: &fs::Metadata) -> &'static str {
+    let t = meta.file_type();
+    if t.is_file() {
+        "regular file"
+    } else if t.is_dir() {
+        "directory"
+    } else if t.is_fifo() {
+        "FIFO"
+    } else if t.is_socket() {
+        "socket"
+    } else if t.is_block_device() {
+        "block device"
+    } else if t.is_char_device() {
+        "character device"
+    } else {
+        "special file"
+    }
+}
+
+/// Opens nothing: a convenience for callers holding a [`File`] they opened safely.
+pub fn analyze_file(
+    file: &mut File,
+    name: Option<&Path>,
+    limits: &Limits,
+) -> io::Result<ModelReport> {
+    let size = file.metadata()?.len();
+    Ok(analyze(file, size, name, limits))
+}

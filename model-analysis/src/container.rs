@@ -1,0 +1,436 @@
+//! Containers: zip archives (PyTorch checkpoints, `.npz`, `.keras`, plain zips),
+//! executables carrying a model (llamafile), and archives this crate cannot open.
+//! Every pickle inside a zip is walked, whatever the archive turns out to be.
+
+use std::collections::HashSet;
+use std::io::{self, Read, Seek};
+
+use serde::Serialize;
+
+use crate::format::Format;
+use crate::limits::Scan;
+use crate::numpy::{self, NumpyInfo};
+use crate::pickle::{self, PickleReport};
+use crate::report::{Finding, FindingKind, ModelReport, Severity, clip};
+use crate::source::Source;
+use crate::zip::{self, Directory, Entry};
+
+/// Entries listed in a report.
+const MAX_ENTRIES_LISTED: usize = 64;
+/// Largest `config.json` read from a `.keras` archive.
+const MAX_KERAS_CONFIG: u64 = 16 * 1024 * 1024;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContainerKind {
+    Zip,
+    /// An executable with an embedded model.
+    Executable,
+    SevenZip,
+    Gzip,
+    Bzip2,
+    Xz,
+    Zstd,
+    Rar,
+    Tar,
+}
+
+/// What a container holds.
+#[derive(Clone, Debug, Serialize)]
+pub struct ContainerInfo {
+    pub kind: ContainerKind,
+    /// Entries the archive declares.
+    pub entry_count: u64,
+    /// The first entries (name, method, sizes).
+    pub entries: Vec<ContainerEntry>,
+    /// Offset of the embedded model (llamafile).
+    pub embedded_offset: Option<u64>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ContainerEntry {
+    pub name: String,
+    pub method: String,
+    pub compressed_size: u64,
+    pub size: u64,
+}
+
+impl ContainerInfo {
+    fn new(kind: ContainerKind) -> Self {
+        Self {
+            kind,
+            entry_count: 0,
+            entries: Vec::new(),
+            embedded_offset: None,
+        }
+    }
+}
+
+/// An archive this crate does not open: a finding, louder when the name promises a
+/// model (the 7z-wrapped PyTorch trick).
+pub(crate) fn unsupported(kind: ContainerKind, report: &mut ModelReport, scan: &mut Scan) {
+    report.container = Some(ContainerInfo::new(kind));
+    let severity = if kind == ContainerKind::SevenZip {
+        Severity::Medium
+    } else {
+        Severity::Low
+    };
+    scan.report(
+        Finding::new(
+            FindingKind::UnsupportedContainer,
+            format!("{kind:?} archive: its contents were not inspected (models hidden in archives evade scanners)"),
+        )
+        .with_severity(severity),
+    );
+}
+
+pub(crate) fn kind_of_compressed(name: &str) -> ContainerKind {
+    match name {
+        "gzip" => ContainerKind::Gzip,
+        "bzip2" => ContainerKind::Bzip2,
+        "xz" => ContainerKind::Xz,
+        "zstd" => ContainerKind::Zstd,
+        "rar" => ContainerKind::Rar,
+        _ => ContainerKind::Tar,
+    }
+}
+
+/// Analyses a zip archive: structure checks, what model it is, every pickle inside.
+pub(crate) fn analyze_zip<R: Read + Seek>(
+    src: &mut Source<'_, R>,
+    report: &mut ModelReport,
+    scan: &mut Scan,
+) -> Format {
+    let mut info = ContainerInfo::new(ContainerKind::Zip);
+    let Some(dir) = zip::read_directory(src, scan) else {
+        report.container = Some(info);
+        return Format::Zip;
+    };
+    info.entry_count = dir.declared_entries;
+    info.entries = dir
+        .entries
+        .iter()
+        .take(MAX_ENTRIES_LISTED)
+        .map(|e| ContainerEntry {
+            name: clip(&e.name),
+            method: zip::method_name(e.method),
+            compressed_size: e.compressed_size,
+            size: e.uncompressed_size,
+        })
+        .collect();
+    check_structure(&dir, scan);
+    let format = classify(&dir);
+    let mut pickles = PickleReport::default();
+    let mut arrays = NumpyInfo::default();
+    for entry in &dir.entries {
+        if scan.out_of_time() {
+            break;
+        }
+        let lower = entry.name.to_ascii_lowercase();
+        if lower.ends_with(".pkl") || lower.ends_with(".pickle") {
+            scan_pickle_entry(src, &dir, entry, &mut pickles, scan);
+        } else if lower.ends_with(".npy") {
+            scan_npy_entry(src, &dir, entry, &mut arrays, &mut pickles, scan);
+        } else if format == Format::Keras && entry.name == "config.json" {
+            check_keras_config(src, &dir, entry, scan);
+        }
+    }
+    if !pickles.streams.is_empty() {
+        report.pickle = Some(pickles);
+    }
+    if !arrays.arrays.is_empty() {
+        report.numpy = Some(arrays);
+    }
+    report.container = Some(info);
+    if format == Format::Zip && !dir.entries.is_empty() {
+        scan.report(
+            Finding::new(
+                FindingKind::UnsupportedContainer,
+                "zip archive with no model format recognised inside",
+            )
+            .with_severity(Severity::Info),
+        );
+    }
+    format
+}
+
+fn classify(dir: &Directory) -> Format {
+    let names: HashSet<&str> = dir.entries.iter().map(|e| e.name.as_str()).collect();
+    if names
+        .iter()
+        .any(|n| *n == "data.pkl" || n.ends_with("/data.pkl"))
+    {
+        return Format::PytorchZip;
+    }
+    if names.contains("config.json") && names.contains("model.weights.h5") {
+        return Format::Keras;
+    }
+    let files: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|n| !n.ends_with('/'))
+        .collect();
+    if !files.is_empty()
+        && files
+            .iter()
+            .all(|n| n.to_ascii_lowercase().ends_with(".npy"))
+    {
+        return Format::NumpyZip;
+    }
+    Format::Zip
+}
+
+/// Whole-archive checks: duplicate names, overlapping entries, declared ratios.
+fn check_structure(dir: &Directory, scan: &mut Scan) {
+    let mut names = HashSet::new();
+    for entry in &dir.entries {
+        if !names.insert(entry.name.as_str()) {
+            scan.report(
+                Finding::new(
+                    FindingKind::ZipAnomaly,
+                    format!("entry {} appears twice: a scanner may read one copy and the loader the other", clip(&entry.name)),
+                )
+                .with_severity(Severity::High),
+            );
+        }
+        check_declared_sizes(entry, scan);
+    }
+    // Entries whose data overlap let a few compressed bytes stand for many entries
+    // (the non-recursive zip bomb). 30 bytes is the smallest local header.
+    let mut by_offset: Vec<&Entry> = dir.entries.iter().collect();
+    by_offset.sort_by_key(|e| e.local_header_offset);
+    for pair in by_offset.windows(2) {
+        let end = pair[0]
+            .local_header_offset
+            .saturating_add(30)
+            .saturating_add(pair[0].compressed_size);
+        if pair[1].local_header_offset < end {
+            scan.find(
+                FindingKind::ZipBomb,
+                format!(
+                    "entries {} and {} overlap in the archive",
+                    clip(&pair[0].name),
+                    clip(&pair[1].name)
+                ),
+            );
+            break;
+        }
+    }
+}
+
+fn check_declared_sizes(entry: &Entry, scan: &mut Scan) {
+    let name = clip(&entry.name);
+    let limits = scan.limits;
+    if entry.method == zip::METHOD_STORED && entry.compressed_size != entry.uncompressed_size {
+        scan.find(
+            FindingKind::ZipAnomaly,
+            format!(
+                "stored entry {name} declares {} bytes stored but {} uncompressed",
+                entry.compressed_size, entry.uncompressed_size
+            ),
+        );
+    }
+    let ratio = entry.uncompressed_size / entry.compressed_size.max(1);
+    if entry.uncompressed_size > limits.max_zip_entry_bytes && ratio > limits.max_zip_ratio {
+        scan.find(
+            FindingKind::ZipBomb,
+            format!(
+                "entry {name} declares {} bytes from {} compressed (ratio {ratio}:1)",
+                entry.uncompressed_size, entry.compressed_size
+            ),
+        );
+    }
+}
+
+/// Opens an entry for reading: its data range checked and its stream capped. Reports
+/// why when it cannot.
+fn open<'s, R: Read + Seek>(
+    src: &'s mut Source<'_, R>,
+    dir: &Directory,
+    entry: &Entry,
+    severity: Severity,
+    scan: &mut Scan,
+) -> Option<zip::EntryReader<Box<dyn Read + 's>>> {
+    let name = clip(&entry.name);
+    let start = match zip::data_range(src, dir, entry, scan) {
+        Ok((start, _)) => start,
+        Err(e) => {
+            scan.find(FindingKind::TruncatedHeader, format!("entry {name}: {e}"));
+            return None;
+        }
+    };
+    match zip::open_entry(src, entry, start, scan.limits.max_zip_entry_bytes) {
+        Ok(Some(reader)) => Some(reader),
+        Ok(None) => {
+            scan.report(
+                Finding::new(
+                    FindingKind::UnsupportedContainer,
+                    format!(
+                        "entry {name} is compressed with {}: not inspected",
+                        zip::method_name(entry.method)
+                    ),
+                )
+                .with_severity(severity),
+            );
+            None
+        }
+        Err(e) => {
+            scan.find(FindingKind::TruncatedHeader, format!("entry {name}: {e}"));
+            None
+        }
+    }
+}
+
+fn scan_pickle_entry<R: Read + Seek>(
+    src: &mut Source<'_, R>,
+    dir: &Directory,
+    entry: &Entry,
+    pickles: &mut PickleReport,
+    scan: &mut Scan,
+) {
+    let Some(mut reader) = open(src, dir, entry, Severity::High, scan) else {
+        return;
+    };
+    let len_hint = (entry.method == zip::METHOD_STORED).then_some(entry.compressed_size);
+    pickle::scan_stream(&mut reader, &entry.name, len_hint, pickles, scan);
+    finish_entry(reader, entry, scan);
+}
+
+/// Reads what is left of an entry (within the cap) so that its size and CRC can be
+/// checked against the central directory.
+fn finish_entry<R: Read>(mut reader: zip::EntryReader<R>, entry: &Entry, scan: &mut Scan) {
+    let name = clip(&entry.name);
+    if let Err(e) = io::copy(&mut reader, &mut io::sink()) {
+        scan.find(
+            FindingKind::ZipAnomaly,
+            format!("entry {name} does not decompress: {e}"),
+        );
+        return;
+    }
+    if reader.bytes > scan.limits.max_zip_entry_bytes {
+        scan.find(
+            FindingKind::ZipBomb,
+            format!(
+                "entry {name} inflates past the {}-byte cap from {} compressed bytes",
+                scan.limits.max_zip_entry_bytes, entry.compressed_size
+            ),
+        );
+        return;
+    }
+    if reader.bytes != entry.uncompressed_size {
+        scan.find(
+            FindingKind::ZipAnomaly,
+            format!(
+                "entry {name} holds {} bytes but declares {}",
+                reader.bytes, entry.uncompressed_size
+            ),
+        );
+    }
+    let crc = reader.crc.finalize();
+    if crc != entry.crc32 {
+        scan.find(
+            FindingKind::ZipCrcMismatch,
+            format!("entry {name} has CRC-32 {crc:08x}, the directory says {:08x}: Python's zipfile refuses it, torch loads it", entry.crc32),
+        );
+    }
+}
+
+fn scan_npy_entry<R: Read + Seek>(
+    src: &mut Source<'_, R>,
+    dir: &Directory,
+    entry: &Entry,
+    arrays: &mut NumpyInfo,
+    pickles: &mut PickleReport,
+    scan: &mut Scan,
+) {
+    let Some(mut reader) = open(src, dir, entry, Severity::Medium, scan) else {
+        return;
+    };
+    let name = clip(&entry.name);
+    let mut head = vec![0u8; 12];
+    let header = read_fully(&mut reader, &mut head)
+        .and_then(|()| numpy::header_end(&head))
+        .and_then(|end| {
+            head.resize(end.max(12), 0);
+            read_fully(&mut reader, &mut head[12.min(end)..])?;
+            numpy::parse_header(&head, Some(&entry.name))
+        });
+    let array = match header {
+        Ok(array) => array,
+        Err(why) => {
+            scan.find(FindingKind::MalformedHeader, format!("entry {name}: {why}"));
+            return;
+        }
+    };
+    let object = array.object_dtype;
+    if arrays.arrays.len() < numpy::MAX_ARRAYS_RECORDED {
+        arrays.arrays.push(array);
+    }
+    if object {
+        scan.find(
+            FindingKind::NumpyObjectArray,
+            format!("entry {name} is an array of Python objects: its data is a pickle"),
+        );
+        pickle::scan_stream(&mut reader, &entry.name, None, pickles, scan);
+    }
+}
+
+fn read_fully<R: Read>(reader: &mut R, out: &mut [u8]) -> Result<(), String> {
+    reader
+        .read_exact(out)
+        .map_err(|e| format!("truncated .npy header ({e})"))
+}
+
+/// Keras models with a Lambda layer carry Python code (marshalled bytecode in older
+/// versions) that loading may run.
+fn check_keras_config<R: Read + Seek>(
+    src: &mut Source<'_, R>,
+    dir: &Directory,
+    entry: &Entry,
+    scan: &mut Scan,
+) {
+    let Some(reader) = open(src, dir, entry, Severity::Medium, scan) else {
+        return;
+    };
+    let mut text = Vec::new();
+    if reader
+        .take(MAX_KERAS_CONFIG)
+        .read_to_end(&mut text)
+        .is_err()
+    {
+        scan.find(
+            FindingKind::MalformedHeader,
+            "config.json does not decompress",
+        );
+        return;
+    }
+    let Ok(config) = serde_json::from_slice::<serde_json::Value>(&text) else {
+        scan.find(
+            FindingKind::MalformedHeader,
+            "config.json is not valid JSON",
+        );
+        return;
+    };
+    let mut pending = vec![&config];
+    let mut visited = 0u32;
+    while let Some(value) = pending.pop() {
+        visited += 1;
+        if visited > 1_000_000 {
+            break;
+        }
+        match value {
+            serde_json::Value::Object(map) => {
+                if map.get("class_name").and_then(|v| v.as_str()) == Some("Lambda") {
+                    scan.find(
+                        FindingKind::KerasLambdaLayer,
+                        "the Keras model has a Lambda layer (serialised Python code)",
+                    );
+                    return;
+                }
+                pending.extend(map.values());
+            }
+            serde_json::Value::Array(items) => pending.extend(items),
+            _ => {}
+        }
+    }
+}
