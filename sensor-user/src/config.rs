@@ -114,7 +114,7 @@ impl SensorConfig {
         let text = std::fs::read_to_string(path)
             .map_err(|source| ConfigError::Read { path: path.into(), source })?;
         let config: Self = toml::from_str(&text)
-            .map_err(|e| ConfigError::Invalid { path: path.into(), message: e.to_string() })?;
+            .map_err(|e| ConfigError::Invalid { path: path.into(), message: one_line(&text, &e) })?;
         config.validate().map_err(|message| ConfigError::Invalid { path: path.into(), message })?;
         Ok(config)
     }
@@ -148,6 +148,18 @@ impl SensorConfig {
     }
 }
 
+/// A TOML error as one line: `line 2: unknown field ...`.
+fn one_line(text: &str, error: &toml::de::Error) -> String {
+    let message = error.message().trim().replace('\n', " ");
+    match error.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            format!("line {line}: {message}")
+        }
+        None => message,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,7 +181,8 @@ mod tests {
     #[test]
     fn mistakes_are_named() {
         let typo = parse("[kernel]\nport = [1]\n").expect_err("unknown key");
-        assert!(typo.to_string().contains("unknown field `port`"), "{typo}");
+        assert!(typo.to_string().contains("line 2: unknown field `port`"), "{typo}");
+        assert_eq!(typo.to_string().lines().count(), 1, "{typo}");
         let ring = parse("[kernel]\nring_buffer_bytes = 5000\n").expect_err("bad size");
         assert!(ring.to_string().contains("power of two"), "{ring}");
         let ext = parse("[kernel]\nextensions = [\"tar.gz\"]\n").expect_err("bad extension");

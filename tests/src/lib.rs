@@ -90,6 +90,9 @@ impl Sensor {
         sensor.status = sensor
             .next_matching(Duration::from_secs(60), |e| kind(e) == "sensor_status")
             .expect("modelwatch did not start within 60 s (see its stderr above)");
+        // For `cargo xtask vm-test`'s matrix: the backend and verified instructions of
+        // each hook on this kernel (shown with `--show-output` or on failure).
+        eprintln!("modelwatch-hooks: {}", sensor.status["sensor_status"]["hooks"]);
         sensor
     }
 

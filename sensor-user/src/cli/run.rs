@@ -70,6 +70,10 @@ pub(super) async fn run(args: RunArgs) -> i32 {
             return 2;
         }
     };
+    if let Err(error) = crate::source::loader::check_privileges() {
+        super::report(&error);
+        return 1;
+    }
     let socket = config.socket.clone();
     // Bind before loading: a second sensor on the same socket fails fast and cleanly.
     let listener = match grpc::bind(&socket) {

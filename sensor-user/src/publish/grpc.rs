@@ -31,6 +31,8 @@ pub enum SocketError {
         #[source]
         source: std::io::Error,
     },
+    #[error("another modelwatch is already serving {path}; fix: stop it, or pass --socket")]
+    InUse { path: PathBuf },
     #[error("{path} exists and is not a socket; refusing to replace it")]
     NotASocket { path: PathBuf },
     #[error("cannot listen on {path}: {source}")]
@@ -55,6 +57,10 @@ pub fn bind(path: &Path) -> Result<UnixListener, SocketError> {
     }
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_socket() => {
+            // A socket someone answers on belongs to a live sensor; only a stale one goes.
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                return Err(SocketError::InUse { path: path.to_path_buf() });
+            }
             let _ = std::fs::remove_file(path);
         }
         Ok(_) => return Err(SocketError::NotASocket { path: path.to_path_buf() }),

@@ -71,10 +71,7 @@ pub struct Loaded {
 /// # Errors
 /// Not root, no BTF, no tracefs, a rejected object or a required hook that fails.
 pub fn load(settings: &FilterSettings) -> Result<Loaded, LoadError> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return Err(LoadError::NotRoot);
-    }
+    check_privileges()?;
     let btf = Btf::from_sys_fs().map_err(LoadError::NoBtf)?;
     let tracefs_root = tracefs::ensure_mounted()?;
     raise_memlock_limit();
@@ -102,6 +99,18 @@ pub fn load(settings: &FilterSettings) -> Result<Loaded, LoadError> {
         hooks.push(status);
     }
     Ok(Loaded { ebpf, hooks, missing: resolved.missing })
+}
+
+/// Fails early, before anything is created, when the sensor cannot load probes.
+///
+/// # Errors
+/// [`LoadError::NotRoot`].
+pub fn check_privileges() -> Result<(), LoadError> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err(LoadError::NotRoot);
+    }
+    Ok(())
 }
 
 fn fix_for(hook: Hook) -> &'static str {
