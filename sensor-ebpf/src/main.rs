@@ -13,6 +13,7 @@ mod bounds;
 mod emit;
 mod kernel;
 mod maps;
+mod names;
 mod offsets;
 mod path;
 mod probes;

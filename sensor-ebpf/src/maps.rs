@@ -57,6 +57,12 @@ pub(crate) static PORTS: HashMap<u16, u8> = HashMap::with_max_entries(256, 0);
 #[map]
 pub(crate) static ACCEL_MAJORS: HashMap<u32, u8> = HashMap::with_max_entries(32, 0);
 
+/// Task names (`comm`, NUL-padded) of runtime executables: a process exec'ing one is
+/// marked at once, before its first instruction, so that the small files it opens
+/// right away are not missed while userspace classifies it.
+#[map]
+pub(crate) static RUNTIME_COMMS: HashMap<[u8; 16], u32> = HashMap::with_max_entries(64, 0);
+
 /// tgid -> `sensor_common::settings::mark` bits: processes treated as inference runtimes.
 #[map]
 pub(crate) static MARKED: HashMap<u32, u32> = HashMap::with_max_entries(8192, 0);

@@ -36,6 +36,26 @@ pub struct SensorConfig {
     pub socket: PathBuf,
     pub kernel: KernelConfig,
     pub events: EventsConfig,
+    pub hash: HashConfig,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct HashConfig {
+    /// Compute the SHA-256 of every model file seen (in the background).
+    pub enabled: bool,
+    /// I/O budget: bytes read per second while hashing; 0 means no limit.
+    pub max_bytes_per_second: u64,
+    /// Files larger than this are not hashed; 0 means no limit.
+    pub max_file_bytes: u64,
+    /// Files waiting to be hashed; more are skipped (and counted).
+    pub queue: usize,
+}
+
+impl Default for HashConfig {
+    fn default() -> Self {
+        Self { enabled: true, max_bytes_per_second: 256 << 20, max_file_bytes: 0, queue: 256 }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -73,6 +93,7 @@ impl Default for SensorConfig {
             socket: PathBuf::from("/run/modelwatch/modelwatch.sock"),
             kernel: KernelConfig::default(),
             events: EventsConfig::default(),
+            hash: HashConfig::default(),
         }
     }
 }

@@ -2,13 +2,19 @@
 
 use std::{
     num::NonZeroUsize,
-    sync::{Arc, atomic::Ordering},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, SystemTime},
 };
 
 use proto::v1::{EventsLost, Hook, LossSource, SensorStatus, event::Payload};
 
+use model_analysis::HashBudget;
+
 use crate::{
+    analyze::hash::Hasher,
     config::SensorConfig,
     correlate::{Pipeline, PipelineOptions, PipelineStats},
     publish::EventLog,
@@ -20,6 +26,7 @@ pub struct Sensor {
     pub log: Arc<EventLog>,
     source: Arc<KernelSource>,
     stats: Arc<PipelineStats>,
+    hasher: Option<Hasher>,
     config: SensorConfig,
 }
 
@@ -47,9 +54,22 @@ impl Sensor {
             all_processes: config.events.all_processes,
             process_cache: NonZeroUsize::new(config.events.process_cache).unwrap_or(NonZeroUsize::MIN),
         };
-        let pipeline =
-            Pipeline::new(options, Some(source.marks.clone()), Arc::clone(&log), Arc::clone(&stats));
-        let sensor = Self { log, source: Arc::new(source), stats, config };
+        let hasher = config.hash.enabled.then(|| {
+            let nonzero = |n: u64| (n > 0).then_some(n);
+            let budget = HashBudget {
+                max_bytes_per_sec: nonzero(config.hash.max_bytes_per_second),
+                max_bytes: nonzero(config.hash.max_file_bytes),
+            };
+            Hasher::spawn(Arc::clone(&log), budget, config.hash.queue)
+        });
+        let pipeline = Pipeline::new(
+            options,
+            Some(source.marks.clone()),
+            hasher.clone(),
+            Arc::clone(&log),
+            Arc::clone(&stats),
+        );
+        let sensor = Self { log, source: Arc::new(source), stats, hasher, config };
         sensor.log.publish(SystemTime::now(), None, Payload::SensorStatus(sensor.status()));
         tokio::spawn(pipeline.run(records));
         tokio::spawn(report_losses(Arc::clone(&sensor.source), Arc::clone(&sensor.log)));
@@ -85,7 +105,14 @@ impl Sensor {
             processes_cached: u32::try_from(self.stats.processes_cached.load(Ordering::Relaxed))
                 .unwrap_or(u32::MAX),
             runtimes_marked: u32::try_from(self.source.marks.count()).unwrap_or(u32::MAX),
+            models_hashed: self.hash_stat(|s| &s.hashed),
+            hashes_skipped: self.hash_stat(|s| &s.skipped),
+            hashes_failed: self.hash_stat(|s| &s.failed),
         }
+    }
+
+    fn hash_stat(&self, pick: impl Fn(&crate::analyze::hash::HashStats) -> &AtomicU64) -> u64 {
+        self.hasher.as_ref().map_or(0, |h| pick(&h.stats).load(Ordering::Relaxed))
     }
 }
 

@@ -56,4 +56,6 @@ pub mod reason {
     pub const WATCHED_PORT: u32 = 8;
     /// An accelerator device node (GPU, NPU) opened by a marked runtime.
     pub const ACCELERATOR: u32 = 16;
+    /// The name of a model-store blob (`sha256-<hex>`, `blobs/<hex>`).
+    pub const MODEL_STORE: u32 = 32;
 }

@@ -7,14 +7,18 @@
 
 use core::{mem::size_of, ptr::addr_of_mut};
 
-use aya_ebpf::{helpers::generated::bpf_probe_read_user, macros::tracepoint, programs::TracePointContext};
+use aya_ebpf::{
+    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, generated::bpf_probe_read_user},
+    macros::tracepoint,
+    programs::TracePointContext,
+};
 use sensor_common::{ARGV_CAP, EventKind, ExecEvent, PathHeader, counters, offsets::feature};
 
 use crate::{
     bounds::at_most,
     emit::{header, scratch, submit},
     kernel::{KResult, ReadError, current_task, file_path, read},
-    maps::count,
+    maps::{MARKED, RUNTIME_COMMS, count},
     offsets::{has, off},
     path::walk,
 };
@@ -22,6 +26,7 @@ use crate::{
 #[tracepoint]
 pub(crate) fn sched_process_exec(_ctx: TracePointContext) -> u32 {
     count(counters::EXEC_SEEN);
+    mark_if_runtime();
     if try_exec().is_err() {
         count(counters::READ_ERRORS);
     }
@@ -63,6 +68,18 @@ fn try_exec() -> KResult<()> {
     }
     submit(buf, size, counters::EXEC_FORWARDED, counters::EXEC_LOST);
     Ok(())
+}
+
+/// Marks the process now if its new name is a runtime's.
+#[inline(always)]
+fn mark_if_runtime() {
+    let Ok(comm) = bpf_get_current_comm() else { return };
+    // SAFETY: the value is copied out at once.
+    let Some(flags) = (unsafe { RUNTIME_COMMS.get(&comm) }).copied() else { return };
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    if MARKED.insert(&tgid, &flags, 0).is_err() {
+        count(counters::MARK_FULL);
+    }
 }
 
 /// Copies `mm->arg_start..arg_end` (NUL-separated arguments) into `dst`.

@@ -7,7 +7,8 @@ use sensor_common::{EventKind, FileEvent, FileIdentity, MmapFields, counters, re
 use crate::{
     emit::{header, scratch, submit},
     kernel::{KResult, ReadError, S_IFCHR, S_IFMT, S_IFREG, file_path, read},
-    maps::{ACCEL_MAJORS, EXTENSIONS, is_marked, settings},
+    maps::{ACCEL_MAJORS, is_marked, settings},
+    names::name_reason,
     offsets::off,
     path::walk,
 };
@@ -26,8 +27,8 @@ pub(super) fn candidate_reason(file: u64, identity: &FileIdentity, tgid: u32) ->
                 why |= reason::MARKED_RUNTIME;
             }
             // Cheapest tests first: the name is read only for small files.
-            if why == 0 && has_model_extension(file) {
-                why |= reason::EXTENSION;
+            if why == 0 {
+                why |= name_reason(file);
             }
             why
         }
@@ -42,48 +43,6 @@ fn is_accelerator(rdev: u32) -> bool {
     let major = rdev >> 20;
     // SAFETY: the value is only tested for presence.
     unsafe { ACCEL_MAJORS.get(&major).is_some() }
-}
-
-/// Whether the last component of the file's name ends in a watched extension.
-#[inline(always)]
-fn has_model_extension(file: u64) -> bool {
-    extension_of(file).is_ok_and(|key| {
-        // SAFETY: the value is only tested for presence.
-        unsafe { EXTENSIONS.get(&key).is_some() }
-    })
-}
-
-/// The lower-cased extension of the file's name, from its last 16 bytes.
-#[inline(always)]
-fn extension_of(file: u64) -> KResult<[u8; 16]> {
-    let (_, dentry) = file_path(file)?;
-    let len: u32 = read(dentry, off!(dentry_d_name_len))?;
-    let name: u64 = read(dentry, off!(dentry_d_name_name))?;
-    // NB: names shorter than 16 bytes live in the dentry's inline buffer (at least 32
-    // bytes), so reading 16 bytes from their start stays inside it.
-    let (start, used) = if len >= 16 { (name + u64::from(len) - 16, 16) } else { (name, len) };
-    let tail: [u8; 16] = read(start, 0)?;
-    let mut key = [0u8; 16];
-    let mut dot = None;
-    let mut i = used;
-    while i > 0 {
-        i -= 1;
-        if tail[(i & 15) as usize] == b'.' {
-            dot = Some(i);
-            break;
-        }
-    }
-    let Some(dot) = dot else { return Err(ReadError) };
-    let mut j = 0;
-    while j < 15 {
-        let src = dot + 1 + j;
-        if src >= used {
-            break;
-        }
-        key[(j & 15) as usize] = tail[(src & 15) as usize].to_ascii_lowercase();
-        j += 1;
-    }
-    Ok(key)
 }
 
 /// Builds a [`FileEvent`] with the path in this CPU's scratch buffer and sends it.

@@ -6,12 +6,10 @@
 
 use std::{
     fs::File,
-    io::Read as _,
     os::unix::fs::{MetadataExt as _, OpenOptionsExt as _},
     path::{Path, PathBuf},
 };
 
-use model_analysis::Format;
 use sensor_common::FileIdentity;
 use thiserror::Error;
 
@@ -113,22 +111,6 @@ fn check(path: &Path, meta: &std::fs::Metadata, key: &FileKey) -> Result<(), Ide
     Ok(())
 }
 
-/// Reads the first bytes and names the format.
-///
-/// # Errors
-/// The read fails.
-pub fn sniff_file(file: &mut File) -> std::io::Result<Format> {
-    let mut prefix = [0u8; model_analysis::format::SNIFF_LEN];
-    let mut filled = 0;
-    while filled < prefix.len() {
-        match file.read(&mut prefix[filled..])? {
-            0 => break,
-            n => filled += n,
-        }
-    }
-    Ok(model_analysis::sniff(&prefix[..filled]))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,8 +126,7 @@ mod tests {
         let model = dir.path().join("m.gguf");
         std::fs::write(&model, b"GGUF\x03\0\0\0").expect("write");
         let key = key_of(&model);
-        let mut file = open_verified(std::slice::from_ref(&model), &key).expect("same inode opens");
-        assert_eq!(sniff_file(&mut file).expect("read"), Format::Gguf);
+        open_verified(std::slice::from_ref(&model), &key).expect("same inode opens");
 
         let other = dir.path().join("other");
         std::fs::write(&other, b"x").expect("write");

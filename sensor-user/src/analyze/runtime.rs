@@ -2,6 +2,24 @@
 //! first cut; behaviour completes them (a process that maps a model file is treated as
 //! a runtime whatever it is called: `Runtime::UnknownLoader`).
 
+/// Executable names that are runtimes whatever their arguments; the kernel marks a
+/// process that execs one at once (userspace then refines, and unmarks clients).
+pub const RUNTIME_EXECUTABLES: [&str; 13] = [
+    "ollama",
+    "llama-server",
+    "llama-cli",
+    "llama-run",
+    "llama-mtmd-cli",
+    "vllm",
+    "koboldcpp",
+    "local-ai",
+    "localai",
+    "llamafile",
+    "lm-studio",
+    "text-generation-launcher",
+    "text-generation-server",
+];
+
 /// Known local inference runtimes (see the field notes for their fingerprints).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Runtime {

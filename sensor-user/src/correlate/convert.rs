@@ -59,6 +59,7 @@ pub fn reasons(bits: u32) -> Vec<String> {
         (reason::MARKED_RUNTIME, "marked_runtime"),
         (reason::WATCHED_PORT, "watched_port"),
         (reason::ACCELERATOR, "accelerator"),
+        (reason::MODEL_STORE, "model_store"),
     ]
     .into_iter()
     .filter(|(bit, _)| bits & bit != 0)
@@ -84,4 +85,95 @@ pub fn format(format: model_analysis::Format) -> pb::ModelFormat {
         Format::Zip | Format::SevenZip | Format::CompressedArchive => pb::ModelFormat::UnsupportedContainer,
         Format::Unknown => pb::ModelFormat::Unspecified,
     }
+}
+
+#[must_use]
+pub fn severity(severity: model_analysis::Severity) -> pb::Severity {
+    use model_analysis::Severity as S;
+    match severity {
+        S::Info => pb::Severity::Info,
+        S::Low => pb::Severity::Low,
+        S::Medium => pb::Severity::Medium,
+        S::High => pb::Severity::High,
+        S::Critical => pb::Severity::Critical,
+    }
+}
+
+/// The snake_case name serde gives a value (`pickle_dangerous_import`).
+fn serde_name<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+}
+
+#[must_use]
+pub fn finding(finding: &model_analysis::Finding) -> pb::Finding {
+    pb::Finding {
+        kind: serde_name(&finding.kind),
+        severity: severity(finding.severity).into(),
+        message: finding.message.clone(),
+    }
+}
+
+/// What the analysis says about a model file, as the event's `ModelFile`.
+#[must_use]
+pub fn model_file(report: &model_analysis::ModelReport, path: String, key: &FileKey) -> pb::ModelFile {
+    let claimed = report
+        .provenance
+        .as_ref()
+        .and_then(|p| p.digest.as_deref())
+        .and_then(|d| d.strip_prefix("sha256:"))
+        .map(str::to_owned)
+        .unwrap_or_default();
+    pb::ModelFile {
+        path,
+        identity: Some(identity(key)),
+        format: format(report.format).into(),
+        sha256: String::new(),
+        claimed_sha256: claimed,
+        metadata: Some(metadata(report)),
+        provenance: report.provenance.as_ref().map(provenance),
+        findings: report.findings.iter().map(finding).collect(),
+        path_truncated: false,
+    }
+}
+
+fn metadata(report: &model_analysis::ModelReport) -> pb::ModelMetadata {
+    let mut meta = pb::ModelMetadata::default();
+    if let Some(gguf) = &report.gguf {
+        meta.name = gguf.name.clone().unwrap_or_default();
+        meta.architecture = gguf.architecture.clone().unwrap_or_default();
+        meta.license = gguf.license.clone().unwrap_or_default();
+        meta.quantization = gguf.quantization.clone().unwrap_or_default();
+        meta.parameter_count = gguf.parameter_count.unwrap_or(0);
+        meta.tensor_count = gguf.tensor_count;
+        for (key, value) in &gguf.general {
+            let text = value.as_str().map_or_else(|| value.to_string(), str::to_owned);
+            meta.properties.insert(key.clone(), text);
+        }
+        for template in &gguf.chat_templates {
+            meta.properties.insert(format!("{}.sha256", template.key), template.sha256.clone());
+            meta.properties.insert(format!("{}.risk_score", template.key), template.risk_score.to_string());
+        }
+    }
+    if let Some(st) = &report.safetensors {
+        meta.parameter_count = st.parameter_count;
+        meta.tensor_count = st.tensor_count;
+        for (key, value) in &st.metadata {
+            meta.properties.insert(key.clone(), value.clone());
+        }
+        if let Some(license) = st.metadata.get("license") {
+            meta.license.clone_from(license);
+        }
+        let dtypes: Vec<&str> = st.dtypes.keys().map(String::as_str).collect();
+        meta.quantization = dtypes.join(",");
+    }
+    meta
+}
+
+fn provenance(p: &model_analysis::Provenance) -> pb::Provenance {
+    let name = match (&p.organization, &p.repository) {
+        (Some(org), Some(repo)) => format!("{org}/{repo}"),
+        (None, Some(repo)) => repo.clone(),
+        _ => p.tags.join(","),
+    };
+    pb::Provenance { source: serde_name(&p.source), name, revision: p.revision.clone().unwrap_or_default() }
 }

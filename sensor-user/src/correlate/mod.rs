@@ -23,7 +23,10 @@ use sensor_common::decode::Record;
 use tokio::sync::mpsc;
 
 use crate::{
-    analyze::identify::FileKey, enrich::process::ProcessCache, publish::EventLog, source::RuntimeMarks,
+    analyze::{hash::Hasher, identify::FileKey},
+    enrich::process::ProcessCache,
+    publish::EventLog,
+    source::RuntimeMarks,
 };
 
 /// Counters of the userspace side, for status and metrics.
@@ -54,6 +57,8 @@ pub struct Pipeline {
     /// Processes whose exec was published (their exit will be too).
     published: HashMap<u32, ()>,
     models: lru::LruCache<FileKey, model::Identified>,
+    limits: model_analysis::Limits,
+    hasher: Option<Hasher>,
     marks: Option<RuntimeMarks>,
     log: Arc<EventLog>,
     clock: BootClock,
@@ -65,6 +70,7 @@ impl Pipeline {
     pub fn new(
         options: PipelineOptions,
         marks: Option<RuntimeMarks>,
+        hasher: Option<Hasher>,
         log: Arc<EventLog>,
         stats: Arc<PipelineStats>,
     ) -> Self {
@@ -74,6 +80,8 @@ impl Pipeline {
             marked: HashMap::new(),
             published: HashMap::new(),
             models: lru::LruCache::new(NonZeroUsize::new(4096).unwrap_or(NonZeroUsize::MIN)),
+            limits: model_analysis::Limits::default(),
+            hasher,
             marks,
             log,
             clock: BootClock::now(),
@@ -103,6 +111,14 @@ impl Pipeline {
     fn publish(&self, ktime_ns: u64, process: Option<Process>, payload: Payload) {
         let time = if ktime_ns == 0 { SystemTime::now() } else { self.clock.wall(ktime_ns) };
         self.log.publish(time, process, payload);
+    }
+
+    /// Drops a mark the kernel may have set by name.
+    fn unmark(&mut self, tgid: u32) {
+        self.marked.remove(&tgid);
+        if let Some(marks) = &self.marks {
+            marks.unmark(tgid);
+        }
     }
 
     /// Marks a process in the kernel and in the mirror.

@@ -1,14 +1,15 @@
 //! Candidate files (opened or mapped) and accelerator devices: identify by content,
 //! publish model activity, and mark the process that loads models.
 
-use model_analysis::Format;
 use proto::v1::{AcceleratorUsed, ModelFile, ModelFileMapped, ModelFileOpened, event::Payload};
 use sensor_common::{EventKind, FileEvent, decode::RawPath, settings::mark};
 
 use super::{Pipeline, convert};
 use crate::{
     analyze::{
-        identify::{FileKey, IdentifyError, candidate_paths, open_verified, sniff_file},
+        hash::{HashJob, hex},
+        identify::{FileKey, candidate_paths},
+        model::examine,
         runtime::{Classification, Role, Runtime},
     },
     enrich::devices::accelerator_kind,
@@ -17,7 +18,8 @@ use crate::{
 /// What the content of one file identity turned out to be.
 #[derive(Clone, Debug)]
 pub(super) struct Identified {
-    format: Format,
+    /// The event's file, path and process aside; `None` when it is not a model.
+    model: Option<ModelFile>,
 }
 
 impl Pipeline {
@@ -29,21 +31,22 @@ impl Pipeline {
         }
         let key = FileKey::from_kernel(&event.file);
         let Some(identified) = self.identify(event, key, &path_text).await else { return };
-        if !identified.format.is_model() {
+        let Some(mut file) = identified.model else {
             self.stats.not_models.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return;
-        }
+        };
         let header = &event.header;
-        self.adopt_as_runtime(header);
+        let write = event.open_flags & (libc::O_WRONLY | libc::O_RDWR) as u32 != 0;
+        if !write {
+            self.adopt_as_runtime(header);
+        }
         let info = self.processes.lookup(header);
         self.published.insert(info.pid, ());
-        let file = ModelFile {
-            path: path_text,
-            identity: Some(convert::identity(&key)),
-            format: convert::format(identified.format).into(),
-            path_truncated: path.is_truncated(),
-            ..ModelFile::default()
-        };
+        file.path = path_text;
+        file.path_truncated = path.is_truncated();
+        if let Some(digest) = self.hasher.as_ref().and_then(|h| h.known(&key)) {
+            file.sha256 = hex(&digest);
+        }
         let reasons = convert::reasons(event.reason);
         let payload = if kind == EventKind::FileMmap {
             Payload::ModelFileMapped(ModelFileMapped {
@@ -61,38 +64,57 @@ impl Pipeline {
                 fd: event.fd,
                 reasons,
                 open_flags: event.open_flags,
+                write,
             })
         };
         self.publish(header.ktime_ns, Some(convert::process(&info, header.tid)), payload);
     }
 
-    /// Identifies the content behind `key`, from the cache or by reading the file.
+    /// Identifies the content behind `key`, from the cache or by analysing the file;
+    /// a newly seen model is queued for hashing.
     async fn identify(&mut self, event: &FileEvent, key: FileKey, path: &str) -> Option<Identified> {
         if let Some(known) = self.models.get(&key) {
             return Some(known.clone());
         }
-        let candidates = candidate_paths(event.header.tgid, Some(event.fd), path);
-        let result = tokio::task::spawn_blocking(move || {
-            let mut file = open_verified(&candidates, &key)?;
-            sniff_file(&mut file).map_err(|source| IdentifyError::Io { path: candidates[0].clone(), source })
+        let pid = event.header.tgid;
+        let candidates = candidate_paths(pid, Some(event.fd), path);
+        let name = std::path::PathBuf::from(path);
+        let limits = self.limits.clone();
+        let examined = tokio::task::spawn_blocking(move || {
+            examine(&candidates, &key, &name, std::path::Path::new(&format!("/proc/{pid}/root")), &limits)
         })
         .await;
-        match result {
-            Ok(Ok(format)) => {
-                let identified = Identified { format };
-                self.models.put(key, identified.clone());
-                Some(identified)
-            }
+        let examined = match examined {
+            Ok(Ok(examined)) => examined,
             Ok(Err(error)) => {
                 self.stats.unreadable.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tracing::debug!(%error, path, "candidate not identified");
-                None
+                return None;
             }
             Err(error) => {
                 tracing::warn!(%error, "identification task failed");
-                None
+                return None;
             }
+        };
+        let model = examined
+            .report
+            .format
+            .is_model()
+            .then(|| convert::model_file(&examined.report, path.to_owned(), &key));
+        if model.is_some()
+            && let Some(hasher) = &self.hasher
+        {
+            let info = self.processes.lookup(&event.header);
+            hasher.submit(HashJob {
+                file: examined.file,
+                key,
+                path: path.to_owned(),
+                process: Some(convert::process(&info, event.header.tid)),
+            });
         }
+        let identified = Identified { model };
+        self.models.put(key, identified.clone());
+        Some(identified)
     }
 
     /// A process that loads a model behaves like an inference runtime: mark it so that

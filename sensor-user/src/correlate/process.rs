@@ -26,10 +26,10 @@ impl Pipeline {
         }
         info.runtime = classify(&info.exe, &info.argv).or_else(|| self.inherited(info.ppid));
         let info = self.processes.insert(info);
-        if let Some(runtime) = &info.runtime
-            && runtime.role.loads_models()
-        {
-            self.mark(info.pid, mark::RUNTIME);
+        match &info.runtime {
+            Some(runtime) if runtime.role.loads_models() => self.mark(info.pid, mark::RUNTIME),
+            // The kernel marks by name (`ollama`); `ollama run` only talks to a server.
+            _ => self.unmark(info.pid),
         }
         if info.runtime.is_some() || self.options.all_processes {
             self.published.insert(info.pid, ());

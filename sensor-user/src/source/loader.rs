@@ -196,38 +196,53 @@ fn describe(error: &ProgramError) -> String {
 }
 
 fn configure_maps(ebpf: &mut Ebpf, settings: &FilterSettings) -> Result<(), LoadError> {
-    let map_err = |map| move |source| LoadError::Map { map, source };
     let value = Settings {
         size_threshold: settings.size_threshold,
         self_tgid: std::process::id(),
         listen_marked_any_port: u32::from(settings.listen_marked_any_port),
     };
-    let mut array: Array<&mut MapData, Settings> =
-        Array::try_from(ebpf.map_mut("SETTINGS").ok_or_else(|| missing_map("SETTINGS"))?)
-            .map_err(map_err("SETTINGS"))?;
-    array.set(0, &value, 0).map_err(map_err("SETTINGS"))?;
-    let mut extensions: BpfHashMap<&mut MapData, [u8; 16], u8> =
-        BpfHashMap::try_from(ebpf.map_mut("EXTENSIONS").ok_or_else(|| missing_map("EXTENSIONS"))?)
-            .map_err(map_err("EXTENSIONS"))?;
+    let map = ebpf.map_mut("SETTINGS").ok_or_else(|| missing_map("SETTINGS"))?;
+    let mut array: Array<&mut MapData, Settings> = Array::try_from(map).map_err(map_error("SETTINGS"))?;
+    array.set(0, &value, 0).map_err(map_error("SETTINGS"))?;
+    let mut extensions = Vec::with_capacity(settings.extensions.len());
     for ext in &settings.extensions {
-        let key = extension_key(ext).ok_or_else(|| {
-            LoadError::Setting(format!("extension {ext:?} must be 1 to 15 characters without dots"))
-        })?;
-        extensions.insert(&key, &1, 0).map_err(map_err("EXTENSIONS"))?;
+        extensions.push((
+            extension_key(ext).ok_or_else(|| {
+                LoadError::Setting(format!("extension {ext:?} must be 1 to 15 characters without dots"))
+            })?,
+            1u8,
+        ));
     }
-    let mut ports: BpfHashMap<&mut MapData, u16, u8> =
-        BpfHashMap::try_from(ebpf.map_mut("PORTS").ok_or_else(|| missing_map("PORTS"))?)
-            .map_err(map_err("PORTS"))?;
-    for port in &settings.ports {
-        ports.insert(port, &1, 0).map_err(map_err("PORTS"))?;
-    }
-    let mut majors: BpfHashMap<&mut MapData, u32, u8> =
-        BpfHashMap::try_from(ebpf.map_mut("ACCEL_MAJORS").ok_or_else(|| missing_map("ACCEL_MAJORS"))?)
-            .map_err(map_err("ACCEL_MAJORS"))?;
-    for major in crate::enrich::devices::accelerator_majors() {
-        majors.insert(&major, &1, 0).map_err(map_err("ACCEL_MAJORS"))?;
+    fill(ebpf, "EXTENSIONS", extensions)?;
+    fill(ebpf, "PORTS", settings.ports.iter().map(|port| (*port, 1u8)))?;
+    fill(ebpf, "ACCEL_MAJORS", crate::enrich::devices::accelerator_majors().into_iter().map(|m| (m, 1u8)))?;
+    // The kernel keeps the first 15 bytes of an executable's name as its `comm`.
+    let comms = crate::analyze::runtime::RUNTIME_EXECUTABLES.iter().map(|name| {
+        let mut comm = [0u8; 16];
+        for (dst, src) in comm.iter_mut().take(15).zip(name.bytes()) {
+            *dst = src;
+        }
+        (comm, sensor_common::settings::mark::RUNTIME)
+    });
+    fill(ebpf, "RUNTIME_COMMS", comms)
+}
+
+/// Inserts `entries` into the hash map `name`.
+fn fill<K: aya::Pod, V: aya::Pod>(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+    entries: impl IntoIterator<Item = (K, V)>,
+) -> Result<(), LoadError> {
+    let map = ebpf.map_mut(name).ok_or_else(|| missing_map(name))?;
+    let mut map: BpfHashMap<&mut MapData, K, V> = BpfHashMap::try_from(map).map_err(map_error(name))?;
+    for (key, value) in entries {
+        map.insert(&key, &value, 0).map_err(map_error(name))?;
     }
     Ok(())
+}
+
+fn map_error(map: &'static str) -> impl Fn(aya::maps::MapError) -> LoadError {
+    move |source| LoadError::Map { map, source }
 }
 
 fn missing_map(name: &str) -> LoadError {

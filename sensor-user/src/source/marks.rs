@@ -25,6 +25,12 @@ impl RuntimeMarks {
         }
     }
 
+    /// Removes `tgid`'s mark (a client the kernel marked by its name).
+    pub fn unmark(&self, tgid: u32) {
+        let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+        let _ = map.remove(&tgid);
+    }
+
     /// Marked processes right now.
     #[must_use]
     pub fn count(&self) -> usize {
