@@ -5,3 +5,4 @@ pub mod hash;
 pub mod identify;
 pub mod model;
 pub mod runtime;
+pub mod scan;

@@ -1,6 +1,7 @@
 //! The `modelwatch` command line.
 
 mod run;
+mod scan;
 mod watch;
 
 use std::path::PathBuf;
@@ -28,6 +29,9 @@ pub enum Command {
     Watch(watch::WatchArgs),
     /// Show a running sensor's hooks, backends and counters.
     Status(watch::StatusArgs),
+    /// Identify model files on disk by content (no root needed): format, metadata,
+    /// license, SHA-256, provenance, pickle findings.
+    Scan(scan::ScanArgs),
 }
 
 /// Where a running sensor listens.
@@ -46,6 +50,7 @@ pub async fn dispatch(cli: Cli) -> i32 {
         Command::Run(args) => run::run(args).await,
         Command::Watch(args) => watch::watch(args).await,
         Command::Status(args) => watch::status(args).await,
+        Command::Scan(args) => tokio::task::spawn_blocking(move || scan::run(&args)).await.unwrap_or(2),
     }
 }
 

@@ -5,6 +5,6 @@ pub mod format;
 pub mod grpc;
 pub mod log;
 pub mod stdout;
-mod text;
+pub mod text;
 
 pub use log::{EventLog, Subscription};

@@ -105,7 +105,7 @@ fn file(line: &mut String, file: Option<&ModelFile>) {
 
 /// 3221225472 -> "3.0GiB".
 #[must_use]
-pub(super) fn human_size(bytes: u64) -> String {
+pub fn human_size(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut value = bytes as f64;
     let mut unit = 0;
