@@ -95,7 +95,8 @@ fn bench_small_files(dir: &Path) -> f64 {
     for i in 0..10_000u32 {
         let path = small.join(format!("file-{i}.txt"));
         let len = 512 + (i as usize * 37) % 3584;
-        let body: Vec<u8> = (0..len).map(|j| b"lorem ipsum dolor sit amet, "[(j + i as usize) % 28]).collect();
+        let body: Vec<u8> =
+            (0..len).map(|j| b"lorem ipsum dolor sit amet, "[(j + i as usize) % 28]).collect();
         fs::write(&path, body).expect("write");
         paths.push(path);
     }
@@ -117,7 +118,10 @@ fn bench_small_files(dir: &Path) -> f64 {
 fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
     let gguf = bench_gguf(dir.path(), 1000, 0);
-    println!("sparse 4 GiB GGUF, 1,000 KV pairs, 291 tensors: median {:.3} ms (target < 10 ms)", gguf.as_secs_f64() * 1e3);
+    println!(
+        "sparse 4 GiB GGUF, 1,000 KV pairs, 291 tensors: median {:.3} ms (target < 10 ms)",
+        gguf.as_secs_f64() * 1e3
+    );
     let vocab = bench_gguf(dir.path(), 1000, 128_000);
     println!("same with a 128,000-token vocabulary array: median {:.3} ms", vocab.as_secs_f64() * 1e3);
     let gbps = bench_sha256(dir.path());

@@ -25,20 +25,12 @@ fn main() -> std::io::Result<()> {
         .str("general.license", "apache-2.0")
         .kv("general.file_type", Value::U32(15))
         .kv("general.tags", Value::Strs(vec!["text-generation".into()]))
-        .str(
-            "tokenizer.chat_template",
-            "{% for m in messages %}{{ m['content'] }}{% endfor %}",
-        )
-        .kv(
-            "tokenizer.ggml.tokens",
-            Value::Strs(vec!["<s>".into(), "a".into()]),
-        )
+        .str("tokenizer.chat_template", "{% for m in messages %}{{ m['content'] }}{% endfor %}")
+        .kv("tokenizer.ggml.tokens", Value::Strs(vec!["<s>".into(), "a".into()]))
         .tensor("token_embd.weight", &[32, 2], 0, 0)
         .tensor("blk.0.attn_q.weight", &[256, 1], 12, 256);
     write("gguf", "v3_llama", &gguf.build(256 + 144))?;
-    let v1 = Gguf::new(1)
-        .str("general.name", "old")
-        .kv("general.alignment", Value::U32(64));
+    let v1 = Gguf::new(1).str("general.name", "old").kv("general.alignment", Value::U32(64));
     write("gguf", "v1_minimal", &v1.build(0))?;
 
     write(
@@ -51,11 +43,7 @@ fn main() -> std::io::Result<()> {
     )?;
 
     write("pickle", "state_dict", &torch_state_dict())?;
-    write(
-        "pickle",
-        "stack_global_system",
-        &stack_global_call("os", "system", "id"),
-    )?;
+    write("pickle", "stack_global_system", &stack_global_call("os", "system", "id"))?;
     write("pickle", "proto0_global", b"cos\nsystem\n(S'id'\ntR.")?;
     let memo = Pickle::new()
         .proto(2)
@@ -73,11 +61,7 @@ fn main() -> std::io::Result<()> {
         .finish();
     write("pickle", "memo_indirection", &memo)?;
 
-    write(
-        "zip_container",
-        "pytorch",
-        &pytorch_zip("archive", &torch_state_dict()),
-    )?;
+    write("zip_container", "pytorch", &pytorch_zip("archive", &torch_state_dict()))?;
     let mut npy = support::npy_header("'|O'", "(1,)");
     npy.extend_from_slice(&stack_global_call("builtins", "exec", "x"));
     write(
@@ -92,10 +76,7 @@ fn main() -> std::io::Result<()> {
         "zip_container",
         "keras",
         &zip(&[
-            ZipEntry::deflated(
-                "config.json",
-                br#"{"class_name":"Sequential","config":{"layers":[]}}"#,
-            ),
+            ZipEntry::deflated("config.json", br#"{"class_name":"Sequential","config":{"layers":[]}}"#),
             ZipEntry::stored("model.weights.h5", b"\x89HDF\r\n\x1a\n"),
         ]),
     )?;

@@ -38,30 +38,15 @@ struct Construct {
 }
 
 const fn c(needle: &'static str, word: bool, weight: u32, label: &'static str) -> Construct {
-    Construct {
-        needle,
-        word,
-        weight,
-        label,
-    }
+    Construct { needle, word, weight, label }
 }
 
 const CONSTRUCTS: &[Construct] = &[
     c("__class__", false, 40, "attribute walk to __class__"),
     c("__globals__", false, 50, "attribute walk to __globals__"),
-    c(
-        "__subclasses__",
-        false,
-        50,
-        "attribute walk to __subclasses__",
-    ),
+    c("__subclasses__", false, 50, "attribute walk to __subclasses__"),
     c("__mro__", false, 40, "attribute walk to __mro__"),
-    c(
-        "__base__",
-        false,
-        40,
-        "attribute walk to __base__/__bases__",
-    ),
+    c("__base__", false, 40, "attribute walk to __base__/__bases__"),
     c("__builtins__", false, 50, "attribute walk to __builtins__"),
     c("__init__", false, 30, "attribute walk to __init__"),
     c("__import__", false, 50, "__import__"),
@@ -70,25 +55,10 @@ const CONSTRUCTS: &[Construct] = &[
     c("__code__", false, 40, "attribute walk to __code__"),
     c("func_globals", false, 50, "func_globals"),
     c("mro(", false, 40, "mro() call"),
-    c(
-        "|attr",
-        false,
-        30,
-        "|attr filter (attribute access by string)",
-    ),
-    c(
-        "| attr",
-        false,
-        30,
-        "|attr filter (attribute access by string)",
-    ),
+    c("|attr", false, 30, "|attr filter (attribute access by string)"),
+    c("| attr", false, 30, "|attr filter (attribute access by string)"),
     c("\\x5f", false, 30, "escaped underscore (obfuscated dunder)"),
-    c(
-        "\\u005f",
-        false,
-        30,
-        "escaped underscore (obfuscated dunder)",
-    ),
+    c("\\u005f", false, 30, "escaped underscore (obfuscated dunder)"),
     c("\\137", false, 30, "escaped underscore (obfuscated dunder)"),
     c("'__", false, 30, "string literal starting with a dunder"),
     c("\"__", false, 30, "string literal starting with a dunder"),
@@ -106,12 +76,7 @@ const CONSTRUCTS: &[Construct] = &[
     c("config", true, 15, "config object"),
     c("self", true, 15, "self (template internals)"),
     c("url_for", true, 20, "url_for global"),
-    c(
-        "get_flashed_messages",
-        true,
-        20,
-        "get_flashed_messages global",
-    ),
+    c("get_flashed_messages", true, 20, "get_flashed_messages global"),
     c("namespace.__", false, 40, "namespace internals"),
 ];
 
@@ -146,20 +111,11 @@ pub fn risk_finding(info: &ChatTemplateInfo) -> Option<Finding> {
     if info.risk_score < RISK_THRESHOLD {
         return None;
     }
-    let severity = if info.risk_score >= HIGH_RISK {
-        Severity::High
-    } else {
-        Severity::Medium
-    };
+    let severity = if info.risk_score >= HIGH_RISK { Severity::High } else { Severity::Medium };
     Some(
         Finding::new(
             FindingKind::ChatTemplateRisk,
-            format!(
-                "{} scores {}/100: {}",
-                info.key,
-                info.risk_score,
-                info.constructs.join(", ")
-            ),
+            format!("{} scores {}/100: {}", info.key, info.risk_score, info.constructs.join(", ")),
         )
         .with_severity(severity),
     )
@@ -176,11 +132,7 @@ fn jinja_blocks(template: &str) -> String {
             (Some(a), None) | (None, Some(a)) => a,
             (None, None) => break,
         };
-        let close = if rest[open..].starts_with("{{") {
-            "}}"
-        } else {
-            "%}"
-        };
+        let close = if rest[open..].starts_with("{{") { "}}" } else { "%}" };
         let body = &rest[open + 2..];
         let end = body.find(close).unwrap_or(body.len());
         out.push_str(&body[..end]);
@@ -204,12 +156,10 @@ fn contains(haystack: &str, needle: &str, word: bool) -> bool {
 
 pub(crate) fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
 }
 
 #[cfg(test)]
@@ -270,10 +220,7 @@ mod tests {
     #[test]
     fn hash_is_sha256_of_the_text() {
         let info = assess_chat_template("k", "abc");
-        assert_eq!(
-            info.sha256,
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
+        assert_eq!(info.sha256, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
         assert_eq!(info.length, 3);
     }
 }

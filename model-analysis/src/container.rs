@@ -57,12 +57,7 @@ pub struct ContainerEntry {
 
 impl ContainerInfo {
     fn new(kind: ContainerKind) -> Self {
-        Self {
-            kind,
-            entry_count: 0,
-            entries: Vec::new(),
-            embedded_offset: None,
-        }
+        Self { kind, entry_count: 0, entries: Vec::new(), embedded_offset: None }
     }
 }
 
@@ -70,15 +65,13 @@ impl ContainerInfo {
 /// model (the 7z-wrapped PyTorch trick).
 pub(crate) fn unsupported(kind: ContainerKind, report: &mut ModelReport, scan: &mut Scan) {
     report.container = Some(ContainerInfo::new(kind));
-    let severity = if kind == ContainerKind::SevenZip {
-        Severity::Medium
-    } else {
-        Severity::Low
-    };
+    let severity = if kind == ContainerKind::SevenZip { Severity::Medium } else { Severity::Low };
     scan.report(
         Finding::new(
             FindingKind::UnsupportedContainer,
-            format!("{kind:?} archive: its contents were not inspected (models hidden in archives evade scanners)"),
+            format!(
+                "{kind:?} archive: its contents were not inspected (models hidden in archives evade scanners)"
+            ),
         )
         .with_severity(severity),
     );
@@ -156,25 +149,14 @@ pub(crate) fn analyze_zip<R: Read + Seek>(
 
 fn classify(dir: &Directory) -> Format {
     let names: HashSet<&str> = dir.entries.iter().map(|e| e.name.as_str()).collect();
-    if names
-        .iter()
-        .any(|n| *n == "data.pkl" || n.ends_with("/data.pkl"))
-    {
+    if names.iter().any(|n| *n == "data.pkl" || n.ends_with("/data.pkl")) {
         return Format::PytorchZip;
     }
     if names.contains("config.json") && names.contains("model.weights.h5") {
         return Format::Keras;
     }
-    let files: Vec<&str> = names
-        .iter()
-        .copied()
-        .filter(|n| !n.ends_with('/'))
-        .collect();
-    if !files.is_empty()
-        && files
-            .iter()
-            .all(|n| n.to_ascii_lowercase().ends_with(".npy"))
-    {
+    let files: Vec<&str> = names.iter().copied().filter(|n| !n.ends_with('/')).collect();
+    if !files.is_empty() && files.iter().all(|n| n.to_ascii_lowercase().ends_with(".npy")) {
         return Format::NumpyZip;
     }
     Format::Zip
@@ -188,7 +170,10 @@ fn check_structure(dir: &Directory, scan: &mut Scan) {
             scan.report(
                 Finding::new(
                     FindingKind::ZipAnomaly,
-                    format!("entry {} appears twice: a scanner may read one copy and the loader the other", clip(&entry.name)),
+                    format!(
+                        "entry {} appears twice: a scanner may read one copy and the loader the other",
+                        clip(&entry.name)
+                    ),
                 )
                 .with_severity(Severity::High),
             );
@@ -200,18 +185,11 @@ fn check_structure(dir: &Directory, scan: &mut Scan) {
     let mut by_offset: Vec<&Entry> = dir.entries.iter().collect();
     by_offset.sort_by_key(|e| e.local_header_offset);
     for pair in by_offset.windows(2) {
-        let end = pair[0]
-            .local_header_offset
-            .saturating_add(30)
-            .saturating_add(pair[0].compressed_size);
+        let end = pair[0].local_header_offset.saturating_add(30).saturating_add(pair[0].compressed_size);
         if pair[1].local_header_offset < end {
             scan.find(
                 FindingKind::ZipBomb,
-                format!(
-                    "entries {} and {} overlap in the archive",
-                    clip(&pair[0].name),
-                    clip(&pair[1].name)
-                ),
+                format!("entries {} and {} overlap in the archive", clip(&pair[0].name), clip(&pair[1].name)),
             );
             break;
         }
@@ -301,10 +279,7 @@ fn scan_pickle_entry<R: Read + Seek>(
 fn finish_entry<R: Read>(mut reader: zip::EntryReader<R>, entry: &Entry, scan: &mut Scan) {
     let name = clip(&entry.name);
     if let Err(e) = io::copy(&mut reader, &mut io::sink()) {
-        scan.find(
-            FindingKind::ZipAnomaly,
-            format!("entry {name} does not decompress: {e}"),
-        );
+        scan.find(FindingKind::ZipAnomaly, format!("entry {name} does not decompress: {e}"));
         return;
     }
     if reader.bytes > scan.limits.max_zip_entry_bytes {
@@ -320,10 +295,7 @@ fn finish_entry<R: Read>(mut reader: zip::EntryReader<R>, entry: &Entry, scan: &
     if reader.bytes != entry.uncompressed_size {
         scan.find(
             FindingKind::ZipAnomaly,
-            format!(
-                "entry {name} holds {} bytes but declares {}",
-                reader.bytes, entry.uncompressed_size
-            ),
+            format!("entry {name} holds {} bytes but declares {}", reader.bytes, entry.uncompressed_size),
         );
     }
     let crc = reader.crc.finalize();
@@ -348,13 +320,11 @@ fn scan_npy_entry<R: Read + Seek>(
     };
     let name = clip(&entry.name);
     let mut head = vec![0u8; 12];
-    let header = read_fully(&mut reader, &mut head)
-        .and_then(|()| numpy::header_end(&head))
-        .and_then(|end| {
-            head.resize(end.max(12), 0);
-            read_fully(&mut reader, &mut head[12.min(end)..])?;
-            numpy::parse_header(&head, Some(&entry.name))
-        });
+    let header = read_fully(&mut reader, &mut head).and_then(|()| numpy::header_end(&head)).and_then(|end| {
+        head.resize(end.max(12), 0);
+        read_fully(&mut reader, &mut head[12.min(end)..])?;
+        numpy::parse_header(&head, Some(&entry.name))
+    });
     let array = match header {
         Ok(array) => array,
         Err(why) => {
@@ -376,9 +346,7 @@ fn scan_npy_entry<R: Read + Seek>(
 }
 
 fn read_fully<R: Read>(reader: &mut R, out: &mut [u8]) -> Result<(), String> {
-    reader
-        .read_exact(out)
-        .map_err(|e| format!("truncated .npy header ({e})"))
+    reader.read_exact(out).map_err(|e| format!("truncated .npy header ({e})"))
 }
 
 /// Keras models with a Lambda layer carry Python code (marshalled bytecode in older
@@ -393,22 +361,12 @@ fn check_keras_config<R: Read + Seek>(
         return;
     };
     let mut text = Vec::new();
-    if reader
-        .take(MAX_KERAS_CONFIG)
-        .read_to_end(&mut text)
-        .is_err()
-    {
-        scan.find(
-            FindingKind::MalformedHeader,
-            "config.json does not decompress",
-        );
+    if reader.take(MAX_KERAS_CONFIG).read_to_end(&mut text).is_err() {
+        scan.find(FindingKind::MalformedHeader, "config.json does not decompress");
         return;
     }
     let Ok(config) = serde_json::from_slice::<serde_json::Value>(&text) else {
-        scan.find(
-            FindingKind::MalformedHeader,
-            "config.json is not valid JSON",
-        );
+        scan.find(FindingKind::MalformedHeader, "config.json is not valid JSON");
         return;
     };
     let mut pending = vec![&config];

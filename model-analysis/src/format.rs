@@ -56,10 +56,7 @@ impl Format {
     /// Plain archives are not models, but they get an `unsupported_container` finding.
     #[must_use]
     pub fn is_model(self) -> bool {
-        !matches!(
-            self,
-            Self::Unknown | Self::Zip | Self::SevenZip | Self::CompressedArchive
-        )
+        !matches!(self, Self::Unknown | Self::Zip | Self::SevenZip | Self::CompressedArchive)
     }
 
     /// Whether loading the file the usual way unpickles it (code execution on load).
@@ -146,9 +143,7 @@ pub fn is_executable(prefix: &[u8]) -> bool {
 
 /// HDF5's signature sits at offset 0, or after a user block of 512 x 2^n bytes.
 fn looks_like_hdf5(prefix: &[u8]) -> bool {
-    [0usize, 512, 1024, 2048]
-        .iter()
-        .any(|&at| prefix.get(at..at + HDF5_MAGIC.len()) == Some(HDF5_MAGIC))
+    [0usize, 512, 1024, 2048].iter().any(|&at| prefix.get(at..at + HDF5_MAGIC.len()) == Some(HDF5_MAGIC))
 }
 
 /// safetensors: a little-endian u64 header length, then a JSON object.
@@ -169,11 +164,7 @@ fn looks_like_safetensors(prefix: &[u8]) -> bool {
 /// valid at the end of the prefix also counts (used when the name says pickle).
 pub(crate) fn looks_like_pickle(prefix: &[u8], lenient: bool) -> bool {
     let has_proto = prefix.len() >= 2 && prefix[0] == 0x80 && prefix[1] <= 5;
-    if !has_proto
-        && !prefix
-            .first()
-            .is_some_and(|&b| pickle::is_plausible_first_opcode(b))
-    {
+    if !has_proto && !prefix.first().is_some_and(|&b| pickle::is_plausible_first_opcode(b)) {
         return false;
     }
     match pickle::check_prefix(prefix) {
@@ -277,13 +268,7 @@ fn promised_formats(extension: &str) -> Option<&'static [Format]> {
         "llamafile" => &[F::Llamafile],
         // `.bin` is every runtime's catch-all (PyTorch, old GGML, OpenVINO weights):
         // only archives and formats with their own extension are suspicious there.
-        "bin" => &[
-            F::PytorchZip,
-            F::PytorchLegacy,
-            F::Pickle,
-            F::Gguf,
-            F::Unknown,
-        ],
+        "bin" => &[F::PytorchZip, F::PytorchLegacy, F::Pickle, F::Gguf, F::Unknown],
         // Names that promise plain data: a model (above all a pickle) behind one of these
         // is hiding.
         "txt" | "json" | "md" | "csv" | "yaml" | "yml" | "png" | "jpg" | "jpeg" => &[F::Unknown],
@@ -304,18 +289,11 @@ pub fn extension_mismatch(name: &Path, content: Format) -> Option<Finding> {
     let promised_safe = !promised.iter().any(|f| f.is_pickle_based());
     let hides_code = content.is_pickle_based() && promised_safe;
     let hides_archive = matches!(content, Format::SevenZip | Format::CompressedArchive);
-    let severity = if hides_code || hides_archive {
-        Severity::High
-    } else {
-        Severity::Medium
-    };
+    let severity = if hides_code || hides_archive { Severity::High } else { Severity::Medium };
     Some(
         Finding::new(
             FindingKind::ExtensionMismatch,
-            format!(
-                "the name says .{extension} but the content is {}",
-                format_name(content)
-            ),
+            format!("the name says .{extension} but the content is {}", format_name(content)),
         )
         .with_severity(severity),
     )
@@ -360,17 +338,10 @@ mod tests {
         // pickle.dumps({'a': 1}, protocol=0)
         assert_eq!(sniff(b"(dp0\nVa\np1\nI1\ns."), Format::Pickle);
         // protocol 1: EMPTY_DICT, BINPUT, SHORT_BINSTRING... no PROTO opcode.
-        assert_eq!(
-            sniff(b"}q\x00X\x01\x00\x00\x00aq\x01K\x01s."),
-            Format::Pickle
-        );
+        assert_eq!(sniff(b"}q\x00X\x01\x00\x00\x00aq\x01K\x01s."), Format::Pickle);
         // Text that happens to start with a pickle opcode.
         assert_eq!(sniff(b"(hello world) this is text\n"), Format::Unknown);
-        assert_eq!(
-            sniff(b"N."),
-            Format::Unknown,
-            "two opcodes are too few to tell"
-        );
+        assert_eq!(sniff(b"N."), Format::Unknown, "two opcodes are too few to tell");
         assert_eq!(sniff(b"]Some markdown list"), Format::Unknown);
     }
 
@@ -384,10 +355,7 @@ mod tests {
         // ir_version 8, producer_name "pytorch", producer_version "2.1.0", graph...
         let onnx = b"\x08\x08\x12\x07pytorch\x1a\x052.1.0:\x8a\x01\x0a\x05";
         assert_eq!(sniff(onnx), Format::Onnx);
-        assert_eq!(
-            sniff(b"\x08\x08\x12\x07pyt\x01rch\x1a\x05"),
-            Format::Unknown
-        );
+        assert_eq!(sniff(b"\x08\x08\x12\x07pyt\x01rch\x1a\x05"), Format::Unknown);
         assert_eq!(sniff(b"\x08\x08\x99"), Format::Unknown);
         assert_eq!(sniff(b"\x08\x08"), Format::Unknown);
     }
@@ -408,10 +376,7 @@ mod tests {
                 unknown += 1;
             }
         }
-        assert!(
-            unknown >= 1995,
-            "only {unknown}/2000 random prefixes were unknown"
-        );
+        assert!(unknown >= 1995, "only {unknown}/2000 random prefixes were unknown");
     }
 
     #[test]

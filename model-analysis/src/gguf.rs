@@ -3,7 +3,7 @@
 //!
 //! GGUF loaders have had repeated overflows from trusting counts and lengths
 //! (TALOS-2024-1913, CVE-2025-49847, CVE-2025-53630...). Here every count is capped by
-//! [`Limits`], every length is checked against the bytes left in the file before use,
+//! [`crate::Limits`], every length is checked against the bytes left in the file before use,
 //! and values that governance does not need are skipped by seeking, not read.
 
 use std::collections::BTreeMap;
@@ -65,6 +65,12 @@ const MAX_ARRAY_DEPTH: u32 = 4;
 const MAX_KEY_LEN: u64 = 64 * 1024;
 /// Array elements kept in the report for `general.*` arrays (tags, languages).
 const MAX_KEPT_ELEMS: u64 = 64;
+/// Bytes of `general.*` strings kept in one report, and keys kept: a hostile file with
+/// thousands of long `general.*` values must not make a large report.
+const MAX_KEPT_STRING_BYTES: usize = 256 * 1024;
+const MAX_GENERAL_KEYS: usize = 256;
+/// Chat templates assessed per file (a file may name several).
+const MAX_CHAT_TEMPLATES: usize = 16;
 /// GGML_MAX_DIMS.
 const MAX_DIMS: u32 = 4;
 const DEFAULT_ALIGNMENT: u64 = 32;
@@ -95,36 +101,23 @@ struct Parser<'s, 'r, 'l, R> {
     /// Where the header may end: offset + max_header_bytes.
     header_end: u64,
     steps: u64,
+    kept_string_bytes: usize,
 }
 
 /// Parses the GGUF header starting at `offset` in `src`.
-pub(crate) fn parse<R: Read + Seek>(
-    src: &mut Source<'_, R>,
-    offset: u64,
-    scan: &mut Scan,
-) -> GgufInfo {
-    let mut info = GgufInfo {
-        offset,
-        alignment: DEFAULT_ALIGNMENT,
-        ..GgufInfo::default()
-    };
+pub(crate) fn parse<R: Read + Seek>(src: &mut Source<'_, R>, offset: u64, scan: &mut Scan) -> GgufInfo {
+    let mut info = GgufInfo { offset, alignment: DEFAULT_ALIGNMENT, ..GgufInfo::default() };
     let header_end = offset.saturating_add(scan.limits.max_header_bytes);
-    let mut parser = Parser {
-        src,
-        scan,
-        wide: true,
-        header_end,
-        steps: 0,
-    };
+    let mut parser = Parser { src, scan, wide: true, header_end, steps: 0, kept_string_bytes: 0 };
     if let Err(stop) = parser.header(&mut info) {
         match stop {
             Stop::Read(ReadError::Truncated { at, wanted, len }) => parser.scan.find(
                 FindingKind::TruncatedHeader,
                 format!("GGUF header truncated: {wanted} bytes needed at offset {at}, file ends at {len}"),
             ),
-            Stop::Read(ReadError::Io { at, source }) => parser
-                .scan
-                .find(FindingKind::ReadFailed, format!("reading GGUF at offset {at}: {source}")),
+            Stop::Read(ReadError::Io { at, source }) => {
+                parser.scan.find(FindingKind::ReadFailed, format!("reading GGUF at offset {at}: {source}"));
+            }
             Stop::Finding(kind, message) => parser.scan.find(kind, message),
             Stop::Deadline => {
                 parser.scan.out_of_time();
@@ -139,10 +132,7 @@ impl<R: Read + Seek> Parser<'_, '_, '_, R> {
         self.src.seek_to(info.offset)?;
         let magic = self.src.array::<4>()?;
         if &magic != b"GGUF" {
-            return Err(Stop::Finding(
-                FindingKind::MalformedHeader,
-                "no GGUF magic".into(),
-            ));
+            return Err(Stop::Finding(FindingKind::MalformedHeader, "no GGUF magic".into()));
         }
         let version = self.src.u32()?;
         info.version = version;
@@ -157,12 +147,7 @@ impl<R: Read + Seek> Parser<'_, '_, '_, R> {
         self.wide = version >= 2;
         info.tensor_count = self.count()?;
         info.kv_count = self.count()?;
-        self.check_count(
-            "KV pairs",
-            info.kv_count,
-            self.scan.limits.max_gguf_kv,
-            MIN_KV_BYTES,
-        )?;
+        self.check_count("KV pairs", info.kv_count, self.scan.limits.max_gguf_kv, MIN_KV_BYTES)?;
         let tensors_plausible = self.check_count(
             "tensor infos",
             info.tensor_count,
@@ -179,13 +164,7 @@ impl<R: Read + Seek> Parser<'_, '_, '_, R> {
 
     /// Rejects a count above its cap, or one the rest of the file cannot hold, before
     /// looping over it.
-    fn check_count(
-        &mut self,
-        what: &str,
-        count: u64,
-        cap: u64,
-        min_bytes: u64,
-    ) -> Result<(), Stop> {
+    fn check_count(&mut self, what: &str, count: u64, cap: u64, min_bytes: u64) -> Result<(), Stop> {
         if count > cap {
             return Err(Stop::Finding(
                 FindingKind::CountExceedsLimit,
@@ -210,21 +189,14 @@ impl<R: Read + Seek> Parser<'_, '_, '_, R> {
         if self.src.pos() > self.header_end {
             return Err(Stop::Finding(
                 FindingKind::LengthExceedsLimit,
-                format!(
-                    "GGUF header is longer than the cap of {} bytes",
-                    self.scan.limits.max_header_bytes
-                ),
+                format!("GGUF header is longer than the cap of {} bytes", self.scan.limits.max_header_bytes),
             ));
         }
         Ok(())
     }
 
     fn count(&mut self) -> Result<u64, Stop> {
-        Ok(if self.wide {
-            self.src.u64()?
-        } else {
-            u64::from(self.src.u32()?)
-        })
+        Ok(if self.wide { self.src.u64()? } else { u64::from(self.src.u32()?) })
     }
 
     /// A length-prefixed string: returned when at most `cap` bytes, else skipped.
@@ -249,15 +221,11 @@ impl<R: Read + Seek> Parser<'_, '_, '_, R> {
         let key = match self.string(MAX_KEY_LEN)? {
             Ok(key) => key,
             Err(len) => {
-                return Err(Stop::Finding(
-                    FindingKind::MalformedHeader,
-                    format!("GGUF key of {len} bytes"),
-                ));
+                return Err(Stop::Finding(FindingKind::MalformedHeader, format!("GGUF key of {len} bytes")));
             }
         };
         let value_type = self.src.u32()?;
-        let is_template =
-            key == "tokenizer.chat_template" || key.starts_with("tokenizer.chat_template.");
+        let is_template = key == "tokenizer.chat_template" || key.starts_with("tokenizer.chat_template.");
         if is_template && value_type == STRING {
             return self.chat_template(&key, info);
         }
@@ -276,6 +244,16 @@ impl<R: Read + Seek> Parser<'_, '_, '_, R> {
         if !key.starts_with("general.") {
             return self.skip_value(value_type, 0);
         }
+        if info.general.len() >= MAX_GENERAL_KEYS {
+            self.scan.report(
+                crate::Finding::new(
+                    FindingKind::CountExceedsLimit,
+                    format!("more than {MAX_GENERAL_KEYS} general.* keys: the rest are not reported"),
+                )
+                .with_severity(Severity::Low),
+            );
+            return self.skip_value(value_type, 0);
+        }
         let value = self.value(value_type)?;
         match key.as_str() {
             "general.architecture" => info.architecture = value.as_str().map(str::to_owned),
@@ -292,6 +270,15 @@ impl<R: Read + Seek> Parser<'_, '_, '_, R> {
     }
 
     fn chat_template(&mut self, key: &str, info: &mut GgufInfo) -> Result<(), Stop> {
+        if info.chat_templates.len() >= MAX_CHAT_TEMPLATES {
+            let len = self.count()?;
+            self.src.skip(len)?;
+            self.scan.find(
+                FindingKind::CountExceedsLimit,
+                format!("more than {MAX_CHAT_TEMPLATES} chat templates: {} not assessed", clip(key)),
+            );
+            return Ok(());
+        }
         match self.string(self.scan.limits.max_string)? {
             Ok(template) => {
                 let assessed = chat_template::assess_chat_template(key, &template);
@@ -315,7 +302,12 @@ impl<R: Read + Seek> Parser<'_, '_, '_, R> {
     fn value(&mut self, value_type: u32) -> Result<Value, Stop> {
         Ok(match value_type {
             STRING => match self.string(self.scan.limits.max_string)? {
-                Ok(s) => Value::from(clip(&s)),
+                Ok(s) if self.kept_string_bytes + s.len().min(REPORT_STRING_MAX) <= MAX_KEPT_STRING_BYTES => {
+                    let s = clip(&s);
+                    self.kept_string_bytes += s.len();
+                    Value::from(s)
+                }
+                Ok(s) => Value::from(format!("<{} bytes, not kept: report size cap>", s.len())),
                 Err(len) => Value::from(format!("<{len} bytes, not read>")),
             },
             ARRAY => {
@@ -424,10 +416,7 @@ impl<R: Read + Seek> Parser<'_, '_, '_, R> {
             if n_dims > MAX_DIMS {
                 return Err(Stop::Finding(
                     FindingKind::MalformedHeader,
-                    format!(
-                        "tensor {} has {n_dims} dimensions (max {MAX_DIMS})",
-                        clip(&name)
-                    ),
+                    format!("tensor {} has {n_dims} dimensions (max {MAX_DIMS})", clip(&name)),
                 ));
             }
             let mut dims = [1u64; MAX_DIMS as usize];
@@ -440,10 +429,7 @@ impl<R: Read + Seek> Parser<'_, '_, '_, R> {
             let Some(elements) = elements else {
                 return Err(Stop::Finding(
                     FindingKind::MalformedHeader,
-                    format!(
-                        "tensor {} has dimensions whose product overflows",
-                        clip(&name)
-                    ),
+                    format!("tensor {} has dimensions whose product overflows", clip(&name)),
                 ));
             };
             parameters += u128::from(elements);
@@ -483,34 +469,23 @@ impl<R: Read + Seek> Parser<'_, '_, '_, R> {
         }
         let bytes = dims[1..]
             .iter()
-            .try_fold((dims[0] / block).saturating_mul(type_size), |acc, &d| {
-                acc.checked_mul(d)
-            })
+            .try_fold((dims[0] / block).saturating_mul(type_size), |acc, &d| acc.checked_mul(d))
             .filter(|_| (dims[0] / block).checked_mul(type_size).is_some());
         match bytes {
-            Some(bytes) => extents.push((
-                offset,
-                bytes,
-                u32::try_from(extents.len()).unwrap_or(u32::MAX),
-            )),
-            None => self.scan.find(
-                FindingKind::MalformedHeader,
-                format!("tensor {}: byte size overflows", clip(name)),
-            ),
+            Some(bytes) => extents.push((offset, bytes, u32::try_from(extents.len()).unwrap_or(u32::MAX))),
+            None => self
+                .scan
+                .find(FindingKind::MalformedHeader, format!("tensor {}: byte size overflows", clip(name))),
         }
     }
 
     /// Tensor data must lie inside the file, after the header, aligned.
     fn check_tensor_extents(&mut self, info: &GgufInfo, extents: &[(u64, u64, u32)]) {
         let header_end = self.src.pos();
-        let data_start = header_end
-            .div_ceil(info.alignment)
-            .saturating_mul(info.alignment);
+        let data_start = header_end.div_ceil(info.alignment).saturating_mul(info.alignment);
         let mut reported = 0;
         for &(offset, bytes, index) in extents {
-            let end = data_start
-                .checked_add(offset)
-                .and_then(|s| s.checked_add(bytes));
+            let end = data_start.checked_add(offset).and_then(|s| s.checked_add(bytes));
             let misaligned = offset % info.alignment != 0;
             if end.is_none_or(|end| end > self.src.len()) {
                 reported += 1;
@@ -524,10 +499,7 @@ impl<R: Read + Seek> Parser<'_, '_, '_, R> {
                 self.scan.report(
                     crate::Finding::new(
                         FindingKind::MalformedHeader,
-                        format!(
-                            "tensor #{index} data offset {offset} is not aligned to {}",
-                            info.alignment
-                        ),
+                        format!("tensor #{index} data offset {offset} is not aligned to {}", info.alignment),
                     )
                     .with_severity(Severity::Low),
                 );
@@ -537,10 +509,7 @@ impl<R: Read + Seek> Parser<'_, '_, '_, R> {
 }
 
 fn bad_type(value_type: u32) -> Stop {
-    Stop::Finding(
-        FindingKind::MalformedHeader,
-        format!("unknown GGUF value type {value_type}"),
-    )
+    Stop::Finding(FindingKind::MalformedHeader, format!("unknown GGUF value type {value_type}"))
 }
 
 fn fixed_size(value_type: u32) -> Option<u64> {

@@ -57,9 +57,7 @@ pub struct HashBudget {
 
 #[derive(Debug, thiserror::Error)]
 pub enum HashError {
-    #[error(
-        "the file changed while it was hashed (before: {before:?}, after: {after:?}): discard the hash"
-    )]
+    #[error("the file changed while it was hashed (before: {before:?}, after: {after:?}): discard the hash")]
     Changed { before: FileStamp, after: FileStamp },
     #[error("the file is {size} bytes, above the hashing cap of {cap} bytes")]
     TooLarge { size: u64, cap: u64 },
@@ -74,43 +72,28 @@ pub enum HashError {
 /// Streams `file` through SHA-256 (positional reads: the file offset is left alone),
 /// then re-checks its stamp. Returns the digest only if the file kept `expected`
 /// throughout.
-pub fn sha256_file(
-    file: &File,
-    expected: &FileStamp,
-    budget: &HashBudget,
-) -> Result<[u8; 32], HashError> {
+pub fn sha256_file(file: &File, expected: &FileStamp, budget: &HashBudget) -> Result<[u8; 32], HashError> {
     let stat = |offset| FileStamp::of(file).map_err(|source| HashError::Io { offset, source });
     let before = stat(0)?;
     if before != *expected {
-        return Err(HashError::Changed {
-            before: *expected,
-            after: before,
-        });
+        return Err(HashError::Changed { before: *expected, after: before });
     }
     if let Some(cap) = budget.max_bytes
         && expected.size > cap
     {
-        return Err(HashError::TooLarge {
-            size: expected.size,
-            cap,
-        });
+        return Err(HashError::TooLarge { size: expected.size, cap });
     }
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; CHUNK];
     let mut offset = 0u64;
     let started = Instant::now();
     while offset < expected.size {
-        let want = usize::try_from(expected.size - offset)
-            .unwrap_or(CHUNK)
-            .min(CHUNK);
+        let want = usize::try_from(expected.size - offset).unwrap_or(CHUNK).min(CHUNK);
         let n = match file.read_at(&mut buf[..want], offset) {
             Ok(0) => {
                 // Shorter than its stamp: truncated while we read.
                 let after = stat(offset)?;
-                return Err(HashError::Changed {
-                    before: *expected,
-                    after,
-                });
+                return Err(HashError::Changed { before: *expected, after });
             }
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -124,10 +107,7 @@ pub fn sha256_file(
     }
     let after = stat(offset)?;
     if after != *expected {
-        return Err(HashError::Changed {
-            before: *expected,
-            after,
-        });
+        return Err(HashError::Changed { before: *expected, after });
     }
     Ok(hasher.finalize().into())
 }
@@ -176,10 +156,7 @@ mod tests {
     #[test]
     fn a_stale_stamp_is_refused_before_reading() {
         let (_tmp, file, stamp) = file_with(b"abc");
-        let stale = FileStamp {
-            mtime_nsec: stamp.mtime_nsec ^ 1,
-            ..stamp
-        };
+        let stale = FileStamp { mtime_nsec: stamp.mtime_nsec ^ 1, ..stamp };
         let err = sha256_file(&file, &stale, &HashBudget::default()).expect_err("stale");
         assert!(matches!(err, HashError::Changed { .. }), "{err}");
     }
@@ -187,10 +164,7 @@ mod tests {
     #[test]
     fn size_cap() {
         let (_tmp, file, stamp) = file_with(&[0; 100]);
-        let budget = HashBudget {
-            max_bytes: Some(99),
-            ..HashBudget::default()
-        };
+        let budget = HashBudget { max_bytes: Some(99), ..HashBudget::default() };
         assert!(matches!(
             sha256_file(&file, &stamp, &budget),
             Err(HashError::TooLarge { size: 100, cap: 99 })
@@ -202,10 +176,7 @@ mod tests {
         // 3 chunks at 8 MiB/s: at least ~0.25 s after the first chunk is due.
         let data = vec![7u8; CHUNK * 3];
         let (_tmp, file, stamp) = file_with(&data);
-        let budget = HashBudget {
-            max_bytes_per_sec: Some(8 * CHUNK as u64),
-            ..HashBudget::default()
-        };
+        let budget = HashBudget { max_bytes_per_sec: Some(8 * CHUNK as u64), ..HashBudget::default() };
         let started = Instant::now();
         sha256_file(&file, &stamp, &budget).expect("hash");
         let elapsed = started.elapsed();

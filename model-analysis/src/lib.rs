@@ -80,9 +80,7 @@ pub fn analyze<R: Read + Seek>(
         Ok(n) => n,
         Err(e) => {
             let mut report = ModelReport::new(Format::Unknown, size);
-            report
-                .findings
-                .push(Finding::new(FindingKind::ReadFailed, e.to_string()));
+            report.findings.push(Finding::new(FindingKind::ReadFailed, e.to_string()));
             return report;
         }
     };
@@ -109,19 +107,11 @@ pub fn analyze<R: Read + Seek>(
 
 /// Analyses the bytes as `format`, skipping identification (for fuzzing one parser, or
 /// a caller that already knows). Extension and provenance are not looked at.
-pub fn analyze_as<R: Read + Seek>(
-    reader: &mut R,
-    size: u64,
-    format: Format,
-    limits: &Limits,
-) -> ModelReport {
+pub fn analyze_as<R: Read + Seek>(reader: &mut R, size: u64, format: Format, limits: &Limits) -> ModelReport {
     let mut src = Source::new(reader, size);
     let mut scan = Scan::new(limits);
     let mut prefix = vec![0u8; SNIFF_LEN];
-    let n = src
-        .seek_to(0)
-        .and_then(|()| src.read_up_to(&mut prefix))
-        .unwrap_or(0);
+    let n = src.seek_to(0).and_then(|()| src.read_up_to(&mut prefix)).unwrap_or(0);
     prefix.truncate(n);
     let mut report = run(&mut src, format, &prefix, &mut scan);
     report.findings = scan.into_findings();
@@ -135,14 +125,8 @@ pub fn analyze_bytes(bytes: &[u8], name: Option<&Path>, limits: &Limits) -> Mode
 }
 
 fn names_a_pickle(name: &Path) -> bool {
-    let ext = name
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase);
-    matches!(
-        ext.as_deref(),
-        Some("pkl" | "pickle" | "pt" | "pth" | "ckpt" | "bin" | "joblib")
-    )
+    let ext = name.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+    matches!(ext.as_deref(), Some("pkl" | "pickle" | "pt" | "pth" | "ckpt" | "bin" | "joblib"))
 }
 
 /// Runs the parsers for `format`; the report's format may be refined (zip archives).
@@ -158,11 +142,7 @@ fn run<R: Read + Seek>(
         Format::Safetensors => report.safetensors = safetensors::parse(src, scan),
         Format::Pickle | Format::PytorchLegacy => {
             let mut pickles = PickleReport::default();
-            let max = if format == Format::PytorchLegacy {
-                5
-            } else {
-                pickle::MAX_SEQUENCE
-            };
+            let max = if format == Format::PytorchLegacy { 5 } else { pickle::MAX_SEQUENCE };
             pickle::scan_sequence(src, 0, max, &mut pickles, scan);
             report.pickle = Some(pickles);
         }
@@ -172,8 +152,8 @@ fn run<R: Read + Seek>(
         Format::Numpy => analyze_npy(src, prefix, &mut report, scan),
         Format::SevenZip => container::unsupported(ContainerKind::SevenZip, &mut report, scan),
         Format::CompressedArchive => {
-            let kind = format::compressed_kind(prefix)
-                .map_or(ContainerKind::Tar, container::kind_of_compressed);
+            let kind =
+                format::compressed_kind(prefix).map_or(ContainerKind::Tar, container::kind_of_compressed);
             container::unsupported(kind, &mut report, scan);
         }
         Format::Llamafile | Format::Unknown if format::is_executable(prefix) => {
@@ -187,9 +167,7 @@ fn run<R: Read + Seek>(
                 });
                 scan.find(
                     FindingKind::EmbeddedInExecutable,
-                    format!(
-                        "a GGUF model is embedded at offset {offset} of an executable (llamafile)"
-                    ),
+                    format!("a GGUF model is embedded at offset {offset} of an executable (llamafile)"),
                 );
                 report.gguf = Some(gguf::parse(src, offset, scan));
             } else {
@@ -210,9 +188,7 @@ fn analyze_npy<R: Read + Seek>(
     let header = numpy::header_end(prefix).and_then(|end| {
         if end > prefix.len() {
             let mut bytes = vec![0u8; end];
-            src.seek_to(0)
-                .and_then(|()| src.read_exact(&mut bytes))
-                .map_err(|e| e.to_string())?;
+            src.seek_to(0).and_then(|()| src.read_exact(&mut bytes)).map_err(|e| e.to_string())?;
             numpy::parse_header(&bytes, None)
         } else {
             numpy::parse_header(prefix, None)
@@ -226,17 +202,12 @@ fn analyze_npy<R: Read + Seek>(
         }
     };
     if array.object_dtype {
-        scan.find(
-            FindingKind::NumpyObjectArray,
-            "an array of Python objects: its data is a pickle",
-        );
+        scan.find(FindingKind::NumpyObjectArray, "an array of Python objects: its data is a pickle");
         let mut pickles = PickleReport::default();
         pickle::scan_sequence(src, array.data_offset, 1, &mut pickles, scan);
         report.pickle = Some(pickles);
     }
-    report.numpy = Some(NumpyInfo {
-        arrays: vec![array],
-    });
+    report.numpy = Some(NumpyInfo { arrays: vec![array] });
 }
 
 /// Analyses the file at `path` for offline scans. Anything but a regular file (FIFO,
@@ -245,33 +216,19 @@ fn analyze_npy<R: Read + Seek>(
 /// still be the regular file that was checked (same device and inode).
 pub fn analyze_path(path: &Path, limits: &Limits) -> Result<ModelReport, AnalyzeError> {
     // metadata() follows symlinks: a Hugging Face snapshot entry is a symlink to its blob.
-    let checked = fs::metadata(path).map_err(|source| AnalyzeError::Stat {
-        path: path.to_owned(),
-        source,
-    })?;
+    let checked =
+        fs::metadata(path).map_err(|source| AnalyzeError::Stat { path: path.to_owned(), source })?;
     if !checked.is_file() {
-        return Err(AnalyzeError::NotRegularFile {
-            path: path.to_owned(),
-            kind: file_kind(&checked),
-        });
+        return Err(AnalyzeError::NotRegularFile { path: path.to_owned(), kind: file_kind(&checked) });
     }
     let mut file = OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(path)
-        .map_err(|source| AnalyzeError::Open {
-            path: path.to_owned(),
-            source,
-        })?;
-    let opened = file.metadata().map_err(|source| AnalyzeError::Stat {
-        path: path.to_owned(),
-        source,
-    })?;
+        .map_err(|source| AnalyzeError::Open { path: path.to_owned(), source })?;
+    let opened = file.metadata().map_err(|source| AnalyzeError::Stat { path: path.to_owned(), source })?;
     if !opened.is_file() || opened.dev() != checked.dev() || opened.ino() != checked.ino() {
-        return Err(AnalyzeError::Replaced {
-            path: path.to_owned(),
-            kind: file_kind(&opened),
-        });
+        return Err(AnalyzeError::Replaced { path: path.to_owned(), kind: file_kind(&opened) });
     }
     let mut report = analyze(&mut file, opened.len(), Some(path), limits);
     // The resolved path of a snapshot symlink names the blob, and so the digest.
@@ -324,11 +281,7 @@ fn file_kind(meta: &fs::Metadata) -> &'static str {
 }
 
 /// Opens nothing: a convenience for callers holding a [`File`] they opened safely.
-pub fn analyze_file(
-    file: &mut File,
-    name: Option<&Path>,
-    limits: &Limits,
-) -> io::Result<ModelReport> {
+pub fn analyze_file(file: &mut File, name: Option<&Path>, limits: &Limits) -> io::Result<ModelReport> {
     let size = file.metadata()?.len();
     Ok(analyze(file, size, name, limits))
 }

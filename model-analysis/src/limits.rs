@@ -158,10 +158,7 @@ mod tests {
 
     #[test]
     fn zero_deadline_expires_once() {
-        let limits = Limits {
-            deadline: Some(Duration::ZERO),
-            ..Limits::default()
-        };
+        let limits = Limits { deadline: Some(Duration::ZERO), ..Limits::default() };
         let mut scan = Scan::new(&limits);
         assert!(scan.out_of_time());
         assert!(scan.out_of_time());

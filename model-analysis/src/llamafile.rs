@@ -13,10 +13,7 @@ use crate::zip;
 const PROBE_STEP: u64 = 4096;
 
 /// The offset of an embedded GGUF, if the executable in `src` has one.
-pub(crate) fn find_embedded_gguf<R: Read + Seek>(
-    src: &mut Source<'_, R>,
-    scan: &mut Scan,
-) -> Option<u64> {
+pub(crate) fn find_embedded_gguf<R: Read + Seek>(src: &mut Source<'_, R>, scan: &mut Scan) -> Option<u64> {
     from_zip_directory(src, scan.limits).or_else(|| probe_aligned(src, scan))
 }
 
@@ -25,9 +22,10 @@ fn from_zip_directory<R: Read + Seek>(src: &mut Source<'_, R>, limits: &Limits) 
     // scratch scan whose findings are dropped.
     let mut probe_scan = Scan::new(limits);
     let dir = zip::read_directory(src, &mut probe_scan)?;
-    let candidates = dir.entries.iter().filter(|e| {
-        e.method == zip::METHOD_STORED && e.name.to_ascii_lowercase().ends_with(".gguf")
-    });
+    let candidates = dir
+        .entries
+        .iter()
+        .filter(|e| e.method == zip::METHOD_STORED && e.name.to_ascii_lowercase().ends_with(".gguf"));
     for entry in candidates {
         let Ok((start, _)) = zip::data_range(src, &dir, entry, &mut probe_scan) else {
             continue;

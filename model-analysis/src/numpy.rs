@@ -51,15 +51,11 @@ pub(crate) fn header_end(prefix: &[u8]) -> Result<usize, String> {
     let preamble = preamble_len(prefix)?;
     let len = match prefix.get(8..preamble) {
         Some([a, b]) => usize::from(u16::from_le_bytes([*a, *b])),
-        Some([a, b, c, d]) => {
-            usize::try_from(u32::from_le_bytes([*a, *b, *c, *d])).unwrap_or(usize::MAX)
-        }
+        Some([a, b, c, d]) => usize::try_from(u32::from_le_bytes([*a, *b, *c, *d])).unwrap_or(usize::MAX),
         _ => return Err("truncated .npy preamble".into()),
     };
     if len > MAX_HEADER {
-        return Err(format!(
-            ".npy header of {len} bytes exceeds the {MAX_HEADER}-byte cap"
-        ));
+        return Err(format!(".npy header of {len} bytes exceeds the {MAX_HEADER}-byte cap"));
     }
     Ok(preamble + len)
 }
@@ -96,9 +92,7 @@ pub(crate) fn parse_header(bytes: &[u8], name: Option<&str>) -> Result<NumpyArra
 fn dict_value<'t>(text: &'t str, key: &str) -> Option<&'t str> {
     let needle_single = format!("'{key}'");
     let needle_double = format!("\"{key}\"");
-    let at = text
-        .find(&needle_single)
-        .or_else(|| text.find(&needle_double))?;
+    let at = text.find(&needle_single).or_else(|| text.find(&needle_double))?;
     let rest = &text[at + key.len() + 2..];
     let rest = rest.trim_start().strip_prefix(':')?;
     let mut depth = 0i32;
@@ -130,9 +124,8 @@ fn has_object_type(descr: &str) -> bool {
         let literal = &rest[open + 1..open + 1 + len];
         let is_field_name = rest[..open].trim_end().ends_with('(');
         let code = literal.trim_start_matches(['<', '>', '|', '=']);
-        let is_object = code
-            .strip_prefix('O')
-            .is_some_and(|digits| digits.bytes().all(|b| b.is_ascii_digit()));
+        let is_object =
+            code.strip_prefix('O').is_some_and(|digits| digits.bytes().all(|b| b.is_ascii_digit()));
         if is_object && !is_field_name {
             return true;
         }
@@ -146,18 +139,13 @@ mod tests {
     use super::*;
 
     pub(crate) fn npy(descr: &str, shape: &str) -> Vec<u8> {
-        let mut header =
-            format!("{{'descr': {descr}, 'fortran_order': False, 'shape': {shape}, }}");
+        let mut header = format!("{{'descr': {descr}, 'fortran_order': False, 'shape': {shape}, }}");
         while (10 + header.len() + 1) % 64 != 0 {
             header.push(' ');
         }
         header.push('\n');
         let mut out = b"\x93NUMPY\x01\x00".to_vec();
-        out.extend_from_slice(
-            &u16::try_from(header.len())
-                .expect("short header")
-                .to_le_bytes(),
-        );
+        out.extend_from_slice(&u16::try_from(header.len()).expect("short header").to_le_bytes());
         out.extend_from_slice(header.as_bytes());
         out
     }
@@ -175,23 +163,11 @@ mod tests {
 
     #[test]
     fn object_arrays_plain_and_structured() {
-        assert!(
-            parse_header(&npy("'|O'", "(2,)"), None)
-                .expect("parse")
-                .object_dtype
-        );
+        assert!(parse_header(&npy("'|O'", "(2,)"), None).expect("parse").object_dtype);
         let structured = "[('Obj', '<f8'), ('payload', '|O')]";
-        assert!(
-            parse_header(&npy(structured, "(2,)"), None)
-                .expect("parse")
-                .object_dtype
-        );
+        assert!(parse_header(&npy(structured, "(2,)"), None).expect("parse").object_dtype);
         let named_o = "[('O', '<f8')]";
-        assert!(
-            !parse_header(&npy(named_o, "(2,)"), None)
-                .expect("parse")
-                .object_dtype
-        );
+        assert!(!parse_header(&npy(named_o, "(2,)"), None).expect("parse").object_dtype);
     }
 
     #[test]

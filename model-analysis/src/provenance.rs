@@ -94,19 +94,15 @@ fn is_hex(s: &str, len: usize) -> bool {
 #[must_use]
 pub fn provenance_from_path(path: &Path) -> Option<Provenance> {
     let parts = components(path);
-    hugging_face(&parts)
-        .or_else(|| ollama(&parts))
-        .or_else(|| lm_studio(&parts))
+    hugging_face(&parts).or_else(|| ollama(&parts)).or_else(|| lm_studio(&parts))
 }
 
 /// `.../models--<org>--<repo>/{blobs/<sha256>, snapshots/<rev>/<file>}`.
 fn hugging_face(parts: &[&str]) -> Option<Provenance> {
     let (i, kind, repo_id) = parts.iter().enumerate().rev().find_map(|(i, part)| {
-        ["models", "datasets", "spaces"].iter().find_map(|kind| {
-            part.strip_prefix(kind)?
-                .strip_prefix("--")
-                .map(|rest| (i, *kind, rest))
-        })
+        ["models", "datasets", "spaces"]
+            .iter()
+            .find_map(|kind| part.strip_prefix(kind)?.strip_prefix("--").map(|rest| (i, *kind, rest)))
     })?;
     let mut p = Provenance::new(ProvenanceSource::HuggingFace);
     p.repository_kind = Some(kind.to_owned());
@@ -140,9 +136,7 @@ fn ollama(parts: &[&str]) -> Option<Provenance> {
     let [.., "blobs", blob] = parts else {
         return None;
     };
-    let hex = blob
-        .strip_prefix("sha256-")
-        .or_else(|| blob.strip_prefix("sha256:"))?;
+    let hex = blob.strip_prefix("sha256-").or_else(|| blob.strip_prefix("sha256:"))?;
     if !is_hex(hex, 64) {
         return None;
     }
@@ -154,9 +148,7 @@ fn ollama(parts: &[&str]) -> Option<Provenance> {
 /// `~/.lmstudio/models/<publisher>/<model>/<file>` and the legacy
 /// `~/.cache/lm-studio/models/<publisher>/<model>/<file>`.
 fn lm_studio(parts: &[&str]) -> Option<Provenance> {
-    let start = parts
-        .windows(2)
-        .rposition(|w| matches!(w, [".lmstudio" | "lm-studio", "models"]))?;
+    let start = parts.windows(2).rposition(|w| matches!(w, [".lmstudio" | "lm-studio", "models"]))?;
     let [publisher, model, file @ ..] = parts.get(start + 2..)? else {
         return None;
     };
@@ -175,10 +167,7 @@ fn lm_studio(parts: &[&str]) -> Option<Provenance> {
 #[must_use]
 pub fn claimed_sha256(path: &Path) -> Option<[u8; 32]> {
     let name = path.file_name()?.to_str()?;
-    let hex = name
-        .strip_prefix("sha256-")
-        .or_else(|| name.strip_prefix("sha256:"))
-        .unwrap_or(name);
+    let hex = name.strip_prefix("sha256-").or_else(|| name.strip_prefix("sha256:")).unwrap_or(name);
     if !is_hex(hex, 64) {
         return None;
     }
@@ -196,11 +185,7 @@ pub fn digest_finding(path: &Path, actual: &[u8; 32]) -> Option<Finding> {
     (claimed != *actual).then(|| {
         Finding::new(
             FindingKind::DigestMismatch,
-            format!(
-                "the name claims sha256 {} but the content hashes to {}",
-                hex(&claimed),
-                hex(actual)
-            ),
+            format!("the name claims sha256 {} but the content hashes to {}", hex(&claimed), hex(actual)),
         )
     })
 }
@@ -208,7 +193,7 @@ pub fn digest_finding(path: &Path, actual: &[u8; 32]) -> Option<Finding> {
 /// Ollama names (`model:tag`, `namespace/model:tag` outside `library`) whose manifests
 /// reference the blob `sha256:<digest_hex>`. `models_dir` holds `blobs/` and
 /// `manifests/<registry>/<namespace>/<model>/<tag>`. Bounded: at most
-/// [`MAX_MANIFEST_ENTRIES`] directory entries, manifests up to 1 MiB; unreadable parts
+/// 10,000 directory entries, manifests up to 1 MiB; unreadable parts
 /// are skipped.
 #[must_use]
 pub fn ollama_tags(models_dir: &Path, digest_hex: &str) -> Vec<String> {
@@ -268,25 +253,15 @@ fn manifest_references(path: &Path, wanted: &str) -> bool {
         return false;
     };
     let mut text = Vec::new();
-    if file
-        .take(MAX_MANIFEST_BYTES)
-        .read_to_end(&mut text)
-        .is_err()
-    {
+    if file.take(MAX_MANIFEST_BYTES).read_to_end(&mut text).is_err() {
         return false;
     }
     let Ok(manifest) = serde_json::from_slice::<serde_json::Value>(&text) else {
         return false;
     };
-    let layers = manifest
-        .get("layers")
-        .and_then(|l| l.as_array())
-        .into_iter()
-        .flatten();
+    let layers = manifest.get("layers").and_then(|l| l.as_array()).into_iter().flatten();
     let config = manifest.get("config").into_iter();
-    layers
-        .chain(config)
-        .any(|layer| layer.get("digest").and_then(|d| d.as_str()) == Some(wanted))
+    layers.chain(config).any(|layer| layer.get("digest").and_then(|d| d.as_str()) == Some(wanted))
 }
 
 #[cfg(test)]
@@ -321,11 +296,8 @@ mod tests {
 
     #[test]
     fn merging_snapshot_and_resolved_blob() {
-        let mut p =
-            provenance_from_path(Path::new("/h/models--a--b/snapshots/r1/m.gguf")).expect("snap");
-        p.merge(
-            provenance_from_path(Path::new(&format!("/h/models--a--b/blobs/{SHA}"))).expect("blob"),
-        );
+        let mut p = provenance_from_path(Path::new("/h/models--a--b/snapshots/r1/m.gguf")).expect("snap");
+        p.merge(provenance_from_path(Path::new(&format!("/h/models--a--b/blobs/{SHA}"))).expect("blob"));
         assert_eq!(p.revision.as_deref(), Some("r1"));
         assert_eq!(p.digest, Some(format!("sha256:{SHA}")));
     }
@@ -349,19 +321,15 @@ mod tests {
         assert_eq!(p.organization.as_deref(), Some("lmstudio-community"));
         assert_eq!(p.repository.as_deref(), Some("Qwen3-8B-GGUF"));
         assert_eq!(p.file.as_deref(), Some("Qwen3-8B-Q4_K_M.gguf"));
-        let p = provenance_from_path(Path::new(
-            "/home/u/.cache/lm-studio/models/TheBloke/M-GGUF/m.gguf",
-        ))
-        .expect("legacy");
+        let p = provenance_from_path(Path::new("/home/u/.cache/lm-studio/models/TheBloke/M-GGUF/m.gguf"))
+            .expect("legacy");
         assert_eq!(p.organization.as_deref(), Some("TheBloke"));
-        assert!(
-            provenance_from_path(Path::new("/home/u/.lmstudio/models/only-publisher")).is_none()
-        );
+        assert!(provenance_from_path(Path::new("/home/u/.lmstudio/models/only-publisher")).is_none());
     }
 
     #[test]
     fn unrelated_paths_have_no_provenance() {
-        assert!(provenance_from_path(Path::new("/tmp/model.gguf")).is_none());
+        assert!(provenance_from_path(Path::new("/srv/models/model.gguf")).is_none());
         assert!(provenance_from_path(Path::new("relative/blobs/readme")).is_none());
     }
 
@@ -374,8 +342,7 @@ mod tests {
         assert!(claimed_sha256(Path::new("/b/model.gguf")).is_none());
         let ok = digest_finding(Path::new(&format!("/b/sha256-{SHA}")), &claimed);
         assert!(ok.is_none());
-        let bad =
-            digest_finding(Path::new(&format!("/b/sha256-{SHA}")), &[0; 32]).expect("mismatch");
+        let bad = digest_finding(Path::new(&format!("/b/sha256-{SHA}")), &[0; 32]).expect("mismatch");
         assert_eq!(bad.kind, FindingKind::DigestMismatch);
     }
 
@@ -392,10 +359,7 @@ mod tests {
         );
         write("manifests/registry.local/library/llama3.2/3b", &layer);
         write("manifests/registry.local/someone/tuned/latest", &layer);
-        write(
-            "manifests/registry.local/library/other/1b",
-            r#"{"layers":[{"digest":"sha256:00"}]}"#,
-        );
+        write("manifests/registry.local/library/other/1b", r#"{"layers":[{"digest":"sha256:00"}]}"#);
         write("manifests/registry.local/library/broken/x", "not json");
         let tags = ollama_tags(dir.path(), SHA);
         assert_eq!(tags, ["llama3.2:3b", "someone/tuned:latest"]);

@@ -129,9 +129,7 @@ impl FindingKind {
             | K::ZipCrcMismatch
             | K::ExtensionMismatch
             | K::SafetensorsUnknownDtype => Severity::Medium,
-            K::UnsupportedVersion | K::EmbeddedInExecutable | K::SafetensorsOffsetGap => {
-                Severity::Low
-            }
+            K::UnsupportedVersion | K::EmbeddedInExecutable | K::SafetensorsOffsetGap => Severity::Low,
         }
     }
 }
@@ -148,11 +146,7 @@ impl Finding {
     /// A finding with its kind's default severity.
     #[must_use]
     pub fn new(kind: FindingKind, message: impl Into<String>) -> Self {
-        Self {
-            kind,
-            severity: kind.default_severity(),
-            message: message.into(),
-        }
+        Self { kind, severity: kind.default_severity(), message: message.into() }
     }
 
     #[must_use]
@@ -207,9 +201,7 @@ impl ModelReport {
     /// The chat templates found in the metadata (GGUF only, for now).
     #[must_use]
     pub fn chat_templates(&self) -> &[ChatTemplateInfo] {
-        self.gguf
-            .as_ref()
-            .map_or(&[], |g| g.chat_templates.as_slice())
+        self.gguf.as_ref().map_or(&[], |g| g.chat_templates.as_slice())
     }
 }
 
@@ -245,10 +237,7 @@ mod tests {
     fn kinds_serialise_in_snake_case() {
         let f = Finding::new(FindingKind::PickleDangerousImport, "os.system");
         let json = serde_json::to_string(&f).expect("serialise");
-        assert_eq!(
-            json,
-            r#"{"kind":"pickle_dangerous_import","severity":"critical","message":"os.system"}"#
-        );
+        assert_eq!(json, r#"{"kind":"pickle_dangerous_import","severity":"critical","message":"os.system"}"#);
     }
 
     #[test]

@@ -5,7 +5,9 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
-use std::io::{Read, Seek};
+use std::hash::{BuildHasher, RandomState};
+use std::io::{self, Read, Seek};
+use std::time::Instant;
 
 use serde::Serialize;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
@@ -57,9 +59,14 @@ struct TensorEntry {
 
 /// Collects what the header map holds without materialising it: names (for duplicate
 /// detection), byte ranges (for overlap checks) and the counters of the report.
+///
+/// Names are kept as 128-bit keyed hashes (two independent SipHash keys): duplicates are
+/// found without holding every name, and the keys are random per analysis, so a file
+/// cannot be crafted to collide.
 struct Collector<'a> {
     info: &'a mut SafetensorsInfo,
-    names: HashSet<String>,
+    name_hashers: (RandomState, RandomState),
+    names: HashSet<(u64, u64)>,
     ranges: Vec<(u64, u64)>,
     problems: Vec<(FindingKind, String)>,
     max_tensors: u64,
@@ -83,19 +90,7 @@ impl<'de> Visitor<'de> for &mut Collector<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(key) = map.next_key::<String>()? {
             if key == "__metadata__" {
-                let metadata: BTreeMap<String, serde_json::Value> = map.next_value()?;
-                for (k, v) in metadata {
-                    let Some(v) = v.as_str() else {
-                        self.problems.push((
-                            FindingKind::MalformedHeader,
-                            format!("__metadata__ value {} is not a string", clip(&k)),
-                        ));
-                        continue;
-                    };
-                    if self.info.metadata.len() < MAX_METADATA_KEPT {
-                        self.info.metadata.insert(clip(&k), clip(v));
-                    }
-                }
+                map.next_value_seed(MetadataSeed { collector: &mut *self })?;
                 continue;
             }
             if self.info.tensor_count >= self.max_tensors {
@@ -104,26 +99,57 @@ impl<'de> Visitor<'de> for &mut Collector<'_> {
                 continue;
             }
             let entry: TensorEntry = map.next_value()?;
-            self.tensor(key, &entry);
+            self.tensor(&key, &entry);
+        }
+        Ok(())
+    }
+}
+
+/// Walks `__metadata__` keeping the first entries; values must be strings.
+struct MetadataSeed<'c, 'a> {
+    collector: &'c mut Collector<'a>,
+}
+
+impl<'de> DeserializeSeed<'de> for MetadataSeed<'_, '_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for MetadataSeed<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a string-to-string map")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<String>()? {
+            let value: serde_json::Value = map.next_value()?;
+            let Some(value) = value.as_str() else {
+                self.collector.problems.push((
+                    FindingKind::MalformedHeader,
+                    format!("__metadata__ value {} is not a string", clip(&key)),
+                ));
+                continue;
+            };
+            if self.collector.info.metadata.len() < MAX_METADATA_KEPT {
+                self.collector.info.metadata.insert(clip(&key), clip(value));
+            }
         }
         Ok(())
     }
 }
 
 impl Collector<'_> {
-    fn tensor(&mut self, name: String, entry: &TensorEntry) {
+    fn tensor(&mut self, name: &str, entry: &TensorEntry) {
         self.info.tensor_count += 1;
         let (begin, end) = entry.data_offsets;
-        let elements = entry
-            .shape
-            .iter()
-            .try_fold(1u64, |acc, &d| acc.checked_mul(d));
-        self.info.parameter_count = self
-            .info
-            .parameter_count
-            .saturating_add(elements.unwrap_or(u64::MAX));
+        let elements = entry.shape.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d));
+        self.info.parameter_count = self.info.parameter_count.saturating_add(elements.unwrap_or(u64::MAX));
         *self.info.dtypes.entry(clip(&entry.dtype)).or_default() += 1;
-        let shown = clip(&name);
+        let shown = clip(name);
         match (dtype_bits(&entry.dtype), elements) {
             (None, _) => self.problems.push((
                 FindingKind::SafetensorsUnknownDtype,
@@ -148,7 +174,8 @@ impl Collector<'_> {
                 }
             }
         }
-        if !self.names.insert(name) {
+        let hash = (self.name_hashers.0.hash_one(name), self.name_hashers.1.hash_one(name));
+        if !self.names.insert(hash) {
             self.problems.push((
                 FindingKind::SafetensorsDuplicateKey,
                 format!("tensor {shown} is defined twice: loaders disagree on which wins"),
@@ -164,10 +191,7 @@ fn format_shape(shape: &[u64]) -> String {
 }
 
 /// Parses and checks the header of the safetensors file in `src`.
-pub(crate) fn parse<R: Read + Seek>(
-    src: &mut Source<'_, R>,
-    scan: &mut Scan,
-) -> Option<SafetensorsInfo> {
+pub(crate) fn parse<R: Read + Seek>(src: &mut Source<'_, R>, scan: &mut Scan) -> Option<SafetensorsInfo> {
     let read = |src: &mut Source<'_, R>| -> Result<u64, ReadError> {
         src.seek_to(0)?;
         src.u64()
@@ -175,10 +199,7 @@ pub(crate) fn parse<R: Read + Seek>(
     let header_len = match read(src) {
         Ok(len) => len,
         Err(e) => {
-            scan.find(
-                FindingKind::TruncatedHeader,
-                format!("safetensors length prefix: {e}"),
-            );
+            scan.find(FindingKind::TruncatedHeader, format!("safetensors length prefix: {e}"));
             return None;
         }
     };
@@ -205,53 +226,61 @@ pub(crate) fn parse<R: Read + Seek>(
         );
         return None;
     }
-    let bytes = match src.read_vec(header_len) {
-        Ok(bytes) => bytes,
-        Err(e) => {
-            scan.find(
-                FindingKind::TruncatedHeader,
-                format!("safetensors header: {e}"),
-            );
-            return None;
-        }
-    };
-    let mut info = SafetensorsInfo {
-        header_len,
-        ..SafetensorsInfo::default()
-    };
+    let mut info = SafetensorsInfo { header_len, ..SafetensorsInfo::default() };
     let data_len = src.len().saturating_sub(8).saturating_sub(header_len);
-    check_header(&bytes, data_len, &mut info, scan);
+    let deadline = scan.deadline();
+    // Streamed, not read into memory: what is kept is bounded by the caps above, not
+    // by the header's length.
+    let header = HeaderReader { inner: Read::take(&mut *src, header_len), deadline, read: 0 };
+    check_header(header, data_len, &mut info, scan);
     Some(info)
 }
 
-/// Checks a header's JSON (`bytes`) against the data section that follows it.
-fn check_header(bytes: &[u8], data_len: u64, info: &mut SafetensorsInfo, scan: &mut Scan) {
-    // The reference writer pads the JSON with trailing spaces to align the data.
-    let json = bytes.trim_ascii_end();
-    if json.first() != Some(&b'{') {
-        scan.find(
-            FindingKind::MalformedHeader,
-            "safetensors header is not a JSON object",
-        );
+/// The header bytes, with the analysis deadline checked as they are read.
+struct HeaderReader<R> {
+    inner: R,
+    deadline: Option<Instant>,
+    read: u64,
+}
+
+impl<R: Read> Read for HeaderReader<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(out)?;
+        let before = self.read;
+        self.read += n as u64;
+        if before / 65_536 != self.read / 65_536 && self.deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(io::Error::other("analysis deadline reached"));
+        }
+        Ok(n)
+    }
+}
+
+/// Checks a header's JSON against the data section (`data_len` bytes) that follows it.
+fn check_header<H: Read>(mut header: H, data_len: u64, info: &mut SafetensorsInfo, scan: &mut Scan) {
+    let mut first = [0u8; 1];
+    if header.read_exact(&mut first).is_err() || first[0] != b'{' {
+        scan.find(FindingKind::MalformedHeader, "safetensors header is not a JSON object");
         return;
     }
     let mut collector = Collector {
         info,
+        name_hashers: (RandomState::new(), RandomState::new()),
         names: HashSet::new(),
         ranges: Vec::new(),
         problems: Vec::new(),
         max_tensors: scan.limits.max_tensors,
         capped: false,
     };
-    let mut deserializer = serde_json::Deserializer::from_slice(json);
-    let parsed = (&mut collector)
-        .deserialize(&mut deserializer)
-        .and_then(|()| deserializer.end());
+    // The reference writer pads the JSON with trailing spaces to align the data: `end()`
+    // accepts trailing whitespace and nothing else.
+    let json = io::Cursor::new(b"{").chain(header);
+    let mut deserializer = serde_json::Deserializer::from_reader(json);
+    let parsed = (&mut collector).deserialize(&mut deserializer).and_then(|()| deserializer.end());
     if let Err(e) = parsed {
-        scan.find(
-            FindingKind::MalformedHeader,
-            format!("safetensors header JSON: {e}"),
-        );
+        // An I/O error here is the deadline (or a failing disk): not a JSON problem.
+        if !(e.is_io() && scan.out_of_time()) {
+            scan.find(FindingKind::MalformedHeader, format!("safetensors header JSON: {e}"));
+        }
     }
     if collector.capped {
         scan.find(
@@ -292,9 +321,7 @@ fn layout_problems(ranges: &mut [(u64, u64)], data_len: u64) -> Vec<(FindingKind
         if end > data_len {
             problems.push((
                 FindingKind::SafetensorsOutOfBounds,
-                format!(
-                    "tensor bytes {begin}..{end} lie past the end of the data ({data_len} bytes)"
-                ),
+                format!("tensor bytes {begin}..{end} lie past the end of the data ({data_len} bytes)"),
             ));
         }
         if begin < covered_to {
@@ -367,33 +394,21 @@ mod tests {
 
     #[test]
     fn sub_byte_dtypes_and_unknown_dtypes() {
-        let (_, kinds) = check(
-            r#"{"a":{"dtype":"F4","shape":[4],"data_offsets":[0,2]}}"#,
-            2,
-        );
+        let (_, kinds) = check(r#"{"a":{"dtype":"F4","shape":[4],"data_offsets":[0,2]}}"#, 2);
         assert!(kinds.is_empty(), "{kinds:?}");
-        let (_, kinds) = check(
-            r#"{"a":{"dtype":"Q9","shape":[4],"data_offsets":[0,2]}}"#,
-            2,
-        );
+        let (_, kinds) = check(r#"{"a":{"dtype":"Q9","shape":[4],"data_offsets":[0,2]}}"#, 2);
         assert_eq!(kinds, [FindingKind::SafetensorsUnknownDtype]);
     }
 
     #[test]
     fn bad_json_and_bad_metadata() {
-        let (_, kinds) = check(
-            r#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}"#,
-            4,
-        );
+        let (_, kinds) = check(r#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}"#, 4);
         assert_eq!(kinds, [FindingKind::MalformedHeader]);
         let (_, kinds) = check(r#"{"__metadata__":{"n":1}}"#, 0);
         assert_eq!(kinds, [FindingKind::MalformedHeader]);
         let (_, kinds) = check(r#"[1,2]"#, 0);
         assert_eq!(kinds, [FindingKind::MalformedHeader]);
-        let (_, kinds) = check(
-            r#"{"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}}"#,
-            4,
-        );
+        let (_, kinds) = check(r#"{"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}}"#, 4);
         assert_eq!(kinds, [FindingKind::MalformedHeader]);
     }
 
@@ -408,16 +423,7 @@ mod tests {
 
     #[test]
     fn gaps_are_reported() {
-        let (_, kinds) = check(
-            r#"{"a":{"dtype":"U8","shape":[4],"data_offsets":[4,8]}}"#,
-            10,
-        );
-        assert_eq!(
-            kinds,
-            [
-                FindingKind::SafetensorsOffsetGap,
-                FindingKind::SafetensorsOffsetGap
-            ]
-        );
+        let (_, kinds) = check(r#"{"a":{"dtype":"U8","shape":[4],"data_offsets":[4,8]}}"#, 10);
+        assert_eq!(kinds, [FindingKind::SafetensorsOffsetGap, FindingKind::SafetensorsOffsetGap]);
     }
 }

@@ -32,14 +32,7 @@ pub(crate) struct Source<'r, R> {
 
 impl<'r, R: Read + Seek> Source<'r, R> {
     pub(crate) fn new(inner: &'r mut R, len: u64) -> Self {
-        Self {
-            inner,
-            len,
-            pos: 0,
-            buf: Vec::new(),
-            buf_start: 0,
-            inner_pos: None,
-        }
+        Self { inner, len, pos: 0, buf: Vec::new(), buf_start: 0, inner_pos: None }
     }
 
     pub(crate) fn len(&self) -> u64 {
@@ -57,11 +50,7 @@ impl<'r, R: Read + Seek> Source<'r, R> {
     /// Moves to `pos`, which must lie within the file (the end included).
     pub(crate) fn seek_to(&mut self, pos: u64) -> Result<(), ReadError> {
         if pos > self.len {
-            return Err(ReadError::Truncated {
-                at: pos,
-                wanted: 0,
-                len: self.len,
-            });
+            return Err(ReadError::Truncated { at: pos, wanted: 0, len: self.len });
         }
         self.pos = pos;
         Ok(())
@@ -77,11 +66,7 @@ impl<'r, R: Read + Seek> Source<'r, R> {
     }
 
     fn truncated(&self, wanted: u64) -> ReadError {
-        ReadError::Truncated {
-            at: self.pos,
-            wanted,
-            len: self.len,
-        }
+        ReadError::Truncated { at: self.pos, wanted, len: self.len }
     }
 
     /// Reads exactly `out.len()` bytes.
@@ -118,9 +103,7 @@ impl<'r, R: Read + Seek> Source<'r, R> {
 
     /// Reads up to `out.len()` bytes (fewer only at the end of the file).
     pub(crate) fn read_up_to(&mut self, out: &mut [u8]) -> Result<usize, ReadError> {
-        let n = usize::try_from(self.remaining())
-            .unwrap_or(usize::MAX)
-            .min(out.len());
+        let n = usize::try_from(self.remaining()).unwrap_or(usize::MAX).min(out.len());
         self.read_exact(&mut out[..n])?;
         Ok(n)
     }
@@ -130,21 +113,13 @@ impl<'r, R: Read + Seek> Source<'r, R> {
     pub(crate) fn probe(&mut self, pos: u64, out: &mut [u8]) -> Result<(), ReadError> {
         let wanted = out.len() as u64;
         if pos.checked_add(wanted).is_none_or(|end| end > self.len) {
-            return Err(ReadError::Truncated {
-                at: pos,
-                wanted,
-                len: self.len,
-            });
+            return Err(ReadError::Truncated { at: pos, wanted, len: self.len });
         }
         let io_err = |source| ReadError::Io { at: pos, source };
         self.inner_pos = None;
         self.inner.seek(SeekFrom::Start(pos)).map_err(io_err)?;
         self.inner.read_exact(out).map_err(|e| match e.kind() {
-            io::ErrorKind::UnexpectedEof => ReadError::Truncated {
-                at: pos,
-                wanted,
-                len: pos,
-            },
+            io::ErrorKind::UnexpectedEof => ReadError::Truncated { at: pos, wanted, len: pos },
             _ => io_err(e),
         })?;
         self.inner_pos = Some(pos + wanted);
@@ -183,9 +158,7 @@ impl<'r, R: Read + Seek> Source<'r, R> {
         if self.inner_pos != Some(at) {
             self.inner.seek(SeekFrom::Start(at)).map_err(io_err)?;
         }
-        let want = usize::try_from(self.remaining())
-            .unwrap_or(BUFFER_LEN)
-            .min(BUFFER_LEN);
+        let want = usize::try_from(self.remaining()).unwrap_or(BUFFER_LEN).min(BUFFER_LEN);
         self.buf.resize(want, 0);
         let mut filled = 0;
         while filled < want {
@@ -206,11 +179,7 @@ impl<'r, R: Read + Seek> Source<'r, R> {
         if filled == 0 {
             // The file is shorter than the size we were told: it shrank, or the caller
             // lied. Either way the bytes are not there.
-            return Err(ReadError::Truncated {
-                at,
-                wanted: 1,
-                len: at,
-            });
+            return Err(ReadError::Truncated { at, wanted: 1, len: at });
         }
         Ok(())
     }
@@ -250,20 +219,14 @@ mod tests {
         assert_eq!(src.u32().expect("u32"), 0xdead_beef);
         src.seek_to(0).expect("seek");
         assert_eq!(src.u8().expect("u8"), 0);
-        assert!(matches!(
-            src.skip(u64::MAX),
-            Err(ReadError::Truncated { .. })
-        ));
+        assert!(matches!(src.skip(u64::MAX), Err(ReadError::Truncated { .. })));
     }
 
     #[test]
     fn lengths_past_the_end_fail_before_allocating() {
         let mut cursor = Cursor::new(vec![1u8; 8]);
         let mut src = Source::new(&mut cursor, 8);
-        assert!(matches!(
-            src.read_vec(u64::MAX),
-            Err(ReadError::Truncated { .. })
-        ));
+        assert!(matches!(src.read_vec(u64::MAX), Err(ReadError::Truncated { .. })));
         assert_eq!(src.read_vec(8).expect("vec"), vec![1u8; 8]);
         assert!(src.u8().is_err());
     }

@@ -60,17 +60,11 @@ struct EndRecord {
 }
 
 /// Reads the central directory. `None` (with a finding) when there is none to read.
-pub(crate) fn read_directory<R: Read + Seek>(
-    src: &mut Source<'_, R>,
-    scan: &mut Scan,
-) -> Option<Directory> {
+pub(crate) fn read_directory<R: Read + Seek>(src: &mut Source<'_, R>, scan: &mut Scan) -> Option<Directory> {
     match read_directory_inner(src, scan) {
         Ok(dir) => Some(dir),
         Err(DirError::Read(e)) => {
-            scan.find(
-                FindingKind::TruncatedHeader,
-                format!("zip central directory: {e}"),
-            );
+            scan.find(FindingKind::TruncatedHeader, format!("zip central directory: {e}"));
             None
         }
         Err(DirError::Finding(finding)) => {
@@ -111,30 +105,21 @@ fn read_directory_inner<R: Read + Seek>(
     if end.cd_size > scan.limits.max_header_bytes {
         return Err(DirError::Finding(Finding::new(
             FindingKind::LengthExceedsLimit,
-            format!(
-                "zip central directory of {} bytes exceeds the header cap",
-                end.cd_size
-            ),
+            format!("zip central directory of {} bytes exceeds the header cap", end.cd_size),
         )));
     }
     let cap = scan.limits.max_zip_entries as u64;
     if end.entries > cap {
         scan.find(
             FindingKind::CountExceedsLimit,
-            format!(
-                "zip declares {} entries; only the first {cap} are inspected",
-                end.entries
-            ),
+            format!("zip declares {} entries; only the first {cap} are inspected", end.entries),
         );
     }
     // Each central record is at least 46 bytes: a count the directory cannot hold is a lie.
     if end.entries > end.cd_size / 46 {
         scan.find(
             FindingKind::ZipAnomaly,
-            format!(
-                "zip declares {} entries in a {}-byte central directory",
-                end.entries, end.cd_size
-            ),
+            format!("zip declares {} entries in a {}-byte central directory", end.entries, end.cd_size),
         );
     }
     src.seek_to(cd_start)?;
@@ -151,18 +136,10 @@ fn read_directory_inner<R: Read + Seek>(
     if (entries.len() as u64) < end.entries.min(cap) {
         scan.find(
             FindingKind::ZipAnomaly,
-            format!(
-                "zip declares {} entries but its central directory holds {}",
-                end.entries,
-                entries.len()
-            ),
+            format!("zip declares {} entries but its central directory holds {}", end.entries, entries.len()),
         );
     }
-    Ok(Directory {
-        entries,
-        declared_entries: end.entries,
-        prefix_len,
-    })
+    Ok(Directory { entries, declared_entries: end.entries, prefix_len })
 }
 
 fn find_end_record<R: Read + Seek>(src: &mut Source<'_, R>) -> Result<EndRecord, DirError> {
@@ -175,9 +152,8 @@ fn find_end_record<R: Read + Seek>(src: &mut Source<'_, R>) -> Result<EndRecord,
     let tail = src.read_vec(len - tail_start)?;
     // The last signature whose comment length reaches exactly the end of the file; else
     // the last signature at all (Python's zipfile accepts trailing garbage too).
-    let candidates = (0..=tail.len() - EOCD_LEN as usize)
-        .rev()
-        .filter(|&i| tail[i..i + 4] == EOCD_SIG.to_le_bytes());
+    let candidates =
+        (0..=tail.len() - EOCD_LEN as usize).rev().filter(|&i| tail[i..i + 4] == EOCD_SIG.to_le_bytes());
     let mut fallback = None;
     let mut found = None;
     for i in candidates {
@@ -188,27 +164,15 @@ fn find_end_record<R: Read + Seek>(src: &mut Source<'_, R>) -> Result<EndRecord,
         }
         fallback.get_or_insert(i);
     }
-    let i = found
-        .or(fallback)
-        .ok_or_else(|| anomaly("no zip end-of-central-directory record"))?;
+    let i = found.or(fallback).ok_or_else(|| anomaly("no zip end-of-central-directory record"))?;
     let field16 = |at: usize| u64::from(u16::from_le_bytes([tail[i + at], tail[i + at + 1]]));
     let field32 = |at: usize| {
-        u64::from(u32::from_le_bytes([
-            tail[i + at],
-            tail[i + at + 1],
-            tail[i + at + 2],
-            tail[i + at + 3],
-        ]))
+        u64::from(u32::from_le_bytes([tail[i + at], tail[i + at + 1], tail[i + at + 2], tail[i + at + 3]]))
     };
     let eocd_at = tail_start + i as u64;
-    let mut end = EndRecord {
-        entries: field16(10),
-        cd_size: field32(12),
-        cd_offset: field32(16),
-        at: eocd_at,
-    };
-    let needs_zip64 =
-        end.entries == 0xffff || end.cd_size == 0xffff_ffff || end.cd_offset == 0xffff_ffff;
+    let mut end =
+        EndRecord { entries: field16(10), cd_size: field32(12), cd_offset: field32(16), at: eocd_at };
+    let needs_zip64 = end.entries == 0xffff || end.cd_size == 0xffff_ffff || end.cd_offset == 0xffff_ffff;
     if eocd_at >= 20 {
         src.seek_to(eocd_at - 20)?;
         if src.u32()? == ZIP64_LOCATOR_SIG {
@@ -216,9 +180,7 @@ fn find_end_record<R: Read + Seek>(src: &mut Source<'_, R>) -> Result<EndRecord,
             let zip64_at = src.u64()?;
             end = read_zip64_end(src, zip64_at, eocd_at)?;
         } else if needs_zip64 {
-            return Err(anomaly(
-                "zip end record needs zip64 but has no zip64 locator",
-            ));
+            return Err(anomaly("zip end record needs zip64 but has no zip64 locator"));
         }
     }
     Ok(end)
@@ -231,9 +193,8 @@ fn read_zip64_end<R: Read + Seek>(
 ) -> Result<EndRecord, DirError> {
     // The zip64 end record sits right before its 20-byte locator; archives with a
     // prefix have `declared_at` shifted, so trust the position, not the pointer.
-    let at = eocd_at
-        .checked_sub(20 + 56)
-        .ok_or_else(|| anomaly("zip64 locator without room for its record"))?;
+    let at =
+        eocd_at.checked_sub(20 + 56).ok_or_else(|| anomaly("zip64 locator without room for its record"))?;
     src.seek_to(at)?;
     if src.u32()? != ZIP64_EOCD_SIG {
         src.seek_to(declared_at)?;
@@ -246,23 +207,13 @@ fn read_zip64_end<R: Read + Seek>(
     let entries = src.u64()?;
     let cd_size = src.u64()?;
     let cd_offset = src.u64()?;
-    Ok(EndRecord {
-        entries,
-        cd_size,
-        cd_offset,
-        at: record_at,
-    })
+    Ok(EndRecord { entries, cd_size, cd_offset, at: record_at })
 }
 
-fn read_central_entry<R: Read + Seek>(
-    src: &mut Source<'_, R>,
-    scan: &mut Scan,
-) -> Result<Entry, DirError> {
+fn read_central_entry<R: Read + Seek>(src: &mut Source<'_, R>, scan: &mut Scan) -> Result<Entry, DirError> {
     let at = src.pos();
     if src.u32()? != CENTRAL_SIG {
-        return Err(anomaly(format!(
-            "bad central directory record signature at offset {at}"
-        )));
+        return Err(anomaly(format!("bad central directory record signature at offset {at}")));
     }
     src.skip(4)?; // versions
     let flags = src.u16()?;
@@ -291,15 +242,7 @@ fn read_central_entry<R: Read + Seek>(
         local_header_offset = fields.next().unwrap_or(local_header_offset);
     }
     src.skip(comment_len)?;
-    let entry = Entry {
-        name,
-        flags,
-        method,
-        crc32,
-        compressed_size,
-        uncompressed_size,
-        local_header_offset,
-    };
+    let entry = Entry { name, flags, method, crc32, compressed_size, uncompressed_size, local_header_offset };
     check_flags(&entry, scan);
     Ok(entry)
 }
@@ -348,10 +291,7 @@ fn check_flags(entry: &Entry, scan: &mut Scan) {
     }
     let odd = entry.flags & !(ROUTINE_FLAGS | FLAG_ENCRYPTED);
     if odd != 0 {
-        scan.find(
-            FindingKind::ZipAnomaly,
-            format!("entry {name} has unusual flag bits {odd:#06x}"),
-        );
+        scan.find(FindingKind::ZipAnomaly, format!("entry {name} has unusual flag bits {odd:#06x}"));
     }
 }
 
@@ -368,11 +308,8 @@ pub(crate) fn data_range<R: Read + Seek>(
     let name = clip(&entry.name);
     if src.u32()? != LOCAL_SIG {
         scan.report(
-            Finding::new(
-                FindingKind::ZipAnomaly,
-                format!("entry {name}: no local header at offset {at}"),
-            )
-            .with_severity(Severity::High),
+            Finding::new(FindingKind::ZipAnomaly, format!("entry {name}: no local header at offset {at}"))
+                .with_severity(Severity::High),
         );
     }
     src.skip(2)?; // version
@@ -405,15 +342,9 @@ pub(crate) fn data_range<R: Read + Seek>(
     }
     src.skip(extra_len)?;
     let start = src.pos();
-    let end = start
-        .checked_add(entry.compressed_size)
-        .filter(|&end| end <= src.len());
+    let end = start.checked_add(entry.compressed_size).filter(|&end| end <= src.len());
     if end.is_none() {
-        return Err(ReadError::Truncated {
-            at: start,
-            wanted: entry.compressed_size,
-            len: src.len(),
-        });
+        return Err(ReadError::Truncated { at: start, wanted: entry.compressed_size, len: src.len() });
     }
     Ok((start, entry.compressed_size))
 }
@@ -446,16 +377,10 @@ pub(crate) fn open_entry<'s, R: Read + Seek>(
     let raw = Read::take(src, entry.compressed_size);
     let inner: Box<dyn Read + 's> = match entry.method {
         METHOD_STORED => Box::new(raw.take(max_bytes.saturating_add(1))),
-        METHOD_DEFLATED => {
-            Box::new(flate2::read::DeflateDecoder::new(raw).take(max_bytes.saturating_add(1)))
-        }
+        METHOD_DEFLATED => Box::new(flate2::read::DeflateDecoder::new(raw).take(max_bytes.saturating_add(1))),
         _ => return Ok(None),
     };
-    Ok(Some(EntryReader {
-        inner,
-        crc: crc32fast::Hasher::new(),
-        bytes: 0,
-    }))
+    Ok(Some(EntryReader { inner, crc: crc32fast::Hasher::new(), bytes: 0 }))
 }
 
 /// Human name of a compression method, for findings.

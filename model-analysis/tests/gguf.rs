@@ -8,14 +8,14 @@ use model_analysis::{FindingKind, Format, Limits, ModelReport, Severity, analyze
 use support::gguf_writer::{Gguf, Value};
 
 fn analyze(bytes: &[u8]) -> ModelReport {
-    analyze_bytes(
-        bytes,
-        Some(std::path::Path::new("model.gguf")),
-        &Limits::default(),
-    )
+    analyze_bytes(bytes, Some(std::path::Path::new("model.gguf")), &Limits::default())
 }
 
 fn llama(license: &str) -> Gguf {
+    llama_with_vocab(license, 1000)
+}
+
+fn llama_with_vocab(license: &str, vocab: u32) -> Gguf {
     Gguf::new(3)
         .str("general.architecture", "llama")
         .str("general.name", "Meta Llama 3.1 8B Instruct")
@@ -32,8 +32,8 @@ fn llama(license: &str) -> Gguf {
         .kv("general.tags", Value::Strs(vec!["text-generation".into(), "llama".into()]))
         .kv("llama.context_length", Value::U32(131_072))
         .kv("llama.rope.freq_base", Value::F32(500_000.0))
-        .kv("tokenizer.ggml.tokens", Value::Strs((0..1000).map(|i| format!("tok{i}")).collect()))
-        .kv("tokenizer.ggml.token_type", Value::U32s(vec![1; 1000]))
+        .kv("tokenizer.ggml.tokens", Value::Strs((0..vocab).map(|i| format!("tok{i}")).collect()))
+        .kv("tokenizer.ggml.token_type", Value::U32s(vec![1; vocab as usize]))
         .str(
             "tokenizer.chat_template",
             "{% for message in messages %}{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>' }}{% endfor %}",
@@ -48,11 +48,7 @@ fn governance_metadata_for_three_licenses() {
     for license in ["apache-2.0", "cc-by-nc-4.0", "llama3"] {
         let report = analyze(&llama(license).build(800));
         assert_eq!(report.format, Format::Gguf);
-        assert!(
-            report.findings.is_empty(),
-            "{license}: {:?}",
-            report.findings
-        );
+        assert!(report.findings.is_empty(), "{license}: {:?}", report.findings);
         let g = report.gguf.expect("gguf info");
         assert_eq!(g.version, 3);
         assert_eq!(g.license.as_deref(), Some(license));
@@ -66,14 +62,8 @@ fn governance_metadata_for_three_licenses() {
         assert_eq!(g.general["general.organization"], "Meta Llama");
         assert_eq!(g.general["general.base_model.0.name"], "Llama 3.1 8B");
         assert_eq!(g.general["general.quantization_version"], 2);
-        assert_eq!(
-            g.general["general.tags"],
-            serde_json::json!(["text-generation", "llama"])
-        );
-        assert!(
-            !g.general.contains_key("llama.context_length"),
-            "non-governance keys are skipped"
-        );
+        assert_eq!(g.general["general.tags"], serde_json::json!(["text-generation", "llama"]));
+        assert!(!g.general.contains_key("llama.context_length"), "non-governance keys are skipped");
         assert_eq!(g.chat_templates.len(), 1);
         assert_eq!(g.chat_templates[0].risk_score, 0);
         assert_eq!(g.chat_templates[0].sha256.len(), 64);
@@ -85,10 +75,7 @@ fn gguf_v1_uses_32_bit_counts() {
     let bytes = Gguf::new(1)
         .str("general.architecture", "llama")
         .str("general.license", "mit")
-        .kv(
-            "tokenizer.ggml.tokens",
-            Value::Strs(vec!["a".into(), "b".into()]),
-        )
+        .kv("tokenizer.ggml.tokens", Value::Strs(vec!["a".into(), "b".into()]))
         .tensor("w", &[4], 0, 0)
         .build(16);
     let report = analyze(&bytes);
@@ -102,41 +89,24 @@ fn gguf_v1_uses_32_bit_counts() {
 #[test]
 fn risky_chat_template_is_a_finding() {
     let bytes = Gguf::new(3)
-        .str(
-            "tokenizer.chat_template",
-            "{{ cycler.__init__.__globals__.os.popen('id').read() }}",
-        )
+        .str("tokenizer.chat_template", "{{ cycler.__init__.__globals__.os.popen('id').read() }}")
         .build(0);
     let report = analyze(&bytes);
-    let finding = report
-        .findings
-        .iter()
-        .find(|f| f.kind == FindingKind::ChatTemplateRisk)
-        .expect("finding");
+    let finding = report.findings.iter().find(|f| f.kind == FindingKind::ChatTemplateRisk).expect("finding");
     assert_eq!(finding.severity, Severity::High);
     let template = &report.chat_templates()[0];
-    assert!(
-        template
-            .constructs
-            .iter()
-            .any(|c| c.contains("__globals__")),
-        "{template:?}"
-    );
+    assert!(template.constructs.iter().any(|c| c.contains("__globals__")), "{template:?}");
 }
 
 #[test]
 fn every_truncation_of_a_header_is_a_finding_not_a_panic() {
-    let bytes = llama("mit").build(800);
-    let header_len = llama("mit").header().len();
+    let bytes = llama_with_vocab("mit", 8).build(800);
+    let header_len = llama_with_vocab("mit", 8).header().len();
     for cut in 0..header_len {
         let report = analyze(&bytes[..cut]);
         if cut >= 4 {
             assert_eq!(report.format, Format::Gguf, "cut {cut}");
-            assert!(
-                report.has_finding(FindingKind::TruncatedHeader),
-                "cut at {cut}: {:?}",
-                report.findings
-            );
+            assert!(report.has_finding(FindingKind::TruncatedHeader), "cut at {cut}: {:?}", report.findings);
         }
     }
 }
@@ -148,11 +118,7 @@ fn u64_max_counts_are_rejected() {
         g.tensor_count = Some(tensors);
         g.kv_count = Some(kvs);
         let report = analyze(&g.build(0));
-        assert!(
-            report.has_finding(FindingKind::CountExceedsLimit),
-            "{:?}",
-            report.findings
-        );
+        assert!(report.has_finding(FindingKind::CountExceedsLimit), "{:?}", report.findings);
     }
 }
 
@@ -165,16 +131,8 @@ fn ten_million_kv_pairs_are_rejected_quickly_by_the_cap() {
     let bytes = g.build(200_000_000 / 1000);
     let started = Instant::now();
     let report = analyze(&bytes);
-    assert!(
-        started.elapsed() < Duration::from_secs(1),
-        "{:?}",
-        started.elapsed()
-    );
-    let f = report
-        .findings
-        .iter()
-        .find(|f| f.kind == FindingKind::CountExceedsLimit)
-        .expect("cap finding");
+    assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
+    let f = report.findings.iter().find(|f| f.kind == FindingKind::CountExceedsLimit).expect("cap finding");
     assert!(f.message.contains("10000000"), "{}", f.message);
 }
 
@@ -183,11 +141,7 @@ fn plausible_count_but_short_file_is_truncated() {
     let mut g = Gguf::new(3).str("general.name", "x");
     g.kv_count = Some(60_000);
     let report = analyze(&g.build(0));
-    assert!(
-        report.has_finding(FindingKind::TruncatedHeader),
-        "{:?}",
-        report.findings
-    );
+    assert!(report.has_finding(FindingKind::TruncatedHeader), "{:?}", report.findings);
 }
 
 #[test]
@@ -198,45 +152,24 @@ fn strings_longer_than_the_file() {
     bytes.extend_from_slice(&u64::MAX.to_le_bytes()); // key length
     bytes.extend_from_slice(b"general.name");
     let report = analyze(&bytes);
-    assert!(
-        report.has_finding(FindingKind::TruncatedHeader),
-        "{:?}",
-        report.findings
-    );
+    assert!(report.has_finding(FindingKind::TruncatedHeader), "{:?}", report.findings);
 
     // A value string longer than the file.
     let mut bytes = Gguf::new(3).str("general.name", "abc").header();
     let len_at = bytes.len() - 3 - 8;
     bytes[len_at..len_at + 8].copy_from_slice(&(1u64 << 40).to_le_bytes());
     let report = analyze(&bytes);
-    assert!(
-        report.has_finding(FindingKind::TruncatedHeader),
-        "{:?}",
-        report.findings
-    );
+    assert!(report.has_finding(FindingKind::TruncatedHeader), "{:?}", report.findings);
 }
 
 #[test]
 fn long_strings_are_skipped_with_a_finding() {
-    let limits = Limits {
-        max_string: 1024,
-        ..Limits::default()
-    };
-    let bytes = Gguf::new(3)
-        .str("tokenizer.chat_template", &"x".repeat(4096))
-        .str("general.name", "after")
-        .build(0);
+    let limits = Limits { max_string: 1024, ..Limits::default() };
+    let bytes =
+        Gguf::new(3).str("tokenizer.chat_template", &"x".repeat(4096)).str("general.name", "after").build(0);
     let report = analyze_bytes(&bytes, None, &limits);
-    assert!(
-        report.has_finding(FindingKind::LengthExceedsLimit),
-        "{:?}",
-        report.findings
-    );
-    assert_eq!(
-        report.gguf.expect("gguf").name.as_deref(),
-        Some("after"),
-        "parsing continues after the skip"
-    );
+    assert!(report.has_finding(FindingKind::LengthExceedsLimit), "{:?}", report.findings);
+    assert_eq!(report.gguf.expect("gguf").name.as_deref(), Some("after"), "parsing continues after the skip");
 }
 
 #[test]
@@ -271,11 +204,7 @@ fn nested_arrays_are_bounded() {
         bytes.extend_from_slice(&1u64.to_le_bytes());
     }
     let report = analyze(&bytes);
-    assert!(
-        report.has_finding(FindingKind::MalformedHeader),
-        "{:?}",
-        report.findings
-    );
+    assert!(report.has_finding(FindingKind::MalformedHeader), "{:?}", report.findings);
 }
 
 #[test]
@@ -283,11 +212,7 @@ fn unsupported_versions() {
     let mut bytes = Gguf::new(3).build(0);
     bytes[4..8].copy_from_slice(&3u32.to_be_bytes());
     let report = analyze(&bytes);
-    let f = report
-        .findings
-        .iter()
-        .find(|f| f.kind == FindingKind::UnsupportedVersion)
-        .expect("finding");
+    let f = report.findings.iter().find(|f| f.kind == FindingKind::UnsupportedVersion).expect("finding");
     assert!(f.message.contains("big-endian"), "{}", f.message);
     bytes[4..8].copy_from_slice(&4u32.to_le_bytes());
     assert!(analyze(&bytes).has_finding(FindingKind::UnsupportedVersion));
@@ -297,11 +222,7 @@ fn unsupported_versions() {
 fn tensor_data_outside_the_file() {
     let g = Gguf::new(3).tensor("w", &[1024, 1024], 0, 0);
     let report = analyze(&g.build(4096));
-    assert!(
-        report.has_finding(FindingKind::TensorOutOfBounds),
-        "{:?}",
-        report.findings
-    );
+    assert!(report.has_finding(FindingKind::TensorOutOfBounds), "{:?}", report.findings);
     // Dimensions whose product overflows.
     let g = Gguf::new(3).tensor("w", &[u64::MAX, 4], 0, 0);
     assert!(analyze(&g.build(0)).has_finding(FindingKind::MalformedHeader));
@@ -312,18 +233,9 @@ fn tensor_data_outside_the_file() {
 
 #[test]
 fn deadline_stops_a_long_walk() {
-    let limits = Limits {
-        deadline: Some(Duration::ZERO),
-        ..Limits::default()
-    };
-    let g = Gguf::new(3).kv(
-        "tokenizer.ggml.tokens",
-        Value::Strs((0..20_000).map(|i| i.to_string()).collect()),
-    );
+    let limits = Limits { deadline: Some(Duration::ZERO), ..Limits::default() };
+    let g =
+        Gguf::new(3).kv("tokenizer.ggml.tokens", Value::Strs((0..20_000).map(|i| i.to_string()).collect()));
     let report = analyze_bytes(&g.build(0), None, &limits);
-    assert!(
-        report.has_finding(FindingKind::DeadlineExceeded),
-        "{:?}",
-        report.findings
-    );
+    assert!(report.has_finding(FindingKind::DeadlineExceeded), "{:?}", report.findings);
 }

@@ -23,28 +23,18 @@ fn a_write_during_hashing_is_detected() {
     let file = File::open(&path).expect("open");
     let stamp = FileStamp::of(&file).expect("stat");
     // 8 MiB at 8 MiB/s: about a second of hashing, with the write in the middle.
-    let budget = HashBudget {
-        max_bytes_per_sec: Some(8 << 20),
-        max_bytes: None,
-    };
+    let budget = HashBudget { max_bytes_per_sec: Some(8 << 20), max_bytes: None };
     let writer_path = path.clone();
     let writer = thread::spawn(move || {
         thread::sleep(Duration::from_millis(200));
-        let f = OpenOptions::new()
-            .write(true)
-            .open(&writer_path)
-            .expect("open for write");
+        let f = OpenOptions::new().write(true).open(&writer_path).expect("open for write");
         f.write_at(b"tampered", 6 << 20).expect("write");
         // Some file systems round mtimes: make the change unmistakable.
-        f.set_modified(SystemTime::now() + Duration::from_secs(5))
-            .expect("set mtime");
+        f.set_modified(SystemTime::now() + Duration::from_secs(5)).expect("set mtime");
     });
     let result = sha256_file(&file, &stamp, &budget);
     writer.join().expect("writer");
-    assert!(
-        matches!(result, Err(HashError::Changed { .. })),
-        "{result:?}"
-    );
+    assert!(matches!(result, Err(HashError::Changed { .. })), "{result:?}");
 }
 
 #[test]
@@ -52,26 +42,15 @@ fn a_truncation_during_hashing_is_detected() {
     let (_dir, path) = big_file(8 << 20);
     let file = File::open(&path).expect("open");
     let stamp = FileStamp::of(&file).expect("stat");
-    let budget = HashBudget {
-        max_bytes_per_sec: Some(8 << 20),
-        max_bytes: None,
-    };
+    let budget = HashBudget { max_bytes_per_sec: Some(8 << 20), max_bytes: None };
     let writer_path = path.clone();
     let writer = thread::spawn(move || {
         thread::sleep(Duration::from_millis(200));
-        OpenOptions::new()
-            .write(true)
-            .open(&writer_path)
-            .expect("open")
-            .set_len(1 << 20)
-            .expect("truncate");
+        OpenOptions::new().write(true).open(&writer_path).expect("open").set_len(1 << 20).expect("truncate");
     });
     let result = sha256_file(&file, &stamp, &budget);
     writer.join().expect("writer");
-    assert!(
-        matches!(result, Err(HashError::Changed { .. })),
-        "{result:?}"
-    );
+    assert!(matches!(result, Err(HashError::Changed { .. })), "{result:?}");
 }
 
 #[test]
@@ -86,10 +65,7 @@ fn an_mtime_change_alone_is_detected() {
         .set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000))
         .expect("set mtime");
     let result = sha256_file(&file, &stamp, &HashBudget::default());
-    assert!(
-        matches!(result, Err(HashError::Changed { .. })),
-        "{result:?}"
-    );
+    assert!(matches!(result, Err(HashError::Changed { .. })), "{result:?}");
 }
 
 #[test]

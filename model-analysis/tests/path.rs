@@ -36,9 +36,7 @@ fn fifo_named_model_gguf_is_refused_without_blocking() {
         return;
     }
     let path = fifo.clone();
-    let result = within(Duration::from_secs(5), move || {
-        analyze_path(&path, &Limits::default())
-    });
+    let result = within(Duration::from_secs(5), move || analyze_path(&path, &Limits::default()));
     match result {
         Err(AnalyzeError::NotRegularFile { kind, .. }) => assert_eq!(kind, "FIFO"),
         other => panic!("expected a refusal, got {other:?}"),
@@ -46,47 +44,22 @@ fn fifo_named_model_gguf_is_refused_without_blocking() {
     // A symlink to the FIFO is refused the same way (metadata follows links).
     let link = dir.path().join("link.gguf");
     symlink(&fifo, &link).expect("symlink");
-    let result = within(Duration::from_secs(5), move || {
-        analyze_path(&link, &Limits::default())
-    });
-    assert!(
-        matches!(result, Err(AnalyzeError::NotRegularFile { .. })),
-        "{result:?}"
-    );
+    let result = within(Duration::from_secs(5), move || analyze_path(&link, &Limits::default()));
+    assert!(matches!(result, Err(AnalyzeError::NotRegularFile { .. })), "{result:?}");
 }
 
 #[test]
 fn devices_and_directories_are_refused() {
-    let result = within(Duration::from_secs(5), || {
-        analyze_path(Path::new("/dev/zero"), &Limits::default())
-    });
+    let result = within(Duration::from_secs(5), || analyze_path(Path::new("/dev/zero"), &Limits::default()));
     assert!(
-        matches!(
-            result,
-            Err(AnalyzeError::NotRegularFile {
-                kind: "character device",
-                ..
-            })
-        ),
+        matches!(result, Err(AnalyzeError::NotRegularFile { kind: "character device", .. })),
         "{result:?}"
     );
     let dir = tempfile::tempdir().expect("tempdir");
     let result = analyze_path(dir.path(), &Limits::default());
-    assert!(
-        matches!(
-            result,
-            Err(AnalyzeError::NotRegularFile {
-                kind: "directory",
-                ..
-            })
-        ),
-        "{result:?}"
-    );
+    assert!(matches!(result, Err(AnalyzeError::NotRegularFile { kind: "directory", .. })), "{result:?}");
     let missing = analyze_path(&dir.path().join("absent.gguf"), &Limits::default());
-    assert!(
-        matches!(missing, Err(AnalyzeError::Stat { .. })),
-        "{missing:?}"
-    );
+    assert!(matches!(missing, Err(AnalyzeError::Stat { .. })), "{missing:?}");
 }
 
 #[test]
@@ -117,18 +90,11 @@ fn ollama_blob_gets_its_tags() {
     let models = dir.path().join("models");
     let blob = models.join(format!("blobs/sha256-{SHA}"));
     fs::create_dir_all(blob.parent().expect("parent")).expect("mkdir");
-    fs::write(
-        &blob,
-        Gguf::new(3).str("general.architecture", "qwen2").build(0),
-    )
-    .expect("write");
+    fs::write(&blob, Gguf::new(3).str("general.architecture", "qwen2").build(0)).expect("write");
     let manifest = models.join("manifests/registry.local/library/qwen2.5/0.5b");
     fs::create_dir_all(manifest.parent().expect("parent")).expect("mkdir");
-    fs::write(
-        &manifest,
-        format!(r#"{{"schemaVersion":2,"layers":[{{"digest":"sha256:{SHA}","size":1}}]}}"#),
-    )
-    .expect("write");
+    fs::write(&manifest, format!(r#"{{"schemaVersion":2,"layers":[{{"digest":"sha256:{SHA}","size":1}}]}}"#))
+        .expect("write");
     let report = analyze_path(&blob, &Limits::default()).expect("analyze");
     let p = report.provenance.expect("provenance");
     assert_eq!(p.source, ProvenanceSource::Ollama);
@@ -140,25 +106,19 @@ fn ollama_blob_gets_its_tags() {
 fn sparse_four_gib_gguf_is_analysed_from_its_header() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("big.gguf");
-    let g = Gguf::new(3)
-        .str("general.architecture", "llama")
-        .str("general.size_label", "8B")
-        .tensor("w", &[65_536, 16_384], 0, 0); // 4 GiB of F32
+    let g = Gguf::new(3).str("general.architecture", "llama").str("general.size_label", "8B").tensor(
+        "w",
+        &[65_536, 16_384],
+        0,
+        0,
+    ); // 4 GiB of F32
     fs::write(&path, g.build(0)).expect("write");
-    let file = fs::OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .expect("open");
-    file.set_len(g.build(0).len() as u64 + (4 << 30))
-        .expect("sparse extend");
+    let file = fs::OpenOptions::new().write(true).open(&path).expect("open");
+    file.set_len(g.build(0).len() as u64 + (4 << 30)).expect("sparse extend");
     drop(file);
     let started = Instant::now();
     let report = analyze_path(&path, &Limits::default()).expect("analyze");
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
     assert!(report.findings.is_empty(), "{:?}", report.findings);
     assert_eq!(report.gguf.expect("gguf").parameter_count, Some(1 << 30));
 }

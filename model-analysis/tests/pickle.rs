@@ -27,46 +27,19 @@ fn dangerous(findings: &[Finding]) -> Vec<&str> {
 fn torch_state_dict_is_clean() {
     let (report, findings) = scan(&torch_state_dict());
     assert!(findings.is_empty(), "{findings:?}");
-    let names: Vec<String> = report
-        .imports
-        .iter()
-        .map(|i| format!("{}.{}", i.module, i.name))
-        .collect();
-    assert_eq!(
-        names,
-        [
-            "collections.OrderedDict",
-            "torch._utils._rebuild_tensor_v2",
-            "torch.FloatStorage"
-        ]
-    );
+    let names: Vec<String> = report.imports.iter().map(|i| format!("{}.{}", i.module, i.name)).collect();
+    assert_eq!(names, ["collections.OrderedDict", "torch._utils._rebuild_tensor_v2", "torch.FloatStorage"]);
+    assert!(report.imports.iter().all(|i| i.verdict == ImportVerdict::Allowed));
     assert!(
-        report
-            .imports
-            .iter()
-            .all(|i| i.verdict == ImportVerdict::Allowed)
-    );
-    assert!(
-        report
-            .calls
-            .iter()
-            .any(|c| c.callable == "torch._utils._rebuild_tensor_v2" && c.opcode == "REDUCE")
+        report.calls.iter().any(|c| c.callable == "torch._utils._rebuild_tensor_v2" && c.opcode == "REDUCE")
     );
     assert_eq!(report.streams[0].protocol, Some(2));
 }
 
 #[test]
 fn os_system_via_global() {
-    let (_, findings) = scan(
-        &Pickle::new()
-            .proto(2)
-            .global("os", "system")
-            .string("'id'")
-            .tuple1()
-            .reduce()
-            .stop()
-            .finish(),
-    );
+    let (_, findings) =
+        scan(&Pickle::new().proto(2).global("os", "system").string("'id'").tuple1().reduce().stop().finish());
     assert_eq!(dangerous(&findings).len(), 1);
     assert!(dangerous(&findings)[0].contains("os.system"));
     assert_eq!(findings[0].severity, Severity::Critical);
@@ -74,18 +47,11 @@ fn os_system_via_global() {
 
 #[test]
 fn builtins_exec_and_runpy_via_stack_global() {
-    for (module, name) in [
-        ("builtins", "exec"),
-        ("runpy", "_run_code"),
-        ("subprocess", "Popen"),
-        ("__builtin__", "eval"),
-    ] {
+    for (module, name) in
+        [("builtins", "exec"), ("runpy", "_run_code"), ("subprocess", "Popen"), ("__builtin__", "eval")]
+    {
         let (report, findings) = scan(&stack_global_call(module, name, "payload"));
-        assert_eq!(
-            dangerous(&findings).len(),
-            1,
-            "{module}.{name}: {findings:?}"
-        );
+        assert_eq!(dangerous(&findings).len(), 1, "{module}.{name}: {findings:?}");
         assert!(report.has_dangerous_import());
         assert_eq!(report.calls[0].opcode, "REDUCE");
     }
@@ -123,24 +89,12 @@ fn subprocess_popen_through_memo_indirection() {
 
 #[test]
 fn inst_obj_newobj_and_build_are_calls() {
-    let inst = Pickle::new()
-        .mark()
-        .string("'id'")
-        .inst("posix", "system")
-        .stop()
-        .finish();
+    let inst = Pickle::new().mark().string("'id'").inst("posix", "system").stop().finish();
     let (report, findings) = scan(&inst);
     assert_eq!(dangerous(&findings).len(), 1);
     assert_eq!(report.calls[0].opcode, "INST");
 
-    let obj = Pickle::new()
-        .proto(1)
-        .mark()
-        .global("nt", "system")
-        .string("'x'")
-        .op(b'o')
-        .stop()
-        .finish();
+    let obj = Pickle::new().proto(1).mark().global("nt", "system").string("'x'").op(b'o').stop().finish();
     let (report, _) = scan(&obj);
     assert_eq!(report.calls[0].opcode, "OBJ");
 
@@ -169,65 +123,26 @@ fn unknown_imports_are_medium() {
 
 #[test]
 fn scanner_deactivation_is_critical() {
-    let (_, findings) = scan(&stack_global_call(
-        "picklescan.scanner",
-        "scan_pickle_bytes",
-        "x",
-    ));
-    assert!(
-        dangerous(&findings)[0].contains("scanner deactivation"),
-        "{findings:?}"
-    );
+    let (_, findings) = scan(&stack_global_call("picklescan.scanner", "scan_pickle_bytes", "x"));
+    assert!(dangerous(&findings)[0].contains("scanner deactivation"), "{findings:?}");
 }
 
 #[test]
 fn unresolvable_imports() {
     // EXT1: the copyreg extension registry.
-    let (_, findings) = scan(
-        &Pickle::new()
-            .proto(2)
-            .raw(&[0x82, 0x07])
-            .empty_tuple()
-            .reduce()
-            .stop()
-            .finish(),
-    );
-    assert!(
-        findings
-            .iter()
-            .any(|f| f.kind == FindingKind::PickleUnresolvedImport),
-        "{findings:?}"
-    );
-    assert!(
-        findings
-            .iter()
-            .any(|f| f.kind == FindingKind::PickleIndirectCall),
-        "{findings:?}"
-    );
+    let (_, findings) =
+        scan(&Pickle::new().proto(2).raw(&[0x82, 0x07]).empty_tuple().reduce().stop().finish());
+    assert!(findings.iter().any(|f| f.kind == FindingKind::PickleUnresolvedImport), "{findings:?}");
+    assert!(findings.iter().any(|f| f.kind == FindingKind::PickleIndirectCall), "{findings:?}");
     // STACK_GLOBAL on bytes instead of strings.
-    let bytes = Pickle::new()
-        .proto(4)
-        .bytes8(b"os")
-        .short_unicode("system")
-        .stack_global()
-        .stop()
-        .finish();
+    let bytes = Pickle::new().proto(4).bytes8(b"os").short_unicode("system").stack_global().stop().finish();
     let (_, findings) = scan(&bytes);
-    assert!(
-        findings
-            .iter()
-            .any(|f| f.kind == FindingKind::PickleUnresolvedImport),
-        "{findings:?}"
-    );
+    assert!(findings.iter().any(|f| f.kind == FindingKind::PickleUnresolvedImport), "{findings:?}");
 }
 
 #[test]
 fn dunder_attribute_walks_in_names() {
-    let (_, findings) = scan(&stack_global_call(
-        "collections",
-        "OrderedDict.__init__.__globals__",
-        "x",
-    ));
+    let (_, findings) = scan(&stack_global_call("collections", "OrderedDict.__init__.__globals__", "x"));
     assert_eq!(dangerous(&findings).len(), 1, "{findings:?}");
 }
 
@@ -243,12 +158,7 @@ fn malformed_streams_fail_closed() {
     ] {
         let (report, findings) = scan(bytes);
         assert!(!report.streams[0].complete);
-        assert!(
-            findings
-                .iter()
-                .any(|f| f.kind == FindingKind::PickleMalformed),
-            "{bytes:?}: {findings:?}"
-        );
+        assert!(findings.iter().any(|f| f.kind == FindingKind::PickleMalformed), "{bytes:?}: {findings:?}");
     }
 }
 
@@ -262,12 +172,7 @@ fn deeply_nested_pickle_is_bounded() {
     let started = Instant::now();
     let (_, findings) = scan(&bytes);
     assert!(started.elapsed() < Duration::from_secs(5));
-    assert!(
-        findings
-            .iter()
-            .any(|f| f.kind == FindingKind::PickleResourceLimit),
-        "{findings:?}"
-    );
+    assert!(findings.iter().any(|f| f.kind == FindingKind::PickleResourceLimit), "{findings:?}");
 }
 
 #[test]
@@ -288,11 +193,7 @@ fn self_referencing_pickle_is_cheap() {
     let mut bytes = vec![0x80, 0x02, b'N'];
     bytes.extend(std::iter::repeat_n(b'2', 1_000_000));
     let (_, findings) = scan(&bytes);
-    assert!(
-        findings
-            .iter()
-            .any(|f| f.kind == FindingKind::PickleResourceLimit)
-    );
+    assert!(findings.iter().any(|f| f.kind == FindingKind::PickleResourceLimit));
 }
 
 #[test]
@@ -311,11 +212,7 @@ fn raw_pickle_files_are_identified_and_walked() {
         p0.extend_from_slice(format!("I{i}\na").as_bytes());
     }
     p0.extend_from_slice(b"cos\nsystem\n(S'id'\ntR.");
-    let report = analyze_bytes(
-        &p0,
-        Some(std::path::Path::new("data.pkl")),
-        &Limits::default(),
-    );
+    let report = analyze_bytes(&p0, Some(std::path::Path::new("data.pkl")), &Limits::default());
     assert_eq!(report.format, Format::Pickle);
     assert!(report.has_finding(FindingKind::PickleDangerousImport));
     // Without the name it stays unknown (too little evidence in the prefix).
@@ -332,24 +229,12 @@ fn legacy_pytorch_is_a_sequence_of_pickles() {
     bytes.extend_from_slice(&stack_global_call("os", "system", "id")); // the model
     bytes.extend_from_slice(b"\x80\x02]q\x00X\x01\x00\x00\x000a."); // storage keys
     bytes.extend_from_slice(&[0x80, 0x02, 0xff, 0xff]); // storage bytes that look like PROTO
-    let report = analyze_bytes(
-        &bytes,
-        Some(std::path::Path::new("old.pt")),
-        &Limits::default(),
-    );
+    let report = analyze_bytes(&bytes, Some(std::path::Path::new("old.pt")), &Limits::default());
     assert_eq!(report.format, Format::PytorchLegacy);
     let pickle = report.pickle.as_ref().expect("pickle report");
-    assert_eq!(
-        pickle.streams.len(),
-        5,
-        "storage data after the 5th pickle is not walked"
-    );
+    assert_eq!(pickle.streams.len(), 5, "storage data after the 5th pickle is not walked");
     assert!(report.has_finding(FindingKind::PickleDangerousImport));
-    assert!(
-        !report.has_finding(FindingKind::PickleMalformed),
-        "{:?}",
-        report.findings
-    );
+    assert!(!report.has_finding(FindingKind::PickleMalformed), "{:?}", report.findings);
 }
 
 /// Cross-check against CPython's own pickler where python3 exists (never required).
@@ -367,18 +252,12 @@ for proto in range(0, 6):
         return;
     };
     if !output.status.success() {
-        eprintln!(
-            "skipped: python3 failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        eprintln!("skipped: python3 failed: {}", String::from_utf8_lossy(&output.stderr));
         return;
     }
     let text = String::from_utf8(output.stdout).expect("utf-8");
     let decode = |hex: &str| -> Vec<u8> {
-        (0..hex.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
-            .collect()
+        (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex")).collect()
     };
     for (proto, line) in text.lines().enumerate() {
         let (benign, evil) = line.split_once(' ').expect("two pickles");
@@ -386,17 +265,9 @@ for proto in range(0, 6):
         assert!(findings.is_empty(), "protocol {proto}: {findings:?}");
         assert!(report.streams[0].complete, "protocol {proto}");
         let (_, findings) = scan(&decode(evil));
-        assert_eq!(
-            dangerous(&findings).len(),
-            1,
-            "protocol {proto}: {findings:?}"
-        );
+        assert_eq!(dangerous(&findings).len(), 1, "protocol {proto}: {findings:?}");
         if proto <= 1 {
-            assert_eq!(
-                model_analysis::sniff(&decode(benign)),
-                Format::Pickle,
-                "protocol {proto} sniff"
-            );
+            assert_eq!(model_analysis::sniff(&decode(benign)), Format::Pickle, "protocol {proto} sniff");
         }
     }
 }

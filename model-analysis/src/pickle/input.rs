@@ -33,31 +33,12 @@ pub(super) struct Input<R> {
 }
 
 impl<R: Read> Input<R> {
-    pub(super) fn new(
-        inner: R,
-        max_bytes: u64,
-        len_hint: Option<u64>,
-        deadline: Option<Instant>,
-    ) -> Self {
+    pub(super) fn new(inner: R, max_bytes: u64, len_hint: Option<u64>, deadline: Option<Instant>) -> Self {
         // Small inputs (sniffed prefixes, short entries) get a small buffer: sniffing runs
         // on every file the sensor sees.
-        let cap = len_hint
-            .unwrap_or(max_bytes)
-            .min(max_bytes)
-            .saturating_add(1);
-        let buf_len = usize::try_from(cap)
-            .unwrap_or(BUFFER_LEN)
-            .clamp(16, BUFFER_LEN);
-        Self {
-            inner,
-            buf: vec![0; buf_len],
-            start: 0,
-            end: 0,
-            consumed: 0,
-            max_bytes,
-            len_hint,
-            deadline,
-        }
+        let cap = len_hint.unwrap_or(max_bytes).min(max_bytes).saturating_add(1);
+        let buf_len = usize::try_from(cap).unwrap_or(BUFFER_LEN).clamp(16, BUFFER_LEN);
+        Self { inner, buf: vec![0; buf_len], start: 0, end: 0, consumed: 0, max_bytes, len_hint, deadline }
     }
 
     /// Bytes consumed so far (the offset of the next opcode).
@@ -104,9 +85,7 @@ impl<R: Read> Input<R> {
 
     fn byte(&mut self) -> Result<u8, Halt> {
         if !self.fill()? {
-            return Err(Halt::EndOfInput {
-                between_opcodes: false,
-            });
+            return Err(Halt::EndOfInput { between_opcodes: false });
         }
         let byte = self.buf[self.start];
         self.advance(1)?;
@@ -127,22 +106,16 @@ impl<R: Read> Input<R> {
         if let Some(hint) = self.len_hint
             && len > hint.saturating_sub(self.consumed)
         {
-            return Err(Halt::EndOfInput {
-                between_opcodes: false,
-            });
+            return Err(Halt::EndOfInput { between_opcodes: false });
         }
         let mut kept = (len <= keep as u64).then(Vec::new);
         let mut left = len;
         let mut chunks = 0u32;
         while left > 0 {
             if !self.fill()? {
-                return Err(Halt::EndOfInput {
-                    between_opcodes: false,
-                });
+                return Err(Halt::EndOfInput { between_opcodes: false });
             }
-            let n = usize::try_from(left)
-                .unwrap_or(usize::MAX)
-                .min(self.end - self.start);
+            let n = usize::try_from(left).unwrap_or(usize::MAX).min(self.end - self.start);
             if let Some(kept) = kept.as_mut() {
                 kept.extend_from_slice(&self.buf[self.start..self.start + n]);
             }
@@ -162,9 +135,7 @@ impl<R: Read> Input<R> {
         let mut kept = Some(Vec::new());
         loop {
             if !self.fill()? {
-                return Err(Halt::EndOfInput {
-                    between_opcodes: false,
-                });
+                return Err(Halt::EndOfInput { between_opcodes: false });
             }
             let window = &self.buf[self.start..self.end];
             let newline = window.iter().position(|&b| b == b'\n');

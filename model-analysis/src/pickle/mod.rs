@@ -74,9 +74,7 @@ impl PickleReport {
     /// Whether any import is dangerous.
     #[must_use]
     pub fn has_dangerous_import(&self) -> bool {
-        self.imports
-            .iter()
-            .any(|i| i.verdict == ImportVerdict::Dangerous)
+        self.imports.iter().any(|i| i.verdict == ImportVerdict::Dangerous)
     }
 }
 
@@ -108,12 +106,8 @@ pub fn check_prefix(prefix: &[u8]) -> PrefixVerdict {
         },
     );
     match walk.end {
-        End::Stop => PrefixVerdict::Complete {
-            opcodes: walk.opcodes,
-        },
-        End::InputEnded { .. } => PrefixVerdict::ValidSoFar {
-            opcodes: walk.opcodes,
-        },
+        End::Stop => PrefixVerdict::Complete { opcodes: walk.opcodes },
+        End::InputEnded { .. } => PrefixVerdict::ValidSoFar { opcodes: walk.opcodes },
         _ => PrefixVerdict::Invalid,
     }
 }
@@ -151,13 +145,7 @@ pub(crate) fn scan_sequence<R: Read + Seek>(
             break;
         }
         let len = src.remaining();
-        let walk = scan_stream(
-            &mut *src,
-            &format!("stream {index}"),
-            Some(len),
-            report,
-            scan,
-        );
+        let walk = scan_stream(&mut *src, &format!("stream {index}"), Some(len), report, scan);
         let next = offset.saturating_add(walk.bytes);
         let mut head = [0u8; 2];
         let more = walk.complete
@@ -186,19 +174,13 @@ pub(crate) fn scan_stream<R: Read>(
     report: &mut PickleReport,
     scan: &mut Scan,
 ) -> WalkSummary {
-    let budget = scan
-        .limits
-        .max_pickle_bytes
-        .saturating_sub(scan.pickle_bytes);
+    let budget = scan.limits.max_pickle_bytes.saturating_sub(scan.pickle_bytes);
     if budget == 0 {
         scan.find(
             FindingKind::PickleResourceLimit,
             format!("{origin}: not inspected, the pickle byte budget of the file is spent"),
         );
-        return WalkSummary {
-            complete: false,
-            bytes: 0,
-        };
+        return WalkSummary { complete: false, bytes: 0 };
     }
     let walk = walker::walk(
         input,
@@ -233,18 +215,12 @@ fn record(walk: &Walk, origin: &str, report: &mut PickleReport, scan: &mut Scan)
             continue;
         };
         let callable = clip(&format!("{}.{}", site.module, site.name));
-        if let Some(existing) = report
-            .calls
-            .iter_mut()
-            .find(|c| c.callable == callable && c.opcode == call.via)
+        if let Some(existing) =
+            report.calls.iter_mut().find(|c| c.callable == callable && c.opcode == call.via)
         {
             existing.count += call.count;
         } else if report.calls.len() < MAX_IMPORTS_RECORDED {
-            report.calls.push(PickleCall {
-                callable,
-                opcode: call.via.to_owned(),
-                count: call.count,
-            });
+            report.calls.push(PickleCall { callable, opcode: call.via.to_owned(), count: call.count });
         }
     }
     if walk.unresolved > 0 {
@@ -268,18 +244,10 @@ fn record(walk: &Walk, origin: &str, report: &mut PickleReport, scan: &mut Scan)
         );
     }
     report_end(walk, origin, scan);
-    WalkSummary {
-        complete,
-        bytes: walk.bytes,
-    }
+    WalkSummary { complete, bytes: walk.bytes }
 }
 
-fn record_import(
-    site: &walker::ImportSite,
-    origin: &str,
-    report: &mut PickleReport,
-    scan: &mut Scan,
-) {
+fn record_import(site: &walker::ImportSite, origin: &str, report: &mut PickleReport, scan: &mut Scan) {
     let (verdict, reason) = classify_import(&site.module, &site.name);
     let module = clip(&site.module);
     let name = clip(&site.name);
@@ -287,10 +255,7 @@ fn record_import(
     match verdict {
         ImportVerdict::Dangerous => scan.find(
             FindingKind::PickleDangerousImport,
-            format!(
-                "{origin}: imports {path} ({})",
-                reason.unwrap_or("known gadget")
-            ),
+            format!("{origin}: imports {path} ({})", reason.unwrap_or("known gadget")),
         ),
         ImportVerdict::Unknown => scan.find(
             FindingKind::PickleUnknownImport,
@@ -298,11 +263,7 @@ fn record_import(
         ),
         ImportVerdict::Allowed => {}
     }
-    if let Some(existing) = report
-        .imports
-        .iter_mut()
-        .find(|i| i.module == module && i.name == name)
-    {
+    if let Some(existing) = report.imports.iter_mut().find(|i| i.module == module && i.name == name) {
         existing.count += site.count;
     } else if report.imports.len() < MAX_IMPORTS_RECORDED {
         report.imports.push(PickleImport {
@@ -326,10 +287,7 @@ fn report_end(walk: &Walk, origin: &str, scan: &mut Scan) {
             format!("{origin}: the stream ends at byte {at} without STOP (truncated)"),
         ),
         End::Malformed(why) => {
-            scan.find(
-                FindingKind::PickleMalformed,
-                format!("{origin}: {}", clip(why)),
-            );
+            scan.find(FindingKind::PickleMalformed, format!("{origin}: {}", clip(why)));
         }
         End::Limit(why) => scan.find(
             FindingKind::PickleResourceLimit,
@@ -388,10 +346,7 @@ mod tests {
 
     #[test]
     fn byte_budget_is_a_finding() {
-        let limits = Limits {
-            max_pickle_bytes: 16,
-            ..Limits::default()
-        };
+        let limits = Limits { max_pickle_bytes: 16, ..Limits::default() };
         let mut bytes = vec![0x80, 0x04, 0x8e];
         bytes.extend_from_slice(&64u64.to_le_bytes());
         bytes.extend_from_slice(&[0; 64]);
@@ -402,14 +357,8 @@ mod tests {
 
     #[test]
     fn prefix_verdicts() {
-        assert_eq!(
-            check_prefix(b"\x80\x02N."),
-            PrefixVerdict::Complete { opcodes: 3 }
-        );
-        assert_eq!(
-            check_prefix(b"\x80\x02(N"),
-            PrefixVerdict::ValidSoFar { opcodes: 3 }
-        );
+        assert_eq!(check_prefix(b"\x80\x02N."), PrefixVerdict::Complete { opcodes: 3 });
+        assert_eq!(check_prefix(b"\x80\x02(N"), PrefixVerdict::ValidSoFar { opcodes: 3 });
         assert_eq!(check_prefix(b"\x80\x02\x00"), PrefixVerdict::Invalid);
     }
 }

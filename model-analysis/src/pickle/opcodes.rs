@@ -158,11 +158,7 @@ mod tests {
     fn table_has_every_opcode_once() {
         let mut seen = [false; 256];
         for op in TABLE {
-            assert!(
-                !seen[usize::from(op.byte)],
-                "duplicate opcode {:#x}",
-                op.byte
-            );
+            assert!(!seen[usize::from(op.byte)], "duplicate opcode {:#x}", op.byte);
             seen[usize::from(op.byte)] = true;
         }
         // CPython 3.12 pickle.py defines 68 opcodes.

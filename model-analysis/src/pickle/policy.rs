@@ -223,10 +223,7 @@ const DENIED: &[(&str, &str)] = &[
     ("torch.hub", "downloads and runs code"),
     ("torch.jit.load", "loads TorchScript"),
     ("torch.package", "loads packaged code"),
-    (
-        "torch.utils.cpp_extension",
-        "compiles and loads native code",
-    ),
+    ("torch.utils.cpp_extension", "compiles and loads native code"),
     ("torch.utils.collect_env.run", "runs commands"),
     ("torch._inductor.codecache", "loads generated code"),
     ("pdb", "starts a debugger"),
@@ -271,19 +268,10 @@ const DENIED: &[(&str, &str)] = &[
     ("IPython", "runs code"),
     ("unittest.mock", "calls anything"),
     // ScannerDeactivation: a pickle that imports a scanner is attacking it.
-    (
-        "picklescan",
-        "imports a model scanner (scanner deactivation)",
-    ),
+    ("picklescan", "imports a model scanner (scanner deactivation)"),
     ("fickling", "imports a model scanner (scanner deactivation)"),
-    (
-        "modelscan",
-        "imports a model scanner (scanner deactivation)",
-    ),
-    (
-        "modelaudit",
-        "imports a model scanner (scanner deactivation)",
-    ),
+    ("modelscan", "imports a model scanner (scanner deactivation)"),
+    ("modelaudit", "imports a model scanner (scanner deactivation)"),
 ];
 
 /// Attribute names that walk from any object to the interpreter's internals.
@@ -323,8 +311,7 @@ fn python3_module(module: &str) -> &str {
 
 /// Whether `path` is `prefix` or lies under it on a dot boundary.
 fn under(path: &str, prefix: &str) -> bool {
-    path.strip_prefix(prefix)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+    path.strip_prefix(prefix).is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
 }
 
 /// Judges one import. Returns the verdict and, for dangerous imports, why.
@@ -335,10 +322,7 @@ pub fn classify_import(module: &str, name: &str) -> (ImportVerdict, Option<&'sta
     // Protocol 4 resolves dotted names attribute by attribute: `OrderedDict.__init__.
     // __globals__` reaches whatever OrderedDict's module imported.
     if name.split('.').any(|part| DUNDER_WALKS.contains(&part)) {
-        return (
-            ImportVerdict::Dangerous,
-            Some("walks dunder attributes to the interpreter"),
-        );
+        return (ImportVerdict::Dangerous, Some("walks dunder attributes to the interpreter"));
     }
     let path = format!("{module}.{name}");
     if ALLOWED.contains(&path.as_str()) || is_torch_storage_or_constant(module, name) {
@@ -433,10 +417,7 @@ mod tests {
 
     #[test]
     fn everything_else_is_unknown() {
-        assert_eq!(
-            verdict("sklearn.linear_model", "LogisticRegression"),
-            ImportVerdict::Unknown
-        );
+        assert_eq!(verdict("sklearn.linear_model", "LogisticRegression"), ImportVerdict::Unknown);
         assert_eq!(verdict("copyreg", "_reconstructor"), ImportVerdict::Unknown);
         assert_eq!(verdict("builtins", "object"), ImportVerdict::Unknown);
     }

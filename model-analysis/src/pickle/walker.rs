@@ -146,18 +146,14 @@ pub(crate) fn walk<R: Read>(input: R, limits: &WalkLimits) -> Walk {
         },
     };
     let end = loop {
-        if machine.walk.opcodes % 1024 == 1023
-            && limits.deadline.is_some_and(|d| Instant::now() >= d)
-        {
+        if machine.walk.opcodes % 1024 == 1023 && limits.deadline.is_some_and(|d| Instant::now() >= d) {
             break End::Deadline;
         }
         let at = input.offset();
         let byte = match input.opcode() {
             Ok(Some(byte)) => byte,
             Ok(None) => {
-                break End::InputEnded {
-                    between_opcodes: true,
-                };
+                break End::InputEnded { between_opcodes: true };
             }
             Err(halt) => break halt_to_end(halt),
         };
@@ -233,10 +229,7 @@ impl Machine {
                 let module = text_line(input)?;
                 let name = text_line(input)?;
                 let (Some(module), Some(name)) = (module, name) else {
-                    self.unresolved(format!(
-                        "{} with a name longer than {KEEP_STR}",
-                        opcode.name
-                    ));
+                    self.unresolved(format!("{} with a name longer than {KEEP_STR}", opcode.name));
                     if opcode.byte == op::INST {
                         self.pop_mark()?;
                     }
@@ -316,10 +309,7 @@ impl Machine {
                 };
                 let top = self.peek()?.clone();
                 if self.memo.len() >= self.max_memo && !self.memo.contains_key(&key) {
-                    return Err(Stop::End(End::Limit(format!(
-                        "memo exceeds {} entries",
-                        self.max_memo
-                    ))));
+                    return Err(Stop::End(End::Limit(format!("memo exceeds {} entries", self.max_memo))));
                 }
                 self.memo.insert(key, top);
             }
@@ -341,11 +331,7 @@ impl Machine {
 
     /// Opcodes that build data: their results only matter as strings (for
     /// STACK_GLOBAL) or as opaque values.
-    fn data_opcode<R: Read>(
-        &mut self,
-        opcode: &op::Opcode,
-        input: &mut Input<R>,
-    ) -> Result<(), Stop> {
+    fn data_opcode<R: Read>(&mut self, opcode: &op::Opcode, input: &mut Input<R>) -> Result<(), Stop> {
         match opcode.byte {
             op::TUPLE | op::LIST | op::FROZENSET => {
                 self.pop_mark()?;
@@ -407,9 +393,7 @@ impl Machine {
             }
             op::INT | op::LONG | op::FLOAT | op::PERSID => {
                 let line = input.line(256)?;
-                let valid = line
-                    .as_deref()
-                    .is_some_and(|l| valid_scalar_line(opcode.byte, l));
+                let valid = line.as_deref().is_some_and(|l| valid_scalar_line(opcode.byte, l));
                 if !valid {
                     return Err(malformed("bad text argument"));
                 }
@@ -457,10 +441,7 @@ impl Machine {
 
     fn push(&mut self, sym: Sym) -> Result<(), Stop> {
         if self.stack.len() >= self.max_stack {
-            return Err(Stop::End(End::Limit(format!(
-                "stack exceeds {} items",
-                self.max_stack
-            ))));
+            return Err(Stop::End(End::Limit(format!("stack exceeds {} items", self.max_stack))));
         }
         self.stack.push(sym);
         Ok(())
@@ -477,9 +458,7 @@ impl Machine {
         if self.stack.len() <= self.base() {
             return Err(malformed("stack underflow"));
         }
-        self.stack
-            .last()
-            .ok_or_else(|| malformed("stack underflow"))
+        self.stack.last().ok_or_else(|| malformed("stack underflow"))
     }
 
     fn pop_mark(&mut self) -> Result<Vec<Sym>, Stop> {
@@ -496,17 +475,10 @@ impl Machine {
             return Ok(index);
         }
         if self.walk.imports.len() >= MAX_DISTINCT_IMPORTS {
-            return Err(Stop::End(End::Limit(format!(
-                "more than {MAX_DISTINCT_IMPORTS} distinct imports"
-            ))));
+            return Err(Stop::End(End::Limit(format!("more than {MAX_DISTINCT_IMPORTS} distinct imports"))));
         }
         let index = u32::try_from(self.walk.imports.len()).unwrap_or(u32::MAX);
-        self.walk.imports.push(ImportSite {
-            module: key.0.clone(),
-            name: key.1.clone(),
-            via,
-            count: 1,
-        });
+        self.walk.imports.push(ImportSite { module: key.0.clone(), name: key.1.clone(), via, count: 1 });
         self.import_index.insert(key, index);
         Ok(index)
     }
@@ -516,13 +488,8 @@ impl Machine {
             self.walk.calls[i].count += 1;
             return;
         }
-        self.call_index
-            .insert((callable, via), self.walk.calls.len());
-        self.walk.calls.push(CallSite {
-            callable,
-            via,
-            count: 1,
-        });
+        self.call_index.insert((callable, via), self.walk.calls.len());
+        self.walk.calls.push(CallSite { callable, via, count: 1 });
     }
 
     fn call(&mut self, callable: &Sym, via: &'static str) -> Result<(), Stop> {
@@ -541,9 +508,7 @@ impl Machine {
                         }
                         other => describe(other).to_owned(),
                     };
-                    self.walk
-                        .indirect_examples
-                        .push(format!("{via} calls {what}"));
+                    self.walk.indirect_examples.push(format!("{via} calls {what}"));
                 }
                 self.push(Sym::Other)
             }
@@ -581,13 +546,9 @@ fn text_line<R: Read>(input: &mut Input<R>) -> Result<Option<Rc<str>>, Stop> {
 }
 
 fn decimal_line<R: Read>(input: &mut Input<R>) -> Result<u64, Stop> {
-    let line = input
-        .line(64)?
-        .ok_or_else(|| malformed("memo key too long"))?;
+    let line = input.line(64)?.ok_or_else(|| malformed("memo key too long"))?;
     let text = std::str::from_utf8(&line).map_err(|_| malformed("memo key is not ASCII"))?;
-    text.trim()
-        .parse::<u64>()
-        .map_err(|_| malformed(format!("bad memo key {text:?}")))
+    text.trim().parse::<u64>().map_err(|_| malformed(format!("bad memo key {text:?}")))
 }
 
 /// CPython parses these with `int()`, `float()` or ASCII decoding; this is a looser
@@ -602,10 +563,7 @@ fn valid_scalar_line(opcode: u8, line: &[u8]) -> bool {
         _ => {
             let digits = text.trim().trim_end_matches('L');
             let digits = digits.strip_prefix(['-', '+']).unwrap_or(digits);
-            !digits.is_empty()
-                && digits
-                    .bytes()
-                    .all(|b| b.is_ascii_hexdigit() || b"xXoO_".contains(&b))
+            !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_hexdigit() || b"xXoO_".contains(&b))
         }
     }
 }
@@ -709,10 +667,7 @@ mod tests {
     }
 
     fn imports(w: &Walk) -> Vec<String> {
-        w.imports
-            .iter()
-            .map(|i| format!("{}.{}", i.module, i.name))
-            .collect()
+        w.imports.iter().map(|i| format!("{}.{}", i.module, i.name)).collect()
     }
 
     #[test]
@@ -767,18 +722,8 @@ mod tests {
         assert!(matches!(run(b"0").end, End::Malformed(m) if m.contains("MARK")));
         assert!(matches!(run(b"h\x05.").end, End::Malformed(m) if m.contains("never stored")));
         assert!(matches!(run(b"\x80\x09N.").end, End::Malformed(_)));
-        assert_eq!(
-            run(b"\x80\x02N").end,
-            End::InputEnded {
-                between_opcodes: true
-            }
-        );
-        assert_eq!(
-            run(b"\x80\x02X\xff\xff\xff\x00ab").end,
-            End::InputEnded {
-                between_opcodes: false
-            }
-        );
+        assert_eq!(run(b"\x80\x02N").end, End::InputEnded { between_opcodes: true });
+        assert_eq!(run(b"\x80\x02X\xff\xff\xff\x00ab").end, End::InputEnded { between_opcodes: false });
     }
 
     #[test]
@@ -827,11 +772,6 @@ mod tests {
     fn a_length_past_the_end_fails_fast() {
         let mut p = vec![0x80, 0x04, 0x8e];
         p.extend_from_slice(&u64::MAX.to_le_bytes());
-        assert_eq!(
-            run(&p).end,
-            End::InputEnded {
-                between_opcodes: false
-            }
-        );
+        assert_eq!(run(&p).end, End::InputEnded { between_opcodes: false });
     }
 }

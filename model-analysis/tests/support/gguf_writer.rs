@@ -33,13 +33,7 @@ pub struct Gguf {
 
 impl Gguf {
     pub fn new(version: u32) -> Self {
-        Self {
-            version,
-            kvs: Vec::new(),
-            tensors: Vec::new(),
-            tensor_count: None,
-            kv_count: None,
-        }
+        Self { version, kvs: Vec::new(), tensors: Vec::new(), tensor_count: None, kv_count: None }
     }
 
     pub fn kv(mut self, key: &str, value: Value) -> Self {
@@ -52,12 +46,7 @@ impl Gguf {
     }
 
     pub fn tensor(mut self, name: &str, dims: &[u64], ggml_type: u32, offset: u64) -> Self {
-        self.tensors.push(Tensor {
-            name: name.to_owned(),
-            dims: dims.to_vec(),
-            ggml_type,
-            offset,
-        });
+        self.tensors.push(Tensor { name: name.to_owned(), dims: dims.to_vec(), ggml_type, offset });
         self
     }
 
@@ -78,10 +67,7 @@ impl Gguf {
     pub fn header(&self) -> Vec<u8> {
         let mut out = b"GGUF".to_vec();
         out.extend_from_slice(&self.version.to_le_bytes());
-        self.count(
-            &mut out,
-            self.tensor_count.unwrap_or(self.tensors.len() as u64),
-        );
+        self.count(&mut out, self.tensor_count.unwrap_or(self.tensors.len() as u64));
         self.count(&mut out, self.kv_count.unwrap_or(self.kvs.len() as u64));
         for (key, value) in &self.kvs {
             self.string(&mut out, key);

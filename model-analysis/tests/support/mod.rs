@@ -1,10 +1,6 @@
 //! Builders for the test corpus: every model file the tests use is made here, byte by
 //! byte, so the tests need no torch, numpy or fixtures.
-#![allow(
-    dead_code,
-    unreachable_pub,
-    reason = "each test binary uses a different subset of the builders"
-)]
+#![allow(dead_code, unreachable_pub, reason = "each test binary uses a different subset of the builders")]
 
 pub mod gguf_writer;
 pub mod pickle_writer;
@@ -18,11 +14,7 @@ pub fn npy_header(descr: &str, shape: &str) -> Vec<u8> {
     }
     header.push('\n');
     let mut out = b"\x93NUMPY\x01\x00".to_vec();
-    out.extend_from_slice(
-        &u16::try_from(header.len())
-            .expect("short header")
-            .to_le_bytes(),
-    );
+    out.extend_from_slice(&u16::try_from(header.len()).expect("short header").to_le_bytes());
     out.extend_from_slice(header.as_bytes());
     out
 }

@@ -35,39 +35,34 @@ impl Pickle {
     /// GLOBAL `module\nname\n`.
     pub fn global(mut self, module: &str, name: &str) -> Self {
         self.bytes.push(b'c');
-        self.bytes
-            .extend_from_slice(format!("{module}\n{name}\n").as_bytes());
+        self.bytes.extend_from_slice(format!("{module}\n{name}\n").as_bytes());
         self
     }
 
     /// INST `module\nname\n` (pops to MARK).
     pub fn inst(mut self, module: &str, name: &str) -> Self {
         self.bytes.push(b'i');
-        self.bytes
-            .extend_from_slice(format!("{module}\n{name}\n").as_bytes());
+        self.bytes.extend_from_slice(format!("{module}\n{name}\n").as_bytes());
         self
     }
 
     pub fn short_unicode(mut self, s: &str) -> Self {
         self.bytes.push(0x8c);
-        self.bytes
-            .push(u8::try_from(s.len()).expect("short string"));
+        self.bytes.push(u8::try_from(s.len()).expect("short string"));
         self.bytes.extend_from_slice(s.as_bytes());
         self
     }
 
     pub fn unicode(mut self, s: &str) -> Self {
         self.bytes.push(b'X');
-        self.bytes
-            .extend_from_slice(&(s.len() as u32).to_le_bytes());
+        self.bytes.extend_from_slice(&(s.len() as u32).to_le_bytes());
         self.bytes.extend_from_slice(s.as_bytes());
         self
     }
 
     pub fn unicode8(mut self, s: &str) -> Self {
         self.bytes.push(0x8d);
-        self.bytes
-            .extend_from_slice(&(s.len() as u64).to_le_bytes());
+        self.bytes.extend_from_slice(&(s.len() as u64).to_le_bytes());
         self.bytes.extend_from_slice(s.as_bytes());
         self
     }
@@ -82,8 +77,7 @@ impl Pickle {
 
     pub fn bytes8(mut self, payload: &[u8]) -> Self {
         self.bytes.push(0x8e);
-        self.bytes
-            .extend_from_slice(&(payload.len() as u64).to_le_bytes());
+        self.bytes.extend_from_slice(&(payload.len() as u64).to_le_bytes());
         self.bytes.extend_from_slice(payload);
         self
     }

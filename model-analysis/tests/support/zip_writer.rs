@@ -34,10 +34,7 @@ impl ZipEntry {
     }
 
     pub fn deflated(name: &str, data: &[u8]) -> Self {
-        Self {
-            deflate: true,
-            ..Self::stored(name, data)
-        }
+        Self { deflate: true, ..Self::stored(name, data) }
     }
 }
 
