@@ -28,6 +28,9 @@ pub(crate) fn current_task() -> u64 {
 }
 
 /// `current->files->fdt->fd[fd]`: the `struct file` behind a descriptor.
+///
+/// NB: no `max_fds` check: the descriptor was just returned by the kernel, and an fd
+/// table is only ever replaced by a larger one, so `fd < max_fds` holds.
 #[inline(always)]
 pub(crate) fn file_of_fd(fd: u64) -> KResult<u64> {
     if !has(feature::FILE_IDENTITY) {
@@ -35,30 +38,55 @@ pub(crate) fn file_of_fd(fd: u64) -> KResult<u64> {
     }
     let files: u64 = read(current_task(), off!(task_files))?;
     let fdt: u64 = read(files, off!(files_fdt))?;
-    let max_fds: u32 = read(fdt, off!(fdtable_max_fds))?;
-    if fd >= u64::from(max_fds) {
-        return Err(ReadError);
-    }
     let fd_array: u64 = read(fdt, off!(fdtable_fd))?;
     let file: u64 = read(fd_array, (fd * 8) as u32)?;
     if file == 0 { Err(ReadError) } else { Ok(file) }
 }
 
-/// The inode of an open file, as the kernel sees it now.
+/// The inode of an open file and the two fields the filter needs; the rest of its
+/// identity is read only for what is forwarded.
+pub(crate) struct Inode {
+    pub(crate) ptr: u64,
+    pub(crate) mode: u32,
+    pub(crate) size: u64,
+}
+
 #[inline(always)]
-pub(crate) fn file_identity(file: u64) -> KResult<FileIdentity> {
-    let inode: u64 = read(file, off!(file_f_inode))?;
-    let mode: u16 = read(inode, off!(inode_i_mode))?;
-    let sb: u64 = read(inode, off!(inode_i_sb))?;
+pub(crate) fn inode_of(file: u64) -> KResult<Inode> {
+    let ptr: u64 = read(file, off!(file_f_inode))?;
+    let mode: u16 = read(ptr, off!(inode_i_mode))?;
+    Ok(Inode { ptr, mode: u32::from(mode), size: read(ptr, off!(inode_i_size))? })
+}
+
+/// The full identity of a forwarded file.
+#[inline(always)]
+pub(crate) fn file_identity(inode: &Inode) -> KResult<FileIdentity> {
+    let sb: u64 = read(inode.ptr, off!(inode_i_sb))?;
     Ok(FileIdentity {
         dev: read(sb, off!(super_block_s_dev))?,
-        mode: u32::from(mode),
-        ino: read(inode, off!(inode_i_ino))?,
-        size: read(inode, off!(inode_i_size))?,
-        mtime_sec: read(inode, off!(inode_mtime_sec))?,
-        mtime_nsec: read(inode, off!(inode_mtime_nsec))?,
-        rdev: read(inode, off!(inode_i_rdev))?,
+        mode: inode.mode,
+        ino: read(inode.ptr, off!(inode_i_ino))?,
+        size: inode.size,
+        mtime_sec: read(inode.ptr, off!(inode_mtime_sec))?,
+        mtime_nsec: read(inode.ptr, off!(inode_mtime_nsec))?,
+        rdev: read(inode.ptr, off!(inode_i_rdev))?,
     })
+}
+
+/// `file->f_path.dentry` alone (the filter needs no mount).
+#[inline(always)]
+pub(crate) fn file_dentry(file: u64) -> KResult<u64> {
+    read(file, off!(file_f_path) + off!(path_dentry))
+}
+
+/// `dentry->d_name`: length and name pointer in one read. The userspace resolver
+/// checks that `name` follows `len` directly (`struct qstr` on 64-bit kernels).
+#[inline(always)]
+pub(crate) fn dentry_name(dentry: u64) -> KResult<(u32, u64)> {
+    let raw: [u8; 12] = read(dentry, off!(dentry_d_name_len))?;
+    let len = u32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]]);
+    let name = u64::from_le_bytes([raw[4], raw[5], raw[6], raw[7], raw[8], raw[9], raw[10], raw[11]]);
+    Ok((len, name))
 }
 
 /// `file->f_path`: (vfsmount, dentry).

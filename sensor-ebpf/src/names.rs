@@ -5,7 +5,7 @@
 use sensor_common::reason;
 
 use crate::{
-    kernel::{KResult, ReadError, file_path, read},
+    kernel::{KResult, ReadError, dentry_name, file_dentry, read},
     maps::EXTENSIONS,
     offsets::off,
 };
@@ -16,12 +16,8 @@ const HEX_DIGEST_LEN: u32 = 64;
 /// [`reason`] bits the file's name earns, 0 if none.
 #[inline(always)]
 pub(crate) fn name_reason(file: u64) -> u32 {
-    let Ok((_, dentry)) = file_path(file) else { return 0 };
-    let (Ok(len), Ok(name)) =
-        (read::<u32>(dentry, off!(dentry_d_name_len)), read::<u64>(dentry, off!(dentry_d_name_name)))
-    else {
-        return 0;
-    };
+    let Ok(dentry) = file_dentry(file) else { return 0 };
+    let Ok((len, name)) = dentry_name(dentry) else { return 0 };
     if is_store_blob(dentry, len, name) {
         return reason::MODEL_STORE;
     }
@@ -42,8 +38,7 @@ fn is_store_blob(dentry: u64, len: u32, name: u64) -> bool {
     }
     // NB: a 64-character name alone is too common; a parent named `blobs` is the store.
     let Ok(parent) = read::<u64>(dentry, off!(dentry_d_parent)) else { return false };
-    let parent_len = read::<u32>(parent, off!(dentry_d_name_len)).unwrap_or(0);
-    let parent_name = read::<u64>(parent, off!(dentry_d_name_name)).unwrap_or(0);
+    let Ok((parent_len, parent_name)) = dentry_name(parent) else { return false };
     parent_len == 5 && read::<[u8; 8]>(parent_name, 0).is_ok_and(|head| head[..5] == *b"blobs")
 }
 
@@ -52,27 +47,22 @@ fn is_store_blob(dentry: u64, len: u32, name: u64) -> bool {
 fn extension(len: u32, name: u64) -> KResult<[u8; 16]> {
     // NB: names shorter than 16 bytes live in the dentry's inline buffer (at least 32
     // bytes), so reading 16 bytes from their start stays inside it.
-    let (start, used) = if len >= 16 { (name + u64::from(len) - 16, 16) } else { (name, len) };
+    let (start, used) = if len >= 16 { (name + u64::from(len) - 16, 16) } else { (name, len as usize) };
     let tail: [u8; 16] = read(start, 0)?;
-    let mut i = used;
+    // Positions are constants once unrolled: no variable stack offset for the verifier.
     let mut dot = None;
-    while i > 0 {
-        i -= 1;
-        if tail[(i & 15) as usize] == b'.' {
-            dot = Some(i);
+    for position in (0..16).rev() {
+        if position < used && tail[position] == b'.' {
+            dot = Some(position);
             break;
         }
     }
     let dot = dot.ok_or(ReadError)?;
     let mut key = [0u8; 16];
-    let mut j = 0;
-    while j < 15 {
-        let src = dot + 1 + j;
-        if src >= used {
-            break;
+    for (position, byte) in tail.iter().enumerate() {
+        if position > dot && position < used {
+            key[(position - dot - 1) & 15] = byte.to_ascii_lowercase();
         }
-        key[(j & 15) as usize] = tail[(src & 15) as usize].to_ascii_lowercase();
-        j += 1;
     }
     Ok(key)
 }

@@ -4,6 +4,8 @@ use core::mem::size_of;
 
 use sensor_common::{EventKind, FileEvent, FileIdentity, MmapFields, counters, reason};
 
+pub(super) use crate::kernel::Inode;
+
 use crate::{
     emit::{header, scratch, submit},
     kernel::{KResult, ReadError, S_IFCHR, S_IFMT, S_IFREG, file_path, read},
@@ -14,25 +16,27 @@ use crate::{
 };
 
 /// Why `file` is worth forwarding ([`reason`] bits); 0 when it is not.
+///
+/// NB: this runs on every successful open of every process; each kernel read or map
+/// lookup is a measurable share of the hook's cost, so the common case (a small file
+/// with an ordinary name) is decided with as few as possible.
 #[inline(always)]
-pub(super) fn candidate_reason(file: u64, identity: &FileIdentity, tgid: u32) -> u32 {
-    let marked = is_marked(tgid);
-    match identity.mode & S_IFMT {
+pub(super) fn candidate_reason(file: u64, inode: &Inode, tgid: u32) -> u32 {
+    match inode.mode & S_IFMT {
         S_IFREG => {
-            let mut why = 0;
-            if identity.size >= settings().size_threshold {
-                why |= reason::SIZE;
+            let marked = if is_marked(tgid) { reason::MARKED_RUNTIME } else { 0 };
+            if inode.size >= settings().size_threshold {
+                reason::SIZE | marked
+            } else if marked != 0 {
+                marked
+            } else {
+                name_reason(file)
             }
-            if marked {
-                why |= reason::MARKED_RUNTIME;
-            }
-            // Cheapest tests first: the name is read only for small files.
-            if why == 0 {
-                why |= name_reason(file);
-            }
-            why
         }
-        S_IFCHR if marked && is_accelerator(identity.rdev) => reason::ACCELERATOR,
+        S_IFCHR if is_marked(tgid) => {
+            let rdev: u32 = read(inode.ptr, off!(inode_i_rdev)).unwrap_or(0);
+            if is_accelerator(rdev) { reason::ACCELERATOR } else { 0 }
+        }
         _ => 0,
     }
 }

@@ -8,9 +8,12 @@ use aya_ebpf::{
 };
 use sensor_common::{EventKind, MmapFields, counters, reason};
 
-use super::file::{candidate_reason, emit_file};
+use super::{
+    file::{candidate_reason, emit_file},
+    open::syscall_ret,
+};
 use crate::{
-    kernel::{KResult, file_identity, file_of_fd},
+    kernel::{KResult, file_identity, file_of_fd, inode_of},
     maps::{MMAP_PENDING, PendingMmap, count, settings},
     offsets::off,
 };
@@ -48,13 +51,10 @@ fn try_enter(ctx: &TracePointContext) -> KResult<()> {
     }
     count(counters::MMAP_SEEN);
     let tgid = ctx.tgid();
-    if tgid == settings().self_tgid {
-        return Ok(());
-    }
     let file = file_of_fd(fd as u64)?;
-    let identity = file_identity(file)?;
-    let why = candidate_reason(file, &identity, tgid);
-    if why == 0 || why == reason::ACCELERATOR {
+    let inode = inode_of(file)?;
+    let why = candidate_reason(file, &inode, tgid);
+    if why == 0 || why == reason::ACCELERATOR || tgid == settings().self_tgid {
         return Ok(());
     }
     let pending = PendingMmap {
@@ -78,15 +78,14 @@ fn try_exit(ctx: &TracePointContext) -> KResult<()> {
     // SAFETY: copied out before the entry is removed.
     let Some(pending) = (unsafe { MMAP_PENDING.get(&key) }).copied() else { return Ok(()) };
     let _ = MMAP_PENDING.remove(&key);
-    // SAFETY: the offset of `ret` comes from this tracepoint's format.
-    let addr: i64 = unsafe { ctx.read_at(off!(tp_sys_exit_ret) as usize) }.unwrap_or(-1);
+    let addr = syscall_ret(ctx);
     if (-4095..0).contains(&addr) {
         return Ok(());
     }
     // The descriptor may be closed or reused by another thread in between; the identity
     // read here is what the record reports.
     let file = file_of_fd(pending.fd as u64)?;
-    let identity = file_identity(file)?;
+    let identity = file_identity(&inode_of(file)?)?;
     let mmap = MmapFields {
         addr: addr as u64,
         len: pending.len,

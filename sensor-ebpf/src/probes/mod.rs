@@ -3,6 +3,7 @@
 mod exec;
 mod exit;
 mod file;
+mod floor;
 mod fork;
 mod listen;
 mod mmap;

@@ -10,7 +10,7 @@ use sensor_common::{EventKind, MmapFields, counters, reason};
 
 use super::file::{candidate_reason, emit_file};
 use crate::{
-    kernel::{KResult, file_identity, file_of_fd},
+    kernel::{KResult, file_identity, file_of_fd, inode_of},
     maps::{count, settings},
     offsets::off,
 };
@@ -40,22 +40,33 @@ fn on_open_exit(ctx: &TracePointContext) -> u32 {
 
 #[inline(always)]
 fn try_open_exit(ctx: &TracePointContext) -> KResult<()> {
-    // SAFETY: the offset of `ret` comes from this tracepoint's format.
-    let fd: i64 = unsafe { ctx.read_at(off!(tp_sys_exit_ret) as usize) }.unwrap_or(-1);
+    let fd = syscall_ret(ctx);
     if fd < 0 {
         return Ok(());
     }
     count(counters::OPEN_SEEN);
     let tgid = ctx.tgid();
-    if tgid == settings().self_tgid {
-        return Ok(());
-    }
     let file = file_of_fd(fd as u64)?;
-    let identity = file_identity(file)?;
-    let why = candidate_reason(file, &identity, tgid);
-    if why == 0 {
+    let inode = inode_of(file)?;
+    let why = candidate_reason(file, &inode, tgid);
+    // The sensor's own reads of candidates are not events (checked last: rare).
+    if why == 0 || tgid == settings().self_tgid {
         return Ok(());
     }
     let kind = if why == reason::ACCELERATOR { EventKind::AcceleratorOpen } else { EventKind::FileOpen };
-    emit_file(kind, file, identity, why, fd as i32, MmapFields::default())
+    emit_file(kind, file, file_identity(&inode)?, why, fd as i32, MmapFields::default())
+}
+
+/// The `ret` field of a `sys_exit_*` record. Every kernel this sensor knows puts it at
+/// byte 16 (after the common header and `__syscall_nr`); a direct context load is a
+/// plain memory access, where the generic path costs a helper call.
+#[inline(always)]
+pub(super) fn syscall_ret(ctx: &TracePointContext) -> i64 {
+    if off!(tp_sys_exit_ret) == 16 {
+        // SAFETY: the record is at least 24 bytes (tracefs format checked at start-up).
+        unsafe { *(ctx.as_ptr() as *const i64).add(2) }
+    } else {
+        // SAFETY: the offset comes from this tracepoint's format.
+        unsafe { ctx.read_at(off!(tp_sys_exit_ret) as usize) }.unwrap_or(-1)
+    }
 }

@@ -1,5 +1,6 @@
 //! The `modelwatch` command line.
 
+mod floor;
 mod run;
 mod scan;
 mod watch;
@@ -32,6 +33,9 @@ pub enum Command {
     /// Identify model files on disk by content (no root needed): format, metadata,
     /// license, SHA-256, provenance, pickle findings.
     Scan(scan::ScanArgs),
+    /// Benchmarks only: attach do-nothing programs on the same hooks and wait.
+    #[command(hide = true)]
+    Floor,
 }
 
 /// Where a running sensor listens.
@@ -50,6 +54,7 @@ pub async fn dispatch(cli: Cli) -> i32 {
         Command::Run(args) => run::run(args).await,
         Command::Watch(args) => watch::watch(args).await,
         Command::Status(args) => watch::status(args).await,
+        Command::Floor => floor::run().await,
         Command::Scan(args) => tokio::task::spawn_blocking(move || scan::run(&args)).await.unwrap_or(2),
     }
 }

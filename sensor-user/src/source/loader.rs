@@ -71,6 +71,19 @@ pub struct Loaded {
 /// # Errors
 /// Not root, no BTF, no tracefs, a rejected object or a required hook that fails.
 pub fn load(settings: &FilterSettings) -> Result<Loaded, LoadError> {
+    load_programs(settings, "")
+}
+
+/// Loads the floor instead: programs on the same hooks that return at once (for
+/// benchmarks: the cost of the hooks themselves).
+///
+/// # Errors
+/// As [`load`].
+pub fn load_floor(settings: &FilterSettings) -> Result<Loaded, LoadError> {
+    load_programs(settings, "floor_")
+}
+
+fn load_programs(settings: &FilterSettings, prefix: &str) -> Result<Loaded, LoadError> {
     check_privileges()?;
     let btf = Btf::from_sys_fs().map_err(LoadError::NoBtf)?;
     let tracefs_root = tracefs::ensure_mounted()?;
@@ -87,7 +100,7 @@ pub fn load(settings: &FilterSettings) -> Result<Loaded, LoadError> {
     configure_maps(&mut ebpf, settings)?;
     let mut hooks = Vec::with_capacity(HOOKS.len());
     for hook in HOOKS {
-        let status = attach(&mut ebpf, hook, &fields);
+        let status = attach(&mut ebpf, hook, &fields, prefix);
         if hook.required && !status.attached {
             return Err(LoadError::Hook {
                 watches: hook.watches,
@@ -131,7 +144,7 @@ fn ringbuf_size(bytes: u32) -> Result<u32, LoadError> {
     Ok(bytes)
 }
 
-fn attach(ebpf: &mut Ebpf, hook: Hook, fields: &TracepointFields) -> HookStatus {
+fn attach(ebpf: &mut Ebpf, hook: Hook, fields: &TracepointFields, prefix: &str) -> HookStatus {
     let mut status = HookStatus {
         watches: hook.watches,
         backend: "tracepoint",
@@ -144,7 +157,7 @@ fn attach(ebpf: &mut Ebpf, hook: Hook, fields: &TracepointFields) -> HookStatus 
         status.reason = format!("tracepoint fields unavailable: {missing}");
         return status;
     }
-    match attach_tracepoint(ebpf, hook) {
+    match attach_tracepoint(ebpf, hook, prefix) {
         Ok(insns) => {
             status.attached = true;
             status.verified_insns = insns;
@@ -164,10 +177,10 @@ fn missing_fields(hook: Hook, fields: &TracepointFields) -> Option<&'static str>
     }
 }
 
-fn attach_tracepoint(ebpf: &mut Ebpf, hook: Hook) -> Result<Option<u32>, String> {
-    let program = ebpf
-        .program_mut(hook.program)
-        .ok_or_else(|| format!("program {} is missing from the object", hook.program))?;
+fn attach_tracepoint(ebpf: &mut Ebpf, hook: Hook, prefix: &str) -> Result<Option<u32>, String> {
+    let name = format!("{prefix}{}", hook.program);
+    let program =
+        ebpf.program_mut(&name).ok_or_else(|| format!("program {name} is missing from the object"))?;
     let program: &mut TracePoint = program.try_into().map_err(|e: ProgramError| e.to_string())?;
     program.load().map_err(|error| describe(&error))?;
     program.attach(hook.category, hook.tracepoint).map_err(|error| describe(&error))?;

@@ -102,6 +102,14 @@ pub fn resolve_structs(btf: &Btf) -> Resolved {
         o.dentry_d_name_len = g.member("dentry", "d_name.len");
         o.dentry_d_name_name = g.member("dentry", "d_name.name");
         o.vfsmount_mnt_root = g.member("vfsmount", "mnt_root");
+        // The probes read a qstr's length and name pointer in one go.
+        if g.ok && o.dentry_d_name_name != o.dentry_d_name_len + 4 {
+            g.ok = false;
+            g.resolved.missing.push(format!(
+                "struct qstr is laid out unexpectedly (len at {}, name at {}) (disables file paths)",
+                o.dentry_d_name_len, o.dentry_d_name_name
+            ));
+        }
         g.finish();
     }
     {

@@ -1,0 +1,30 @@
+//! `modelwatch floor` (hidden): attaches programs that return at once on the sensor's
+//! hooks and waits. The benchmark runs it to measure the cost of the hooks themselves.
+
+use crate::{config::SensorConfig, source::loader};
+
+pub(super) async fn run() -> i32 {
+    let config = SensorConfig::default();
+    let settings = loader::FilterSettings {
+        ringbuf_bytes: config.kernel.ring_buffer_bytes,
+        size_threshold: config.kernel.size_threshold_bytes,
+        extensions: config.kernel.extensions,
+        ports: config.kernel.ports,
+        listen_marked_any_port: true,
+    };
+    let loaded = match loader::load_floor(&settings) {
+        Ok(loaded) => loaded,
+        Err(error) => {
+            super::report(&error);
+            return 1;
+        }
+    };
+    let attached = loaded.hooks.iter().filter(|h| h.attached).count();
+    #[expect(clippy::print_stdout, reason = "the benchmark waits for this line")]
+    {
+        println!("floor attached {attached} hooks");
+    }
+    super::run::shutdown_signal().await;
+    drop(loaded);
+    0
+}
