@@ -71,6 +71,9 @@ pub struct KernelConfig {
     pub ports: Vec<u16>,
     /// Report listeners of runtimes on any port (Ollama's runner uses a random one).
     pub listen_runtimes_any_port: bool,
+    /// `auto`: the strongest hooks the kernel accepts (fexit), else tracepoints;
+    /// `tracepoint`: tracepoints only.
+    pub backend: crate::source::hooks::BackendChoice,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -106,6 +109,7 @@ impl Default for KernelConfig {
             extensions: DEFAULT_EXTENSIONS.iter().map(|e| (*e).to_owned()).collect(),
             ports: DEFAULT_PORTS.to_vec(),
             listen_runtimes_any_port: true,
+            backend: crate::source::hooks::BackendChoice::Auto,
         }
     }
 }

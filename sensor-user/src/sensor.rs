@@ -42,6 +42,7 @@ impl Sensor {
             extensions: config.kernel.extensions.clone(),
             ports: config.kernel.ports.clone(),
             listen_marked_any_port: config.kernel.listen_runtimes_any_port,
+            backend: config.kernel.backend,
         };
         let (source, records) = KernelSource::start(&settings)?;
         let log = Arc::new(EventLog::new(

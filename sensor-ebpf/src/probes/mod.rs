@@ -8,3 +8,4 @@ mod fork;
 mod listen;
 mod mmap;
 mod open;
+mod strong;

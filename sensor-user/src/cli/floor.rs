@@ -11,6 +11,7 @@ pub(super) async fn run() -> i32 {
         extensions: config.kernel.extensions,
         ports: config.kernel.ports,
         listen_marked_any_port: true,
+        backend: crate::source::hooks::BackendChoice::Tracepoint,
     };
     let loaded = match loader::load_floor(&settings) {
         Ok(loaded) => loaded,

@@ -33,6 +33,10 @@ pub struct RunArgs {
     /// Node name on events (default: $NODE_NAME, else the hostname).
     #[arg(long)]
     node: Option<String>,
+    /// Hook backends: `auto` (fexit where the kernel allows, else tracepoints) or
+    /// `tracepoint`.
+    #[arg(long, value_enum, env = "MODELWATCH_BACKEND")]
+    backend: Option<crate::source::hooks::BackendChoice>,
 }
 
 impl RunArgs {
@@ -49,6 +53,9 @@ impl RunArgs {
         }
         if let Some(threshold) = self.size_threshold {
             config.kernel.size_threshold_bytes = threshold;
+        }
+        if let Some(backend) = self.backend {
+            config.kernel.backend = backend;
         }
         if let Some(node) = &self.node {
             config.node.clone_from(node);

@@ -2,18 +2,15 @@
 //! filter maps from the configuration, then every hook attached with its outcome
 //! recorded. Every failure names its cause and its fix.
 
-use aya::{
-    Ebpf, EbpfLoader,
-    maps::{Array, HashMap as BpfHashMap, MapData},
-    programs::{ProgramError, TracePoint},
-};
-use sensor_common::settings::{Settings, extension_key};
+use aya::{Ebpf, EbpfLoader};
 use thiserror::Error;
 
 use super::{
+    attach::attach_all,
     btf::Btf,
-    hooks::{HOOKS, Hook, HookStatus},
-    offsets::{TracepointFields, resolve_structs, resolve_tracepoints},
+    filters::configure_maps,
+    hooks::{BackendChoice, HookStatus},
+    offsets::{resolve_structs, resolve_tracepoints},
     tracefs::{self, TracefsError},
 };
 
@@ -56,6 +53,7 @@ pub struct FilterSettings {
     pub extensions: Vec<String>,
     pub ports: Vec<u16>,
     pub listen_marked_any_port: bool,
+    pub backend: BackendChoice,
 }
 
 /// A loaded object and the status of every hook.
@@ -98,19 +96,7 @@ fn load_programs(settings: &FilterSettings, prefix: &str) -> Result<Loaded, Load
         .load(OBJECT)
         .map_err(LoadError::Object)?;
     configure_maps(&mut ebpf, settings)?;
-    let mut hooks = Vec::with_capacity(HOOKS.len());
-    for hook in HOOKS {
-        let status = attach(&mut ebpf, hook, &fields, prefix);
-        if hook.required && !status.attached {
-            return Err(LoadError::Hook {
-                watches: hook.watches,
-                attach_point: status.attach_point,
-                reason: status.reason,
-                fix: fix_for(hook),
-            });
-        }
-        hooks.push(status);
-    }
+    let hooks = attach_all(&mut ebpf, &fields, prefix, settings.backend)?;
     Ok(Loaded { ebpf, hooks, missing: resolved.missing })
 }
 
@@ -126,14 +112,6 @@ pub fn check_privileges() -> Result<(), LoadError> {
     Ok(())
 }
 
-fn fix_for(hook: Hook) -> &'static str {
-    match hook.category {
-        "syscalls" => "enable CONFIG_FTRACE_SYSCALLS in the kernel",
-        "sock" => "use a kernel of 4.16 or newer (sock:inet_sock_set_state)",
-        _ => "check that tracefs is mounted and the kernel has CONFIG_TRACEPOINTS",
-    }
-}
-
 /// The ring buffer size must be a power of two and a multiple of the page size.
 fn ringbuf_size(bytes: u32) -> Result<u32, LoadError> {
     if bytes < 4096 || !bytes.is_power_of_two() {
@@ -142,124 +120,6 @@ fn ringbuf_size(bytes: u32) -> Result<u32, LoadError> {
         )));
     }
     Ok(bytes)
-}
-
-fn attach(ebpf: &mut Ebpf, hook: Hook, fields: &TracepointFields, prefix: &str) -> HookStatus {
-    let mut status = HookStatus {
-        watches: hook.watches,
-        backend: "tracepoint",
-        attach_point: format!("{}:{}", hook.category, hook.tracepoint),
-        attached: false,
-        reason: String::new(),
-        verified_insns: None,
-    };
-    if let Some(missing) = missing_fields(hook, fields) {
-        status.reason = format!("tracepoint fields unavailable: {missing}");
-        return status;
-    }
-    match attach_tracepoint(ebpf, hook, prefix) {
-        Ok(insns) => {
-            status.attached = true;
-            status.verified_insns = insns;
-        }
-        Err(reason) => status.reason = reason,
-    }
-    status
-}
-
-fn missing_fields(hook: Hook, fields: &TracepointFields) -> Option<&'static str> {
-    match hook.watches {
-        "open" if fields.sys_exit_ret.is_none() => Some("sys_exit_openat ret"),
-        "mmap" if fields.mmap.is_none() || fields.sys_exit_ret.is_none() => Some("sys_enter_mmap"),
-        "listen" if fields.sock.is_none() => Some("inet_sock_set_state"),
-        "fork" if fields.fork_child_pid.is_none() => Some("sched_process_fork child_pid"),
-        _ => None,
-    }
-}
-
-fn attach_tracepoint(ebpf: &mut Ebpf, hook: Hook, prefix: &str) -> Result<Option<u32>, String> {
-    let name = format!("{prefix}{}", hook.program);
-    let program =
-        ebpf.program_mut(&name).ok_or_else(|| format!("program {name} is missing from the object"))?;
-    let program: &mut TracePoint = program.try_into().map_err(|e: ProgramError| e.to_string())?;
-    program.load().map_err(|error| describe(&error))?;
-    program.attach(hook.category, hook.tracepoint).map_err(|error| describe(&error))?;
-    Ok(program.info().ok().and_then(|info| info.verified_instruction_count()))
-}
-
-/// One line for a program error: the errno and, for the verifier, its complaint (the
-/// last lines that are not statistics). The whole log goes to the debug log.
-fn describe(error: &ProgramError) -> String {
-    match error {
-        ProgramError::LoadError { io_error, verifier_log } => {
-            let log = verifier_log.to_string();
-            tracing::debug!(verifier_log = %log, "program rejected");
-            let is_stats = |line: &&str| {
-                ["verification time", "stack depth", "processed ", "max_states_per_insn"]
-                    .iter()
-                    .any(|prefix| line.starts_with(prefix))
-            };
-            let complaint: Vec<&str> =
-                log.lines().rev().filter(|l| !l.trim().is_empty() && !is_stats(l)).take(2).collect();
-            let complaint: Vec<&str> = complaint.into_iter().rev().collect();
-            format!("the verifier rejected it ({io_error}): {}", complaint.join(" | "))
-        }
-        other => other.to_string(),
-    }
-}
-
-fn configure_maps(ebpf: &mut Ebpf, settings: &FilterSettings) -> Result<(), LoadError> {
-    let value = Settings {
-        size_threshold: settings.size_threshold,
-        self_tgid: std::process::id(),
-        listen_marked_any_port: u32::from(settings.listen_marked_any_port),
-    };
-    let map = ebpf.map_mut("SETTINGS").ok_or_else(|| missing_map("SETTINGS"))?;
-    let mut array: Array<&mut MapData, Settings> = Array::try_from(map).map_err(map_error("SETTINGS"))?;
-    array.set(0, &value, 0).map_err(map_error("SETTINGS"))?;
-    let mut extensions = Vec::with_capacity(settings.extensions.len());
-    for ext in &settings.extensions {
-        extensions.push((
-            extension_key(ext).ok_or_else(|| {
-                LoadError::Setting(format!("extension {ext:?} must be 1 to 15 characters without dots"))
-            })?,
-            1u8,
-        ));
-    }
-    fill(ebpf, "EXTENSIONS", extensions)?;
-    fill(ebpf, "PORTS", settings.ports.iter().map(|port| (*port, 1u8)))?;
-    fill(ebpf, "ACCEL_MAJORS", crate::enrich::devices::accelerator_majors().into_iter().map(|m| (m, 1u8)))?;
-    // The kernel keeps the first 15 bytes of an executable's name as its `comm`.
-    let comms = crate::analyze::runtime::RUNTIME_EXECUTABLES.iter().map(|name| {
-        let mut comm = [0u8; 16];
-        for (dst, src) in comm.iter_mut().take(15).zip(name.bytes()) {
-            *dst = src;
-        }
-        (comm, sensor_common::settings::mark::RUNTIME)
-    });
-    fill(ebpf, "RUNTIME_COMMS", comms)
-}
-
-/// Inserts `entries` into the hash map `name`.
-fn fill<K: aya::Pod, V: aya::Pod>(
-    ebpf: &mut Ebpf,
-    name: &'static str,
-    entries: impl IntoIterator<Item = (K, V)>,
-) -> Result<(), LoadError> {
-    let map = ebpf.map_mut(name).ok_or_else(|| missing_map(name))?;
-    let mut map: BpfHashMap<&mut MapData, K, V> = BpfHashMap::try_from(map).map_err(map_error(name))?;
-    for (key, value) in entries {
-        map.insert(&key, &value, 0).map_err(map_error(name))?;
-    }
-    Ok(())
-}
-
-fn map_error(map: &'static str) -> impl Fn(aya::maps::MapError) -> LoadError {
-    move |source| LoadError::Map { map, source }
-}
-
-fn missing_map(name: &str) -> LoadError {
-    LoadError::Setting(format!("map {name} is missing from the eBPF object (a build mismatch)"))
 }
 
 /// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK.

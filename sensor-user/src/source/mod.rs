@@ -1,8 +1,10 @@
 //! The kernel source: loads the probes, then turns the ring buffer into decoded records
 //! and the per-CPU counters into loss figures.
 
+mod attach;
 pub mod btf;
 pub mod counters;
+mod filters;
 pub mod hooks;
 pub mod loader;
 pub mod marks;
