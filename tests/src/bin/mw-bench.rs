@@ -1,0 +1,175 @@
+//! The workloads of `cargo xtask bench`: one operation repeated with raw libc calls, so
+//! that what is timed is the syscalls and the hooks on them, not Rust's I/O layers.
+//!
+//! - `mw-bench open N PATH`   open + close of a small file;
+//! - `mw-bench mmap N PATH`   mmap + munmap of one page of an open small file;
+//! - `mw-bench exec N`        fork + exec `/bin/true` + wait;
+//! - `mw-bench bind N`        socket + bind 127.0.0.1:0 + listen + close;
+//! - `mw-bench storm SECS PATH` open + mmap + munmap + close of PATH until SECS elapse.
+//!
+//! Prints one line of `key=value` pairs (`ns_per_op=...`, or the storm's counts) and
+//! exits 0; any failed syscall exits 1 naming it.
+
+use std::{
+    ffi::CString,
+    time::{Duration, Instant},
+};
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let arg = |i: usize| args.get(i).map(String::as_str).unwrap_or_else(|| usage());
+    let count = |i: usize| arg(i).parse::<u64>().unwrap_or_else(|_| usage());
+    match arg(0) {
+        "storm" => {
+            let secs: f64 = arg(1).parse().unwrap_or_else(|_| usage());
+            storm(Duration::from_secs_f64(secs), &c_path(arg(2)));
+        }
+        "open" => timed("open", count(1), open_close(&c_path(arg(2)))),
+        "mmap" => timed("mmap", count(1), map_unmap(&c_path(arg(2)))),
+        "exec" => timed("exec", count(1), fork_exec()),
+        "bind" => timed("bind", count(1), bind_listen),
+        _ => usage(),
+    }
+}
+
+fn usage() -> ! {
+    eprintln!("usage: mw-bench open|mmap N PATH | exec|bind N | storm SECS PATH");
+    std::process::exit(2)
+}
+
+fn c_path(path: &str) -> CString {
+    CString::new(path).unwrap_or_else(|_| usage())
+}
+
+/// Runs `op` a tenth of `n` times untimed (caches, page tables, lazy binding), then `n`
+/// times timed, and prints the mean.
+fn timed(name: &str, n: u64, mut op: impl FnMut()) {
+    for _ in 0..(n / 10).max(1) {
+        op();
+    }
+    let start = Instant::now();
+    for _ in 0..n {
+        op();
+    }
+    let ns = start.elapsed().as_nanos() as f64 / n.max(1) as f64;
+    print_line(&format!("op={name} n={n} ns_per_op={ns:.1}"));
+}
+
+fn fail(what: &str) -> ! {
+    eprintln!("mw-bench: {what}: {}", std::io::Error::last_os_error());
+    std::process::exit(1)
+}
+
+fn open_close(path: &CString) -> impl FnMut() + '_ {
+    move || {
+        // SAFETY: a valid C string; the descriptor is closed at once.
+        let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+        if fd < 0 {
+            fail("open");
+        }
+        // SAFETY: fd was just opened.
+        unsafe { libc::close(fd) };
+    }
+}
+
+fn open_fd(path: &CString) -> i32 {
+    // SAFETY: a valid C string.
+    let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        fail("open");
+    }
+    fd
+}
+
+/// One page, read-only, private: the mapping a loader makes of a model's header.
+fn map_page(fd: i32) {
+    // SAFETY: a fresh mapping of an open file, unmapped at once and never dereferenced.
+    unsafe {
+        let addr = libc::mmap(std::ptr::null_mut(), 4096, libc::PROT_READ, libc::MAP_PRIVATE, fd, 0);
+        if addr == libc::MAP_FAILED {
+            fail("mmap");
+        }
+        libc::munmap(addr, 4096);
+    }
+}
+
+fn map_unmap(path: &CString) -> impl FnMut() {
+    let fd = open_fd(path);
+    move || map_page(fd)
+}
+
+fn fork_exec() -> impl FnMut() {
+    let program = c_path("/bin/true");
+    let argv = [program.as_ptr(), std::ptr::null()];
+    move || {
+        // SAFETY: the child only calls async-signal-safe functions (execv, _exit) on
+        // memory prepared before the fork.
+        unsafe {
+            let pid = libc::fork();
+            if pid == 0 {
+                libc::execv(program.as_ptr(), argv.as_ptr());
+                libc::_exit(127);
+            }
+            if pid < 0 {
+                fail("fork");
+            }
+            let mut status = 0;
+            if libc::waitpid(pid, &raw mut status, 0) != pid || status != 0 {
+                fail("exec /bin/true");
+            }
+        }
+    }
+}
+
+fn bind_listen() {
+    let address = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: 0,
+        sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes([127, 0, 0, 1]) },
+        sin_zero: [0; 8],
+    };
+    // SAFETY: a socket of our own, closed at once; `address` outlives the call.
+    unsafe {
+        let socket = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        if socket < 0 {
+            fail("socket");
+        }
+        let len = size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        if libc::bind(socket, (&raw const address).cast(), len) != 0 {
+            fail("bind");
+        }
+        if libc::listen(socket, 1) != 0 {
+            fail("listen");
+        }
+        libc::close(socket);
+    }
+}
+
+/// As many open + mmap pairs of `path` as fit in `duration`: two candidate records
+/// each when `path` is model-like.
+fn storm(duration: Duration, path: &CString) {
+    let start = Instant::now();
+    let mut pairs: u64 = 0;
+    loop {
+        // The clock is read every 256 pairs: a vDSO call, but not free.
+        for _ in 0..256 {
+            let fd = open_fd(path);
+            map_page(fd);
+            // SAFETY: fd was just opened.
+            unsafe { libc::close(fd) };
+        }
+        pairs += 256;
+        if start.elapsed() >= duration {
+            break;
+        }
+    }
+    let elapsed = start.elapsed();
+    print_line(&format!("op=storm opens={pairs} maps={pairs} elapsed_ns={}", elapsed.as_nanos()));
+}
+
+fn print_line(line: &str) {
+    #[expect(clippy::print_stdout, reason = "the harness reads this line")]
+    {
+        println!("{line}");
+    }
+}
