@@ -1,0 +1,43 @@
+//! Every program stays within a stated verifier budget (instructions the verifier
+//! processed), on every kernel the suite runs on: growth past it is a regression to
+//! look at before it reaches the kernel's hard limit of 1,000,000.
+
+use modelwatch_tests::{Sensor, require_privileges};
+
+/// Budgets per attach point, about twice what 6.18 needs today.
+const BUDGETS: [(&str, u64); 11] = [
+    ("sched:sched_process_exit", 2_000),
+    ("sched:sched_process_fork", 1_000),
+    ("sched:sched_process_exec", 60_000),
+    ("syscalls:sys_exit_openat", 250_000),
+    ("syscalls:sys_exit_openat2", 250_000),
+    ("syscalls:sys_exit_open", 250_000),
+    ("syscalls:sys_enter_mmap", 350_000),
+    ("syscalls:sys_exit_mmap", 60_000),
+    ("sock:inet_sock_set_state", 20_000),
+    ("security_file_open", 250_000),
+    ("vm_mmap_pgoff", 350_000),
+];
+
+#[test]
+fn every_program_is_within_its_verifier_budget() {
+    require_privileges!();
+    let sensor = Sensor::start(&[]);
+    let hooks = sensor.status["sensor_status"]["hooks"].as_array().expect("hooks").clone();
+    let mut checked = 0;
+    for hook in hooks.iter().filter(|h| h["attached"] == true) {
+        let point = hook["attach_point"].as_str().unwrap_or("");
+        let insns = hook["verified_insns"].as_u64().unwrap_or(0);
+        let (_, budget) = BUDGETS.iter().find(|(name, _)| *name == point).unwrap_or_else(|| {
+            panic!("no verifier budget stated for {point}: add one to BUDGETS");
+        });
+        eprintln!("verifier: {point} {insns} insns (budget {budget})");
+        if insns == 0 {
+            eprintln!("SKIPPED budget of {point}: this kernel does not report verified instructions");
+            continue;
+        }
+        assert!(insns <= *budget, "{point}: {insns} verified instructions, budget {budget}");
+        checked += 1;
+    }
+    assert!(checked > 0 || hooks.iter().all(|h| h["verified_insns"].as_u64().unwrap_or(0) == 0));
+}
