@@ -98,6 +98,11 @@ impl RawPath {
     pub fn is_truncated(&self) -> bool {
         self.flags & path_flags::TRUNCATED != 0
     }
+
+    #[must_use]
+    pub fn is_deleted(&self) -> bool {
+        self.flags & path_flags::DELETED != 0
+    }
 }
 
 /// Decodes one ring-buffer record.

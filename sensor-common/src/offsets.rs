@@ -69,7 +69,8 @@ pub struct KernelOffsets {
     pub tp_sock_saddr_v6: u32,
     /// `sched:sched_process_fork`: the child's pid.
     pub tp_fork_child_pid: u32,
-    pub _pad: u32,
+    /// `dentry->d_hash.pprev`: NULL once the dentry is unlinked (`d_unhashed`).
+    pub dentry_d_hash_pprev: u32,
 }
 const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 46 * 4);
 
@@ -87,4 +88,6 @@ pub mod feature {
     pub const PARENT: u32 = 16;
     /// task exit_code.
     pub const EXIT_CODE: u32 = 32;
+    /// dentry d_hash: deleted files are flagged.
+    pub const UNLINKED: u32 = 64;
 }

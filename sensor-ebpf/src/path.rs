@@ -38,6 +38,10 @@ pub(crate) fn walk(out: *mut u8, dentry: u64, vfsmnt: u64) -> PathHeader {
     if !cross_mounts {
         header.flags |= path_flags::NO_MOUNT_WALK;
     }
+    // An unlinked file's dentry is unhashed (`d_unhashed`): its path no longer exists.
+    if has(feature::UNLINKED) && read::<u64>(dentry, off!(dentry_d_hash_pprev)).is_ok_and(|p| p == 0) {
+        header.flags |= path_flags::DELETED;
+    }
     // SAFETY: `state` is this CPU's WALK value.
     unsafe { *state = WalkState { pos: 0, depth: 0 } };
     let finished = steps(out, state, dentry, vfsmnt, cross_mounts);

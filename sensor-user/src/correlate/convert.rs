@@ -133,6 +133,7 @@ pub fn model_file(report: &model_analysis::ModelReport, path: String, key: &File
         provenance: report.provenance.as_ref().map(provenance),
         findings: report.findings.iter().map(finding).collect(),
         path_truncated: false,
+        deleted: false,
     }
 }
 

@@ -44,6 +44,7 @@ impl Pipeline {
         self.published.insert(info.pid, ());
         file.path = path_text;
         file.path_truncated = path.is_truncated();
+        file.deleted = path.is_deleted();
         if let Some(digest) = self.hasher.as_ref().and_then(|h| h.known(&key)) {
             file.sha256 = hex(&digest);
         }

@@ -65,6 +65,7 @@ pub fn feature_name(bit: u32) -> &'static str {
         feature::EXEC_DETAILS => "exe path and argv",
         feature::PARENT => "parent pid",
         feature::EXIT_CODE => "exit codes",
+        feature::UNLINKED => "the deleted-file flag",
         _ => "unknown feature",
     }
 }
@@ -136,6 +137,11 @@ pub fn resolve_structs(btf: &Btf) -> Resolved {
     {
         let mut g = Group { resolved: &mut resolved, btf, feature: feature::EXIT_CODE, ok: true };
         o.task_exit_code = g.member("task_struct", "exit_code");
+        g.finish();
+    }
+    {
+        let mut g = Group { resolved: &mut resolved, btf, feature: feature::UNLINKED, ok: true };
+        o.dentry_d_hash_pprev = g.member("dentry", "d_hash.pprev");
         g.finish();
     }
     let features = resolved.offsets.features;

@@ -8,6 +8,9 @@
 //! - `reopen:PATH:N`        open and close PATH N times;
 //! - `spawn:ACTIONS`        run this program again as a child with other actions (`,`
 //!   separates the child's actions);
+//! - `openat:DIR:NAME`      open DIR, then NAME relative to it with `openat(2)`;
+//! - `maplast`              mmap the most recently opened file;
+//! - `unlink:PATH`, `rename:FROM:TO`  change the file system under open files;
 //! - `sleep:MS`             wait.
 //!
 //! It exits 0 when every action succeeded; any failure exits 1 with a message.
@@ -38,6 +41,25 @@ fn perform(
             let file = std::fs::File::open(arg)?;
             map(&file)?;
             files.push(file);
+        }
+        "openat" => {
+            let (dir, name) = arg.rsplit_once(':').ok_or_else(|| std::io::Error::other("openat:DIR:NAME"))?;
+            let dir = std::fs::File::open(dir)?;
+            let name = CString::new(name).map_err(std::io::Error::other)?;
+            // SAFETY: a valid directory descriptor and C string.
+            let fd =
+                unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+            if fd < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // SAFETY: a descriptor we own from here on.
+            files.push(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) });
+        }
+        "maplast" => map(files.last().ok_or_else(|| std::io::Error::other("nothing opened yet"))?)?,
+        "unlink" => std::fs::remove_file(arg)?,
+        "rename" => {
+            let (from, to) = arg.split_once(':').ok_or_else(|| std::io::Error::other("rename:FROM:TO"))?;
+            std::fs::rename(from, to)?;
         }
         "listen" => listeners.push(TcpListener::bind(arg)?),
         "reopen" => {
