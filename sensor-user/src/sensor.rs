@@ -54,6 +54,10 @@ impl Sensor {
         let options = PipelineOptions {
             all_processes: config.events.all_processes,
             process_cache: NonZeroUsize::new(config.events.process_cache).unwrap_or(NonZeroUsize::MIN),
+            candidates: crate::analyze::candidate::CandidateRule {
+                size_threshold: config.kernel.size_threshold_bytes,
+                extensions: config.kernel.extensions.clone(),
+            },
         };
         let hasher = config.hash.enabled.then(|| {
             let nonzero = |n: u64| (n > 0).then_some(n);

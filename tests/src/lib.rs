@@ -185,6 +185,17 @@ pub fn run_actor(dir: &Path, name: &str, args: &[&str], script: &str) -> u32 {
     pid
 }
 
+/// Starts the actor under `name` without waiting for it (the caller kills it).
+#[must_use]
+pub fn spawn_actor(dir: &Path, name: &str, args: &[&str], script: &str) -> Child {
+    Command::new(copy_actor(dir, name))
+        .args(args)
+        .env("MW_ACTOR", script)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start the actor")
+}
+
 /// Copies the actor binary to `dir/name`.
 #[must_use]
 pub fn copy_actor(dir: &Path, name: &str) -> PathBuf {

@@ -21,6 +21,7 @@ impl Pipeline {
             family: if event.family == AF_INET { "ipv4" } else { "ipv6" }.to_owned(),
             protocol: "tcp".to_owned(),
             reasons: convert::reasons(event.reason),
+            snapshot: false,
         });
         self.publish(header.ktime_ns, Some(convert::process(&info, header.tid)), payload);
     }

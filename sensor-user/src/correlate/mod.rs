@@ -6,6 +6,7 @@ pub mod convert;
 mod listener;
 mod model;
 mod process;
+mod snapshot;
 
 use std::{
     collections::HashMap,
@@ -41,11 +42,13 @@ pub struct PipelineStats {
 }
 
 /// What the pipeline publishes beyond model activity.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct PipelineOptions {
     /// Publish exec/exit of every process, not only runtimes and their children.
     pub all_processes: bool,
     pub process_cache: NonZeroUsize,
+    /// The kernel's candidate rule, for files found by the start-up snapshot.
+    pub candidates: crate::analyze::candidate::CandidateRule,
 }
 
 /// The correlation stage.
@@ -75,8 +78,8 @@ impl Pipeline {
         stats: Arc<PipelineStats>,
     ) -> Self {
         Self {
-            options,
             processes: ProcessCache::new(options.process_cache),
+            options,
             marked: HashMap::new(),
             published: HashMap::new(),
             models: lru::LruCache::new(NonZeroUsize::new(4096).unwrap_or(NonZeroUsize::MIN)),
@@ -91,7 +94,7 @@ impl Pipeline {
 
     /// Handles records until the source closes.
     pub async fn run(mut self, mut records: mpsc::Receiver<Record>) {
-        self.snapshot_running_processes();
+        self.snapshot_running_processes().await;
         while let Some(record) = records.recv().await {
             self.stats.records.fetch_add(1, Ordering::Relaxed);
             self.handle(record).await;

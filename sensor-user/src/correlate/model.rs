@@ -2,7 +2,9 @@
 //! publish model activity, and mark the process that loads models.
 
 use proto::v1::{AcceleratorUsed, ModelFile, ModelFileMapped, ModelFileOpened, event::Payload};
-use sensor_common::{EventKind, FileEvent, decode::RawPath, settings::mark};
+use std::path::PathBuf;
+
+use sensor_common::{EventHeader, EventKind, FileEvent, decode::RawPath, settings::mark};
 
 use super::{Pipeline, convert};
 use crate::{
@@ -30,24 +32,17 @@ impl Pipeline {
             return;
         }
         let key = FileKey::from_kernel(&event.file);
-        let Some(identified) = self.identify(event, key, &path_text).await else { return };
-        let Some(mut file) = identified.model else {
-            self.stats.not_models.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            return;
-        };
         let header = &event.header;
+        let candidates = candidate_paths(header.tgid, Some(event.fd), &path_text);
+        let Some(mut file) = self.model_file(header, candidates, key, &path_text).await else { return };
         let write = event.open_flags & (libc::O_WRONLY | libc::O_RDWR) as u32 != 0;
         if !write {
             self.adopt_as_runtime(header);
         }
         let info = self.processes.lookup(header);
         self.published.insert(info.pid, ());
-        file.path = path_text;
         file.path_truncated = path.is_truncated();
         file.deleted = path.is_deleted();
-        if let Some(digest) = self.hasher.as_ref().and_then(|h| h.known(&key)) {
-            file.sha256 = hex(&digest);
-        }
         let reasons = convert::reasons(event.reason);
         let payload = if kind == EventKind::FileMmap {
             Payload::ModelFileMapped(ModelFileMapped {
@@ -58,6 +53,7 @@ impl Pipeline {
                 prot: event.mmap.prot,
                 flags: event.mmap.flags,
                 reasons,
+                snapshot: false,
             })
         } else {
             Payload::ModelFileOpened(ModelFileOpened {
@@ -71,14 +67,40 @@ impl Pipeline {
         self.publish(header.ktime_ns, Some(convert::process(&info, header.tid)), payload);
     }
 
+    /// The event's `ModelFile` for the file behind `key` (reached through one of
+    /// `candidates`), or `None` when it is not a model or cannot be read.
+    pub(super) async fn model_file(
+        &mut self,
+        header: &EventHeader,
+        candidates: Vec<PathBuf>,
+        key: FileKey,
+        path: &str,
+    ) -> Option<ModelFile> {
+        let identified = self.identify(header, candidates, key, path).await?;
+        let Some(mut file) = identified.model else {
+            self.stats.not_models.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return None;
+        };
+        path.clone_into(&mut file.path);
+        if let Some(digest) = self.hasher.as_ref().and_then(|h| h.known(&key)) {
+            file.sha256 = hex(&digest);
+        }
+        Some(file)
+    }
+
     /// Identifies the content behind `key`, from the cache or by analysing the file;
     /// a newly seen model is queued for hashing.
-    async fn identify(&mut self, event: &FileEvent, key: FileKey, path: &str) -> Option<Identified> {
+    async fn identify(
+        &mut self,
+        header: &EventHeader,
+        candidates: Vec<PathBuf>,
+        key: FileKey,
+        path: &str,
+    ) -> Option<Identified> {
         if let Some(known) = self.models.get(&key) {
             return Some(known.clone());
         }
-        let pid = event.header.tgid;
-        let candidates = candidate_paths(pid, Some(event.fd), path);
+        let pid = header.tgid;
         let name = std::path::PathBuf::from(path);
         let limits = self.limits.clone();
         let examined = tokio::task::spawn_blocking(move || {
@@ -105,12 +127,12 @@ impl Pipeline {
         if model.is_some()
             && let Some(hasher) = &self.hasher
         {
-            let info = self.processes.lookup(&event.header);
+            let info = self.processes.lookup(header);
             hasher.submit(HashJob {
                 file: examined.file,
                 key,
                 path: path.to_owned(),
-                process: Some(convert::process(&info, event.header.tid)),
+                process: Some(convert::process(&info, header.tid)),
             });
         }
         let identified = Identified { model };
@@ -120,7 +142,7 @@ impl Pipeline {
 
     /// A process that loads a model behaves like an inference runtime: mark it so that
     /// its listeners and devices are watched, whatever it is called.
-    fn adopt_as_runtime(&mut self, header: &sensor_common::EventHeader) {
+    pub(super) fn adopt_as_runtime(&mut self, header: &sensor_common::EventHeader) {
         let info = self.processes.lookup(header);
         if info.runtime.is_none() {
             self.processes.update(info.pid, |p| {

@@ -5,7 +5,7 @@ use sensor_common::{ExecEvent, ExitEvent, decode::RawPath, settings::mark};
 use super::{Pipeline, convert};
 use crate::{
     analyze::runtime::{Classification, Role, classify},
-    enrich::process::{ProcessInfo, fill_from_header, from_procfs, split_argv},
+    enrich::process::{ProcessInfo, fill_from_header, split_argv},
 };
 use proto::v1::{ProcessExec, ProcessExit, event::Payload};
 
@@ -65,31 +65,13 @@ impl Pipeline {
         });
         self.publish(header.ktime_ns, Some(convert::process(&info, header.tid)), payload);
     }
-
-    /// Classifies what already runs, so a runtime started before the sensor is seen and
-    /// marked too.
-    pub(super) fn snapshot_running_processes(&mut self) {
-        let Ok(entries) = std::fs::read_dir("/proc") else { return };
-        let me = std::process::id();
-        for entry in entries.flatten() {
-            let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
-            if pid == me {
-                continue;
-            }
-            let Some(mut info) = from_procfs(std::path::Path::new("/proc"), pid) else { continue };
-            info.runtime = classify(&info.exe, &info.argv);
-            let Some(runtime) = info.runtime.clone() else { continue };
-            if runtime.role.loads_models() {
-                self.mark(pid, mark::RUNTIME);
-            }
-            let info = self.processes.insert(info);
-            self.published.insert(pid, ());
-            self.publish(0, Some(convert::process(&info, pid)), exec_payload(Some(&runtime), false, true));
-        }
-    }
 }
 
-fn exec_payload(runtime: Option<&Classification>, argv_truncated: bool, snapshot: bool) -> Payload {
+pub(super) fn exec_payload(
+    runtime: Option<&Classification>,
+    argv_truncated: bool,
+    snapshot: bool,
+) -> Payload {
     Payload::ProcessExec(ProcessExec {
         runtime_rule: runtime.map(|c| c.rule.clone()).unwrap_or_default(),
         runtime_role: runtime.map(|c| c.role.as_str().to_owned()).unwrap_or_default(),
