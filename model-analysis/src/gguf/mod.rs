@@ -44,7 +44,6 @@ pub struct GgufInfo {
     pub chat_templates: Vec<ChatTemplateInfo>,
 }
 
-/// GGUF value types.
 /// Nested arrays deeper than this are rejected (real files nest at most once).
 const MAX_ARRAY_DEPTH: u32 = 4;
 /// Longest key accepted (ggml caps names far lower; keys are identifiers).

@@ -1,6 +1,7 @@
 //! GGUF value types and ggml tensor types: the fixed tables of the format
 //! (ggml `docs/gguf.md`, llama.cpp `llama.h`).
 
+/// GGUF value types.
 pub(super) const UINT8: u32 = 0;
 pub(super) const INT8: u32 = 1;
 pub(super) const UINT16: u32 = 2;
