@@ -1,7 +1,9 @@
 //! Developer commands. `cargo xtask run` and `cargo xtask test` are the README's two
 //! commands: each first makes the machine ready (idempotently), then does its job.
 
+mod bench;
 mod setup;
+mod vm;
 
 use std::process::Command;
 
@@ -24,14 +26,26 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Set up, then run the whole test suite: lints, unit, privileged end-to-end.
+    /// Set up, then run the whole test suite: lints, unit, privileged end-to-end, then
+    /// the end-to-end suite on Debian's kernels in QEMU (`vm-test`).
     Test {
         /// Skip fmt/clippy.
         #[arg(long)]
         no_lint: bool,
+        /// Skip the QEMU kernel matrix (`vm-test`), for quick local runs.
+        #[arg(long)]
+        no_vm: bool,
+        #[command(flatten)]
+        vm: vm::VmTestArgs,
     },
+    /// Run the end-to-end suite on the host kernel and on Debian's 6.1 and 6.12 kernels in
+    /// QEMU; print the kernel × test matrix and each hook's backend (also in target/vm/matrix.md).
+    VmTest(vm::VmTestArgs),
     /// Format and lint every crate, the eBPF one included.
     Lint,
+    /// Measure the sensor's cost side by side with no sensor, do-nothing hooks and auditd;
+    /// print a markdown report (also written to bench-results/). Needs root.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -47,14 +61,26 @@ fn main() -> anyhow::Result<()> {
                 .context("starting target/release/modelwatch")?;
             std::process::exit(status.code().unwrap_or(1));
         }
-        Task::Test { no_lint } => {
+        Task::Test { no_lint, no_vm, vm } => {
             setup::run()?;
             if !no_lint {
                 lint()?;
             }
-            cargo(&["test", "--workspace", "--release", "--", "--test-threads=1"])
+            cargo(&["test", "--workspace", "--release", "--", "--test-threads=1"])?;
+            if !no_vm {
+                vm::run(&vm)?;
+            }
+            Ok(())
+        }
+        Task::VmTest(args) => {
+            setup::run()?;
+            vm::run(&args)
         }
         Task::Lint => lint(),
+        Task::Bench(args) => {
+            setup::run()?;
+            bench::run(&args)
+        }
     }
 }
 

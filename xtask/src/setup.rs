@@ -8,18 +8,34 @@ use anyhow::{Context as _, bail};
 /// Debian packages the build and the tests need (LLVM 22 for bpf-linker).
 const PACKAGES: [&str; 4] = ["llvm-22-dev", "libpolly-22-dev", "libzstd-dev", "pkg-config"];
 
+/// Debian packages `cargo xtask vm-test` needs on top: the emulator, a static busybox
+/// for the guests' initramfs, and cpio to pack it. Not part of `run`: only the VM tests
+/// need them.
+const VM_PACKAGES: [&str; 3] = ["qemu-system-x86", "busybox-static", "cpio"];
+
 const BPF_LINKER_VERSION: &str = "0.13.0";
 
 pub(crate) fn run() -> anyhow::Result<()> {
-    install_packages()?;
+    install_packages(&PACKAGES)?;
     install_bpf_linker()?;
     mount_if_missing("tracefs", "/sys/kernel/tracing", |p| p.join("events").is_dir())?;
     mount_if_missing("bpf", "/sys/fs/bpf", |_| is_mounted("/sys/fs/bpf"))?;
     Ok(())
 }
 
-fn install_packages() -> anyhow::Result<()> {
-    let missing: Vec<&str> = PACKAGES.iter().copied().filter(|p| !package_installed(p)).collect();
+/// Installs what the VM tests need, if missing.
+pub(crate) fn vm_packages() -> anyhow::Result<()> {
+    install_packages(&VM_PACKAGES)
+}
+
+/// Installs what `cargo xtask bench` compares against, if missing: Linux audit, and
+/// bpftrace for the raw_syscalls experiment.
+pub(crate) fn bench_packages(bpftrace: bool) -> anyhow::Result<()> {
+    install_packages(if bpftrace { &["auditd", "bpftrace"] } else { &["auditd"] })
+}
+
+fn install_packages(packages: &[&str]) -> anyhow::Result<()> {
+    let missing: Vec<&str> = packages.iter().copied().filter(|p| !package_installed(p)).collect();
     if missing.is_empty() {
         return Ok(());
     }
@@ -72,7 +88,7 @@ fn is_mounted(target: &str) -> bool {
         .is_ok_and(|m| m.lines().any(|l| l.split(' ').nth(1) == Some(target)))
 }
 
-fn run_checked(command: &mut Command) -> anyhow::Result<()> {
+pub(crate) fn run_checked(command: &mut Command) -> anyhow::Result<()> {
     let status = command.status().with_context(|| format!("running {command:?}"))?;
     if !status.success() {
         bail!("{command:?} failed with {status}");

@@ -1,0 +1,142 @@
+//! The candidate storm: one process opens and maps a small GGUF file as fast as it can
+//! for a fixed time (every open and every map is a candidate: two records per pair),
+//! while a gRPC subscriber counts what reaches it. Whatever is not delivered must be
+//! announced as lost (`events_lost`); the rest is unaccounted loss.
+
+use std::{
+    path::Path,
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use anyhow::{Context as _, bail};
+use serde_json::Value;
+
+use super::{Context, daemon::Daemon, host, sensor::Sensor, workloads::field};
+
+/// The storm file's name; the subscriber counts events on paths ending with it.
+pub(crate) const MODEL_NAME: &str = "bench-storm.gguf";
+
+/// One storm's outcome.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Storm {
+    /// open + mmap calls the storm made (each one a candidate).
+    pub(crate) generated: u64,
+    pub(crate) storm_secs: f64,
+    /// Storm file events the subscriber received.
+    pub(crate) delivered: u64,
+    /// First to last delivered storm event, as the subscriber saw them.
+    pub(crate) delivery_secs: f64,
+    /// Records the kernel could not put in the ring buffer, as `events_lost` announced.
+    pub(crate) kernel_lost: u64,
+    /// Events the sensor skipped for this subscriber (announced too).
+    pub(crate) lagged: u64,
+    /// The kernel's own open/mmap counters (forwarded + lost), to cross-check.
+    pub(crate) kernel_candidates: u64,
+    /// CPU time the sensor process used from the storm's start to the last delivery.
+    pub(crate) sensor_cpu_secs: f64,
+}
+
+impl Storm {
+    pub(crate) fn delivered_per_sec(&self) -> f64 {
+        self.delivered as f64 / self.delivery_secs.max(self.storm_secs).max(1e-9)
+    }
+
+    /// The sensor's CPU cost per delivered event, in µs (its capacity is the inverse).
+    pub(crate) fn sensor_us_per_event(&self) -> f64 {
+        self.sensor_cpu_secs * 1e6 / self.delivered.max(1) as f64
+    }
+
+    pub(crate) fn generated_per_sec(&self) -> f64 {
+        self.generated as f64 / self.storm_secs.max(1e-9)
+    }
+
+    /// Generated but neither delivered nor announced as lost.
+    pub(crate) fn unaccounted(&self) -> i64 {
+        self.generated as i64 - (self.delivered + self.kernel_lost + self.lagged) as i64
+    }
+}
+
+/// A small file with a valid GGUF v3 header: a model by content and by extension.
+pub(crate) fn write_model(path: &Path) -> anyhow::Result<()> {
+    let mut out = b"GGUF".to_vec();
+    out.extend_from_slice(&3u32.to_le_bytes());
+    out.extend_from_slice(&0u64.to_le_bytes()); // tensors
+    out.extend_from_slice(&1u64.to_le_bytes()); // key/value pairs
+    let (key, value) = ("general.architecture", "llama");
+    out.extend_from_slice(&(key.len() as u64).to_le_bytes());
+    out.extend_from_slice(key.as_bytes());
+    out.extend_from_slice(&8u32.to_le_bytes()); // GGUF_TYPE_STRING
+    out.extend_from_slice(&(value.len() as u64).to_le_bytes());
+    out.extend_from_slice(value.as_bytes());
+    out.resize(4096, 0);
+    std::fs::write(path, out).context("writing the storm's model file")
+}
+
+/// Runs one storm against a fresh sensor (`extra`: its flags, e.g. a ring buffer size).
+pub(crate) fn run(ctx: &Context, extra: &[&str]) -> anyhow::Result<Storm> {
+    let sensor = Sensor::start(&ctx.bins, &ctx.dir, extra)?;
+    let mut command = Command::new(&ctx.bins.mw_subscriber);
+    command.arg(sensor.socket()).arg(MODEL_NAME).arg("3000").stderr(Stdio::inherit());
+    let mut subscriber = Daemon::spawn_reading("mw-subscriber", &mut command, libc::SIGTERM)?;
+    subscriber.wait_line("subscribed", Duration::from_secs(30))?;
+    let cpu_before = host::cpu_seconds(sensor.pid())?;
+    let secs = format!("{}", ctx.storm_secs);
+    let model = ctx.model_file.to_string_lossy().into_owned();
+    let out =
+        Command::new(&ctx.bins.mw_bench).args(["storm", &secs, &model]).stderr(Stdio::inherit()).output()?;
+    if !out.status.success() {
+        super::signals::check()?;
+        bail!("mw-bench storm failed: {}", out.status);
+    }
+    let line = String::from_utf8_lossy(&out.stdout).into_owned();
+    let lines = subscriber.finish(Duration::from_secs(ctx.storm_secs + 120))?;
+    let sensor_cpu_secs = host::cpu_seconds(sensor.pid())? - cpu_before;
+    drop(sensor);
+    let summary: Value = lines
+        .iter()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .context("mw-subscriber printed no summary")?;
+    let number = |v: &Value| v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok())).unwrap_or(0);
+    let counters = &summary["kernel_counters"];
+    let lost = &summary["lost"];
+    let count = |key: &str| field(&line, key).unwrap_or(0.0) as u64;
+    Ok(Storm {
+        generated: count("opens") + count("maps"),
+        storm_secs: field(&line, "elapsed_ns").unwrap_or(0.0) / 1e9,
+        delivered: number(&summary["storm_opened"]) + number(&summary["storm_mapped"]),
+        delivery_secs: summary["storm_span_s"].as_f64().unwrap_or(0.0),
+        kernel_lost: number(&lost["open_lost"]) + number(&lost["mmap_lost"]),
+        lagged: number(&lost["LOSS_SOURCE_SUBSCRIBER_LAGGED"]),
+        kernel_candidates: ["open_forwarded", "open_lost", "mmap_forwarded", "mmap_lost"]
+            .iter()
+            .map(|k| number(&counters[*k]))
+            .sum(),
+        sensor_cpu_secs,
+    })
+}
+
+/// `runs` storms with the default ring buffer, then as many with `large_ring` bytes (0:
+/// none), each labelled with its ring buffer size.
+pub(crate) fn series(
+    ctx: &Context,
+    large_ring: u64,
+    runs: usize,
+) -> anyhow::Result<Vec<(String, Vec<Storm>)>> {
+    let mut rings = vec![(String::from("1 MiB (default)"), None)];
+    if large_ring > 0 {
+        rings.push((super::report::bytes(large_ring), Some(large_ring.to_string())));
+    }
+    let mut series = Vec::new();
+    for (label, size) in rings {
+        let extra: Vec<&str> = size.iter().flat_map(|s| ["--ring-buffer-bytes", s.as_str()]).collect();
+        let mut storms = Vec::new();
+        for run in 0..runs {
+            eprintln!("bench: storm {}/{runs} with a {label} ring buffer", run + 1);
+            storms.push(self::run(ctx, &extra)?);
+        }
+        series.push((label, storms));
+    }
+    Ok(series)
+}

@@ -1,0 +1,105 @@
+//! The targets, judged against the measured medians. A target is never
+//! adjusted here: a miss is reported as a miss.
+
+use std::fmt::Write as _;
+
+use super::{
+    configs::Config,
+    report::{Results, mb},
+    stats::summarize,
+    storm::Storm,
+    workloads::Workload,
+};
+
+/// modelwatch's added cost over `against`'s (floor or auditd); `None` when either is
+/// unmeasured or `against` added nothing measurable.
+pub(crate) fn added_ratio(r: &Results, workload: Workload, against: Config) -> Option<f64> {
+    let ours = r.added(workload, Config::Modelwatch)?;
+    let theirs = r.added(workload, against)?;
+    (theirs > 0.0).then(|| ours / theirs)
+}
+
+pub(crate) fn ratio_text(ratio: Option<f64>, percent: bool) -> String {
+    match ratio {
+        None => "n/a".into(),
+        Some(v) if percent => format!("{:.1}%", v * 100.0),
+        Some(v) => format!("{v:.2}"),
+    }
+}
+
+struct Row {
+    target: String,
+    measured: String,
+    met: Option<bool>,
+}
+
+pub(crate) fn table(out: &mut String, r: &Results) {
+    let mut rows = Vec::new();
+    for workload in [Workload::Open, Workload::Mmap, Workload::Exec, Workload::Bind] {
+        if let Some(ratio) = added_ratio(r, workload, Config::Floor) {
+            rows.push(Row {
+                target: format!("{}: modelwatch added ≤ 1.25 × floor added", workload.label()),
+                measured: format!("{ratio:.2}"),
+                met: Some(ratio <= 1.25),
+            });
+        }
+        if let Some(ratio) = added_ratio(r, workload, Config::Auditd) {
+            rows.push(Row {
+                target: format!("{}: modelwatch added ≤ 5% of auditd added", workload.label()),
+                measured: format!("{:.1}%", ratio * 100.0),
+                met: Some(ratio <= 0.05),
+            });
+        }
+    }
+    if let (Some(ours), Some(base)) =
+        (r.summary(Workload::Make, Config::Modelwatch), r.summary(Workload::Make, Config::Baseline))
+    {
+        let slowdown = (ours.median / base.median - 1.0) * 100.0;
+        rows.push(Row {
+            target: "make -j2: modelwatch slowdown < 2%".into(),
+            measured: format!("{slowdown:+.1}%"),
+            met: Some(slowdown < 2.0),
+        });
+    }
+    if let Some((label, runs)) = r.storms.first() {
+        let rate = summarize(&runs.iter().map(Storm::delivered_per_sec).collect::<Vec<_>>())
+            .map_or(0.0, |s| s.median);
+        rows.push(Row {
+            target: format!("storm ({label} ring): ≥ 200,000 events/s delivered"),
+            measured: format!("{rate:.0}/s"),
+            met: Some(rate >= 200_000.0),
+        });
+        let unaccounted: i64 = runs.iter().map(Storm::unaccounted).sum();
+        rows.push(Row {
+            target: format!("storm ({label} ring): zero unaccounted loss"),
+            measured: unaccounted.to_string(),
+            met: Some(unaccounted == 0),
+        });
+    }
+    if let Some(idle) = &r.idle {
+        rows.push(Row {
+            target: "idle CPU < 0.5% of one core".into(),
+            measured: format!("{:.3}%", idle.cpu_percent),
+            met: Some(idle.cpu_percent < 0.5),
+        });
+        let enough = idle.processes_cached >= 10_000;
+        rows.push(Row {
+            target: "RSS < 40 MB with 10,000 processes cached".into(),
+            measured: format!("{:.1} MB ({} cached)", mb(idle.rss_processes_kib), idle.processes_cached),
+            met: enough.then_some(mb(idle.rss_processes_kib) < 40.0),
+        });
+    }
+    if rows.is_empty() {
+        return;
+    }
+    out.push_str("## Targets\n\n| target | measured | met |\n|---|---:|---|\n");
+    for row in rows {
+        let met = match row.met {
+            Some(true) => "yes",
+            Some(false) => "**no**",
+            None => "n/a",
+        };
+        let _ = writeln!(out, "| {} | {} | {met} |", row.target, row.measured);
+    }
+    out.push('\n');
+}

@@ -1,0 +1,133 @@
+//! Static builds (glibc, `+crt-static`) of the sensor, the actor and every end-to-end test
+//! executable: the guests run a bare busybox initramfs with no shared libraries.
+
+use std::{
+    io::BufReader,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+};
+
+use anyhow::{Context as _, bail, ensure};
+use cargo_metadata::Message;
+
+/// The host target, named explicitly: with `--target`, cargo applies target flags to the
+/// target's units only, not to build scripts and proc-macros (which must stay dynamic).
+const TARGET: &str = "x86_64-unknown-linux-gnu";
+
+/// Its own directory: the flags differ from a normal build, which would otherwise be
+/// rebuilt from scratch each time one or the other runs, and the lead's builds in
+/// `target/` are not blocked by ours.
+pub(crate) const TARGET_DIR: &str = "target/vm-build";
+
+/// One integration-test executable of `modelwatch-tests`.
+pub(crate) struct TestExecutable {
+    /// The test target's name (`detection`), the file name without cargo's hash.
+    pub(crate) name: String,
+    pub(crate) path: PathBuf,
+}
+
+pub(crate) struct StaticBinaries {
+    pub(crate) modelwatch: PathBuf,
+    pub(crate) actor: PathBuf,
+    pub(crate) tests: Vec<TestExecutable>,
+}
+
+pub(crate) fn build() -> anyhow::Result<StaticBinaries> {
+    eprintln!("vm-test: building static binaries in {TARGET_DIR}");
+    let bins = cargo_artifacts(&["build", "-p", "modelwatch", "-p", "modelwatch-tests", "--bins"])?;
+    let find_bin = |name: &str| {
+        bins.iter()
+            .find(|built| built.name == name)
+            .map(|built| built.path.clone())
+            .with_context(|| format!("cargo built no `{name}` binary"))
+    };
+    let (modelwatch, actor) = (find_bin("modelwatch")?, find_bin("mw-actor")?);
+    // `--test '*'`: the integration tests only (not the library's or the binary's unit
+    // tests). Cargo also reports the binaries they depend on, hence the filter.
+    let tests = cargo_artifacts(&["test", "--no-run", "-p", "modelwatch-tests", "--test", "*"])?
+        .into_iter()
+        .filter(|built| built.is_test)
+        .map(|built| TestExecutable { name: built.name, path: built.path })
+        .collect::<Vec<_>>();
+    ensure!(!tests.is_empty(), "cargo built no test executable for modelwatch-tests");
+    for path in [&modelwatch, &actor].into_iter().chain(tests.iter().map(|t| &t.path)) {
+        ensure_static(path)?;
+    }
+    Ok(StaticBinaries { modelwatch, actor, tests })
+}
+
+/// An executable that cargo reported.
+struct Built {
+    name: String,
+    path: PathBuf,
+    /// Built with the test harness.
+    is_test: bool,
+}
+
+/// Runs cargo with the static flags and returns the executables it built.
+fn cargo_artifacts(args: &[&str]) -> anyhow::Result<Vec<Built>> {
+    let mut command = Command::new("cargo");
+    command
+        .args(args)
+        .args(["--release", "--target", TARGET, "--target-dir", TARGET_DIR])
+        .arg("--message-format=json-render-diagnostics")
+        // NB: target-scoped rather than RUSTFLAGS. aya-build's nested cargo for the BPF
+        // target sets CARGO_ENCODED_RUSTFLAGS (which wins over both), and this variable
+        // only matches x86_64 units anyway. RUSTFLAGS in the caller's environment would
+        // win over it and silently drop crt-static, so it is removed.
+        .env("CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS", "-C target-feature=+crt-static")
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .stdout(Stdio::piped());
+    let mut child = command.spawn().context("starting cargo")?;
+    let stdout = child.stdout.take().context("cargo stdout")?;
+    let mut built = Vec::new();
+    for message in Message::parse_stream(BufReader::new(stdout)) {
+        match message.context("reading cargo's JSON messages")? {
+            Message::CompilerArtifact(artifact) => {
+                if let Some(exe) = artifact.executable {
+                    built.push(Built {
+                        name: artifact.target.name.to_string(),
+                        path: exe.into_std_path_buf(),
+                        is_test: artifact.profile.test,
+                    });
+                }
+            }
+            Message::CompilerMessage(message) => {
+                if let Some(rendered) = message.message.rendered {
+                    eprint!("{rendered}");
+                }
+            }
+            _ => {}
+        }
+    }
+    let status = child.wait().context("waiting for cargo")?;
+    if !status.success() {
+        bail!("cargo {} (static, {TARGET}) failed with {status}", args.join(" "));
+    }
+    Ok(built)
+}
+
+/// Fails unless `path` is an ELF without a program interpreter (PT_INTERP): a dynamic
+/// binary would only fail later, inside the guest, as a confusing "not found".
+fn ensure_static(path: &Path) -> anyhow::Result<()> {
+    const PT_INTERP: u32 = 3;
+    let elf = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let u16_at = |at: usize| elf.get(at..at + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
+    let u64_at = |at: usize| elf.get(at..at + 8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes);
+    ensure!(elf.starts_with(b"\x7fELF\x02\x01"), "{} is not a 64-bit little-endian ELF", path.display());
+    let (Some(phoff), Some(phentsize), Some(phnum)) = (u64_at(0x20), u16_at(0x36), u16_at(0x38)) else {
+        bail!("{} has a truncated ELF header", path.display());
+    };
+    let phoff = usize::try_from(phoff)?;
+    for index in 0..usize::from(phnum) {
+        let at = phoff + index * usize::from(phentsize);
+        let p_type = elf.get(at..at + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+        ensure!(
+            p_type != Some(PT_INTERP),
+            "{} is dynamically linked: was RUSTFLAGS overridden?",
+            path.display()
+        );
+    }
+    Ok(())
+}
