@@ -10,8 +10,11 @@ pub struct Settings {
     pub self_tgid: u32,
     /// Non-zero: forward listeners of marked processes on any port.
     pub listen_marked_any_port: u32,
+    /// Bit n set: some watched extension is n bytes long (the kernel tries only these).
+    pub extension_lengths: u32,
+    pub _pad: u32,
 }
-const _: () = assert!(core::mem::size_of::<Settings>() == 16);
+const _: () = assert!(core::mem::size_of::<Settings>() == 24);
 
 impl Settings {
     pub const DEFAULT_SIZE_THRESHOLD: u64 = 64 << 20;
@@ -19,7 +22,13 @@ impl Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { size_threshold: Self::DEFAULT_SIZE_THRESHOLD, self_tgid: 0, listen_marked_any_port: 1 }
+        Self {
+            size_threshold: Self::DEFAULT_SIZE_THRESHOLD,
+            self_tgid: 0,
+            listen_marked_any_port: 1,
+            extension_lengths: 0,
+            _pad: 0,
+        }
     }
 }
 

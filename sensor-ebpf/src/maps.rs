@@ -42,6 +42,16 @@ pub(crate) struct WalkState {
 #[map]
 pub(crate) static WALK: PerCpuArray<WalkState> = PerCpuArray::with_max_entries(1, 0);
 
+/// Where the name filter builds its extension key (see `names.rs`).
+#[repr(C)]
+pub(crate) struct NameScratch {
+    pub(crate) tail: [u8; 16],
+    pub(crate) key: [u8; 16],
+}
+
+#[map]
+pub(crate) static NAME_SCRATCH: PerCpuArray<NameScratch> = PerCpuArray::with_max_entries(1, 0);
+
 #[map]
 pub(crate) static SETTINGS: Array<Settings> = Array::with_max_entries(1, 0);
 

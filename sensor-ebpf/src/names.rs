@@ -4,9 +4,11 @@
 
 use sensor_common::reason;
 
+use aya_ebpf::helpers::generated::bpf_probe_read_kernel;
+
 use crate::{
-    kernel::{KResult, ReadError, dentry_name, file_dentry, read},
-    maps::EXTENSIONS,
+    kernel::{dentry_name, file_dentry, read},
+    maps::{EXTENSIONS, NAME_SCRATCH, settings},
     offsets::off,
 };
 
@@ -21,11 +23,7 @@ pub(crate) fn name_reason(file: u64) -> u32 {
     if is_store_blob(dentry, len, name) {
         return reason::MODEL_STORE;
     }
-    let watched = extension(len, name).is_ok_and(|key| {
-        // SAFETY: the value is only tested for presence.
-        unsafe { EXTENSIONS.get(&key).is_some() }
-    });
-    if watched { reason::EXTENSION } else { 0 }
+    if has_watched_extension(len, name) { reason::EXTENSION } else { 0 }
 }
 
 #[inline(always)]
@@ -42,27 +40,43 @@ fn is_store_blob(dentry: u64, len: u32, name: u64) -> bool {
     parent_len == 5 && read::<[u8; 8]>(parent_name, 0).is_ok_and(|head| head[..5] == *b"blobs")
 }
 
-/// The lower-cased extension of a name, from its last 16 bytes.
+/// Whether the name ends in `.<ext>` for a watched extension.
+///
+/// NB: written for the verifier of every supported kernel. The last 16 bytes of the
+/// name are copied right-aligned (`name + len - 16`: the bytes before a short name are
+/// the rest of its dentry or of its external-name header, always readable) into map
+/// memory, and the key is built there too: the verifier does not track map contents,
+/// so loop iterations look alike and are pruned, and every index is masked into the
+/// 16-byte buffers. Only lengths some watched extension has are tried, and a map
+/// lookup happens only where a dot stands at the right place.
 #[inline(always)]
-fn extension(len: u32, name: u64) -> KResult<[u8; 16]> {
-    // NB: names shorter than 16 bytes live in the dentry's inline buffer (at least 32
-    // bytes), so reading 16 bytes from their start stays inside it.
-    let (start, used) = if len >= 16 { (name + u64::from(len) - 16, 16) } else { (name, len as usize) };
-    let tail: [u8; 16] = read(start, 0)?;
-    // Positions are constants once unrolled: no variable stack offset for the verifier.
-    let mut dot = None;
-    for position in (0..16).rev() {
-        if position < used && tail[position] == b'.' {
-            dot = Some(position);
-            break;
+fn has_watched_extension(len: u32, name: u64) -> bool {
+    let lengths = settings().extension_lengths;
+    let Some(buf) = NAME_SCRATCH.get_ptr_mut(0) else { return false };
+    // SAFETY: `buf` is this CPU's NAME_SCRATCH value; the helper checks the source.
+    let copied = unsafe {
+        bpf_probe_read_kernel((*buf).tail.as_mut_ptr().cast(), 16, (name + u64::from(len) - 16) as *const _)
+    };
+    if lengths == 0 || len < 2 || copied != 0 {
+        return false;
+    }
+    for ext_len in 1..16u32 {
+        if lengths & (1 << ext_len) == 0 || len <= ext_len {
+            continue;
+        }
+        // SAFETY: as above; indexes are masked into the 16-byte arrays.
+        unsafe {
+            if (*buf).tail[((15 - ext_len) & 15) as usize] != b'.' {
+                continue;
+            }
+            for i in 0..16u32 {
+                let byte = if i < ext_len { (*buf).tail[((16 - ext_len + i) & 15) as usize] } else { 0 };
+                (*buf).key[(i & 15) as usize] = byte.to_ascii_lowercase();
+            }
+            if EXTENSIONS.get(&(*buf).key).is_some() {
+                return true;
+            }
         }
     }
-    let dot = dot.ok_or(ReadError)?;
-    let mut key = [0u8; 16];
-    for (position, byte) in tail.iter().enumerate() {
-        if position > dot && position < used {
-            key[(position - dot - 1) & 15] = byte.to_ascii_lowercase();
-        }
-    }
-    Ok(key)
+    false
 }

@@ -40,9 +40,14 @@ fn ten_thousand_small_opens_are_filtered_in_the_kernel() {
 #[test]
 fn with_a_tiny_ring_buffer_delivered_plus_lost_equals_generated() {
     require_privileges!();
-    // One page of ring buffer: a flood of candidates must overflow it.
-    let mut sensor = Sensor::start(&["--ring-buffer-bytes", "4096"]);
+    // One page of ring buffer: a flood of candidates must overflow it. The stdout
+    // subscriber gets room for the whole flood, so that only the kernel drops records
+    // (a lagging subscriber is told what it skipped, but not per process).
     let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("modelwatch.toml");
+    std::fs::write(&config, "[events]\nsubscriber_buffer = 262144\n").expect("config");
+    let config = config.display().to_string();
+    let mut sensor = Sensor::start(&["--ring-buffer-bytes", "4096", "--config", &config]);
     let model = dir.path().join("flood.gguf");
     std::fs::write(&model, modelwatch_tests::gguf_header("flood", "mit")).expect("model");
     const GENERATED: u64 = 20_000;

@@ -34,6 +34,10 @@ pub(crate) struct VmTestArgs {
     /// Do not run the suite on the host kernel.
     #[arg(long)]
     no_host: bool,
+    /// Backends to run the guests' suite with (repeatable): `auto` (fexit where the
+    /// kernel allows it) and `tracepoint` (the fallback). Default: both.
+    #[arg(long = "backend")]
+    backends: Vec<String>,
     /// Pass `--nocapture` to the tests: their output as it happens, in the console log.
     #[arg(long)]
     nocapture: bool,
@@ -59,21 +63,30 @@ pub(crate) fn run(args: &VmTestArgs) -> anyhow::Result<()> {
     if !args.no_host {
         runs.push(run_host(&binaries, &suites, options, Duration::from_secs(args.timeout_secs))?);
     }
+    let backends: Vec<&str> = if args.backends.is_empty() {
+        vec!["auto", "tracepoint"]
+    } else {
+        args.backends.iter().map(String::as_str).collect()
+    };
     for kernel in &kernels {
-        let dir = log_dir(kernel.package)?;
-        eprintln!("vm-test: booting {} (TCG; logs in {})", kernel.package, dir.display());
-        let started = Instant::now();
-        let stderr_log = dir.join("stderr.log");
-        let (console, ending) = qemu::boot(
-            &kernel.vmlinuz,
-            &initrd,
-            &dir.join("console.log"),
-            &stderr_log,
-            Duration::from_secs(args.timeout_secs),
-        )?;
-        let output = report::Output { console, stderr: read_lines(&stderr_log) };
-        eprintln!("vm-test: {} finished in {} s", kernel.package, started.elapsed().as_secs());
-        runs.push(report::parse(kernel.package, &output, &suites, &ending, started.elapsed()));
+        for backend in &backends {
+            let label = format!("{} {backend}", kernel.package);
+            let dir = log_dir(&label.replace(' ', "-"))?;
+            eprintln!("vm-test: booting {label} (TCG; logs in {})", dir.display());
+            let started = Instant::now();
+            let stderr_log = dir.join("stderr.log");
+            let (console, ending) = qemu::boot(
+                &kernel.vmlinuz,
+                &initrd,
+                backend,
+                &dir.join("console.log"),
+                &stderr_log,
+                Duration::from_secs(args.timeout_secs),
+            )?;
+            let output = report::Output { console, stderr: read_lines(&stderr_log) };
+            eprintln!("vm-test: {label} finished in {} s", started.elapsed().as_secs());
+            runs.push(report::parse(&label, &output, &suites, &ending, started.elapsed()));
+        }
     }
     let matrix = matrix::render(&runs);
     std::fs::write(Path::new(VM_DIR).join("matrix.md"), &matrix).context("writing target/vm/matrix.md")?;

@@ -54,12 +54,17 @@ pub enum IdentifyError {
     },
 }
 
-/// Where to look for a file a process opened, best first.
+/// Where to look for a file a process opened or mapped, best first: its descriptor,
+/// its mapping, its path in the process's mount namespace, the same path here.
 #[must_use]
-pub fn candidate_paths(pid: u32, fd: Option<i32>, path: &str) -> Vec<PathBuf> {
-    let mut paths = Vec::with_capacity(3);
+pub fn candidate_paths(pid: u32, fd: Option<i32>, mapping: Option<(u64, u64)>, path: &str) -> Vec<PathBuf> {
+    let mut paths = Vec::with_capacity(4);
     if let Some(fd) = fd.filter(|fd| *fd >= 0) {
         paths.push(PathBuf::from(format!("/proc/{pid}/fd/{fd}")));
+    }
+    if let Some((start, len)) = mapping.filter(|(start, len)| *start != 0 && *len != 0) {
+        let end = start.saturating_add(len.div_ceil(4096) * 4096);
+        paths.push(PathBuf::from(format!("/proc/{pid}/map_files/{start:x}-{end:x}")));
     }
     if path.starts_with('/') {
         paths.push(PathBuf::from(format!("/proc/{pid}/root{path}")));
@@ -67,6 +72,18 @@ pub fn candidate_paths(pid: u32, fd: Option<i32>, path: &str) -> Vec<PathBuf> {
         paths.push(PathBuf::from(path));
     }
     paths
+}
+
+/// The descriptor of `pid` that holds the file `key`, found by looking at each one.
+/// For events that carry no descriptor (the fexit backend sees an open before its
+/// descriptor exists) once the path no longer leads to the file (renamed, deleted).
+#[must_use]
+pub fn find_descriptor(pid: u32, key: &FileKey) -> Option<PathBuf> {
+    let entries = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
+    // stat follows the descriptor's magic link; it never opens, so a FIFO is harmless.
+    entries.flatten().take(65_536).map(|entry| entry.path()).find(|path| {
+        std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.dev() == key.dev && m.ino() == key.ino)
+    })
 }
 
 /// Opens the first candidate that is the regular file with the expected dev and inode.

@@ -8,7 +8,7 @@ use std::{
 
 use model_analysis::{Limits, ModelReport, ProvenanceSource, ollama_tags};
 
-use super::identify::{FileKey, IdentifyError, open_verified};
+use super::identify::{FileKey, IdentifyError, find_descriptor, open_verified};
 
 /// A report and the open file it describes (kept for hashing: the same inode).
 pub struct Examined {
@@ -24,16 +24,23 @@ pub struct Examined {
 /// # Errors
 /// No candidate is that regular file.
 pub fn examine(
+    pid: u32,
     candidates: &[PathBuf],
     key: &FileKey,
     name: &Path,
-    root: &Path,
     limits: &Limits,
 ) -> Result<Examined, IdentifyError> {
-    let mut file = open_verified(candidates, key)?;
+    let mut file = match open_verified(candidates, key) {
+        Ok(file) => file,
+        Err(error) => match find_descriptor(pid, key) {
+            Some(descriptor) => open_verified(&[descriptor], key)?,
+            None => return Err(error),
+        },
+    };
+    let root = PathBuf::from(format!("/proc/{pid}/root"));
     let mut report = model_analysis::analyze_file(&mut file, Some(name), limits)
         .map_err(|source| IdentifyError::Io { path: name.to_path_buf(), source })?;
-    add_ollama_tags(&mut report, name, root);
+    add_ollama_tags(&mut report, name, &root);
     Ok(Examined { report, file })
 }
 

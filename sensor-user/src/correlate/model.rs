@@ -33,7 +33,8 @@ impl Pipeline {
         }
         let key = FileKey::from_kernel(&event.file);
         let header = &event.header;
-        let candidates = candidate_paths(header.tgid, Some(event.fd), &path_text);
+        let mapping = (kind == EventKind::FileMmap).then_some((event.mmap.addr, event.mmap.len));
+        let candidates = candidate_paths(header.tgid, Some(event.fd), mapping, &path_text);
         let Some(mut file) = self.model_file(header, candidates, key, &path_text).await else { return };
         let write = event.open_flags & (libc::O_WRONLY | libc::O_RDWR) as u32 != 0;
         if !write {
@@ -103,10 +104,8 @@ impl Pipeline {
         let pid = header.tgid;
         let name = std::path::PathBuf::from(path);
         let limits = self.limits.clone();
-        let examined = tokio::task::spawn_blocking(move || {
-            examine(&candidates, &key, &name, std::path::Path::new(&format!("/proc/{pid}/root")), &limits)
-        })
-        .await;
+        let examined =
+            tokio::task::spawn_blocking(move || examine(pid, &candidates, &key, &name, &limits)).await;
         let examined = match examined {
             Ok(Ok(examined)) => examined,
             Ok(Err(error)) => {

@@ -46,8 +46,8 @@ pub(super) fn attach_all(
             return Err(LoadError::Hook {
                 watches: hook.watches,
                 attach_point: status.attach_point,
+                fix: fix_for(hook, &status.reason),
                 reason: status.reason,
-                fix: fix_for(hook),
             });
         }
         if let Some((_, why)) = refused.iter().find(|(watches, _)| *watches == hook.watches) {
@@ -116,7 +116,10 @@ fn missing_fields(hook: Hook, fields: &TracepointFields) -> Option<&'static str>
     }
 }
 
-fn fix_for(hook: Hook) -> &'static str {
+fn fix_for(hook: Hook, reason: &str) -> &'static str {
+    if reason.starts_with("the verifier rejected it") {
+        return "this kernel's verifier rejects the program: rerun with MODELWATCH_LOG=modelwatch=debug for its full log and report it";
+    }
     match hook.point {
         AttachPoint::Tracepoint { category: "syscalls", .. } => "enable CONFIG_FTRACE_SYSCALLS in the kernel",
         AttachPoint::Tracepoint { category: "sock", .. } => {

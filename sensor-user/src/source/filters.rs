@@ -9,10 +9,18 @@ use sensor_common::settings::{Settings, extension_key};
 use super::loader::{FilterSettings, LoadError};
 
 pub(super) fn configure_maps(ebpf: &mut Ebpf, settings: &FilterSettings) -> Result<(), LoadError> {
+    let extension_lengths = settings
+        .extensions
+        .iter()
+        .map(|ext| ext.trim_start_matches('.').len())
+        .filter(|len| (1..16).contains(len))
+        .fold(0u32, |bits, len| bits | (1 << len));
     let value = Settings {
         size_threshold: settings.size_threshold,
         self_tgid: std::process::id(),
         listen_marked_any_port: u32::from(settings.listen_marked_any_port),
+        extension_lengths,
+        _pad: 0,
     };
     let map = ebpf.map_mut("SETTINGS").ok_or_else(|| missing_map("SETTINGS"))?;
     let mut array: Array<&mut MapData, Settings> = Array::try_from(map).map_err(map_error("SETTINGS"))?;

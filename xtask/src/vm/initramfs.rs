@@ -49,7 +49,12 @@ mount -t bpf bpf /sys/fs/bpf
 # 127.0.0.1 and [::].
 ip link set lo up
 hostname mw-guest
+# `mw.backend=tracepoint` on the kernel command line: the same suite on the fallback.
+for arg in $(cat /proc/cmdline); do
+    case "$arg" in mw.backend=*) export MODELWATCH_BACKEND="${arg#mw.backend=}" ;; esac
+done
 echo "@@mw kernel $(uname -r)"
+echo "@@mw backend ${MODELWATCH_BACKEND:-auto}"
 "#;
 
 /// Builds `target/vm/initramfs.cpio.gz`, the same for every kernel (nothing in it

@@ -45,9 +45,10 @@ pub(crate) fn render(runs: &[Run]) -> String {
 }
 
 fn column_title(run: &Run) -> String {
+    let backend = run.label.rsplit_once(' ').map_or("", |(_, backend)| backend);
     match (&run.kernel, run.label.as_str()) {
         (Some(kernel), "host") => format!("host {kernel}"),
-        (Some(kernel), _) => kernel.clone(),
+        (Some(kernel), _) => format!("{kernel} {backend}").trim_end().to_owned(),
         (None, label) => label.to_owned(),
     }
 }

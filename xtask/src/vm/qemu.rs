@@ -15,6 +15,7 @@ use super::console::{self, Ending};
 pub(crate) fn boot(
     vmlinuz: &Path,
     initrd: &Path,
+    backend: &str,
     console_log: &Path,
     stderr_log: &Path,
     timeout: Duration,
@@ -29,7 +30,8 @@ pub(crate) fn boot(
         .arg("-initrd")
         .arg(initrd)
         // `panic=-1`: reboot at once on a panic, which `-no-reboot` turns into an exit.
-        .args(["-append", "console=ttyS0 panic=-1 quiet"])
+        .arg("-append")
+        .arg(format!("console=ttyS0 panic=-1 quiet mw.backend={backend}"))
         // ttyS0 on stdout (multiplexed with the monitor, as -nographic wants), ttyS1 to a file.
         .args(["-serial", "mon:stdio", "-serial"])
         .arg(format!("file:{}", stderr_log.display()))
