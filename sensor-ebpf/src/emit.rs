@@ -31,6 +31,19 @@ pub(crate) fn header(kind: EventKind, size: usize) -> EventHeader {
     }
 }
 
+/// Whether this record wakes the consumer. Waking it for every record costs the
+/// producing task an interrupt and the consumer a context switch per event; userspace
+/// drains on its own every few milliseconds anyway, so the kernel wakes it only when
+/// the ring is an eighth full and a burst could otherwise overflow it.
+#[inline(always)]
+fn wakeup() -> u64 {
+    const NO_WAKEUP: u64 = 1;
+    const FORCE_WAKEUP: u64 = 2;
+    const AVAIL_DATA: u64 = 0;
+    const RING_SIZE: u64 = 1;
+    if EVENTS.query(AVAIL_DATA) > EVENTS.query(RING_SIZE) / 8 { FORCE_WAKEUP } else { NO_WAKEUP }
+}
+
 /// This CPU's scratch buffer, where records too large for the stack are built.
 #[inline(always)]
 pub(crate) fn scratch() -> Option<*mut u8> {
@@ -44,7 +57,7 @@ pub(crate) fn submit(record: *const u8, size: usize, forwarded: u32, lost: u32) 
     // SAFETY: `record` points into the scratch map value (or a stack record) that holds
     // at least `size` bytes; the slice only lives for this call.
     let bytes = unsafe { core::slice::from_raw_parts(record, size) };
-    match EVENTS.output(bytes, 0) {
+    match EVENTS.output(bytes, wakeup()) {
         Ok(()) => count(forwarded),
         Err(_) => count(lost),
     }
@@ -53,7 +66,7 @@ pub(crate) fn submit(record: *const u8, size: usize, forwarded: u32, lost: u32) 
 /// Sends a fixed-size record built on the stack.
 #[inline(always)]
 pub(crate) fn submit_value<T>(record: &T, forwarded: u32, lost: u32) {
-    match EVENTS.output(record, 0) {
+    match EVENTS.output(record, wakeup()) {
         Ok(()) => count(forwarded),
         Err(_) => count(lost),
     }

@@ -101,8 +101,34 @@ pub(super) async fn run(args: RunArgs) -> i32 {
     tracing::info!(socket = %socket.display(), "modelwatch is running");
     let printer = tokio::spawn(stdout::print(sensor.log.subscribe(1), args.output));
     let service = grpc::SensorService::new(Arc::clone(&sensor.log), sensor.status_fn());
-    let server = tokio::spawn(grpc::serve(listener, service, shutdown_signal()));
-    let code = match server.await {
+    let (stop, mut server_stop) = tokio::sync::watch::channel(false);
+    let mut server = tokio::spawn(grpc::serve(listener, service, async move {
+        let _ = server_stop.wait_for(|stop| *stop).await;
+    }));
+    let code = tokio::select! {
+        result = &mut server => server_exit(result),
+        () = shutdown_signal() => {
+            let _ = stop.send(true);
+            // Subscribers may hold their streams open forever: a short grace period,
+            // then the sensor stops anyway (systemd and Kubernetes wait for it).
+            match tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {
+                Ok(result) => server_exit(result),
+                Err(_) => {
+                    server.abort();
+                    0
+                }
+            }
+        }
+    };
+    printer.abort();
+    let _ = std::fs::remove_file(&socket);
+    code
+}
+
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
+fn server_exit(result: Result<Result<(), tonic::transport::Error>, tokio::task::JoinError>) -> i32 {
+    match result {
         Ok(Ok(())) => 0,
         Ok(Err(error)) => {
             super::report(&error);
@@ -112,10 +138,7 @@ pub(super) async fn run(args: RunArgs) -> i32 {
             super::report(&error);
             1
         }
-    };
-    printer.abort();
-    let _ = std::fs::remove_file(&socket);
-    code
+    }
 }
 
 /// SIGINT or SIGTERM.

@@ -42,16 +42,22 @@ pub(super) async fn watch(args: WatchArgs) -> i32 {
             return 2;
         }
     };
+    let mut last_seq = args.since.saturating_sub(1);
     loop {
         match stream.message().await {
             Ok(Some(event)) => {
+                last_seq = last_seq.max(event.seq);
                 if let Some(line) = stdout::render(args.output, &event) {
                     print_line(&line);
                 }
             }
             Ok(None) => return 0,
             Err(status) => {
-                super::report(&status);
+                super::report(&std::io::Error::other(format!(
+                    "the event stream broke off ({}); the sensor stopped or restarted: watch again with --since {} to resume",
+                    status.message(),
+                    last_seq + 1
+                )));
                 return 1;
             }
         }

@@ -34,7 +34,7 @@ impl Pipeline {
         let key = FileKey::from_kernel(&event.file);
         let header = &event.header;
         let mapping = (kind == EventKind::FileMmap).then_some((event.mmap.addr, event.mmap.len));
-        let candidates = candidate_paths(header.tgid, Some(event.fd), mapping, &path_text);
+        let candidates = || candidate_paths(header.tgid, Some(event.fd), mapping, &path_text);
         let Some(mut file) = self.model_file(header, candidates, key, &path_text).await else { return };
         let write = event.open_flags & (libc::O_WRONLY | libc::O_RDWR) as u32 != 0;
         if !write {
@@ -73,7 +73,7 @@ impl Pipeline {
     pub(super) async fn model_file(
         &mut self,
         header: &EventHeader,
-        candidates: Vec<PathBuf>,
+        candidates: impl FnOnce() -> Vec<PathBuf>,
         key: FileKey,
         path: &str,
     ) -> Option<ModelFile> {
@@ -94,13 +94,15 @@ impl Pipeline {
     async fn identify(
         &mut self,
         header: &EventHeader,
-        candidates: Vec<PathBuf>,
+        candidates: impl FnOnce() -> Vec<PathBuf>,
         key: FileKey,
         path: &str,
     ) -> Option<Identified> {
         if let Some(known) = self.models.get(&key) {
             return Some(known.clone());
         }
+        // Paths are built only on a miss: a storm of opens of one file costs a lookup.
+        let candidates = candidates();
         let pid = header.tgid;
         let name = std::path::PathBuf::from(path);
         let limits = self.limits.clone();

@@ -68,7 +68,7 @@ impl Pipeline {
                 mtime_ns: meta.mtime().saturating_mul(1_000_000_000).saturating_add(meta.mtime_nsec()),
             };
             let path_text = path.display().to_string();
-            let candidates = vec![via_map, PathBuf::from(format!("/proc/{pid}/root{path_text}"))];
+            let candidates = || vec![via_map, PathBuf::from(format!("/proc/{pid}/root{path_text}"))];
             let Some(file) = self.model_file(&header, candidates, key, &path_text).await else { continue };
             self.adopt_as_runtime(&header);
             let payload = Payload::ModelFileMapped(ModelFileMapped {

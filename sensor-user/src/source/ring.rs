@@ -33,29 +33,45 @@ pub async fn drain(
     let mut ring = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
         .map_err(|error| error.into_parts().1)?;
     let mut batch = Vec::with_capacity(256);
+    // The kernel wakes us only when the ring fills up (see `emit.rs`); the tick bounds
+    // how long a lone event waits.
+    let mut tick = tokio::time::interval(DRAIN_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let mut guard = ring.readable_mut().await?;
-        let ring = guard.get_inner_mut();
-        // Decode a batch while holding the ring, send after: the ring item must be
-        // released before awaiting.
-        while batch.len() < 256 {
-            let Some(item) = ring.next() else { break };
-            match decode(&item) {
-                Ok(record) => batch.push(record),
-                Err(error) => {
-                    stats.undecodable.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(%error, "dropping an undecodable kernel record");
+        tokio::select! {
+            guard = ring.readable_mut() => guard?.clear_ready(),
+            _ = tick.tick() => {}
+        }
+        // Empty the ring, a batch at a time, handing each on before reading more.
+        loop {
+            let empty = take_batch(ring.get_mut(), &mut batch, &stats);
+            stats.received.fetch_add(batch.len() as u64, Ordering::Relaxed);
+            for record in batch.drain(..) {
+                if sink.send(record).await.is_err() {
+                    return Ok(());
                 }
             }
-        }
-        if batch.len() < 256 {
-            guard.clear_ready();
-        }
-        stats.received.fetch_add(batch.len() as u64, Ordering::Relaxed);
-        for record in batch.drain(..) {
-            if sink.send(record).await.is_err() {
-                return Ok(());
+            if empty {
+                break;
             }
         }
     }
+}
+
+/// How long an event may wait in the ring when the kernel does not wake us.
+const DRAIN_INTERVAL: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// Decodes up to a batch of records; true when the ring is empty.
+fn take_batch(ring: &mut RingBuf<MapData>, batch: &mut Vec<Record>, stats: &DrainStats) -> bool {
+    while batch.len() < 256 {
+        let Some(item) = ring.next() else { return true };
+        match decode(&item) {
+            Ok(record) => batch.push(record),
+            Err(error) => {
+                stats.undecodable.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(%error, "dropping an undecodable kernel record");
+            }
+        }
+    }
+    false
 }

@@ -75,7 +75,7 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let quiet = audit::Quiet::engage()?;
     ctx.audit_quiet = quiet.engaged;
     let mut results = Results::new(host::machine(), host::load_average(), args.rounds, args.scale);
-    results.tracers = host::other_tracers();
+    results.tracers = host::other_tracers().into_iter().map(|t| format!("{t} at start")).collect();
     let wants = |part| args.only.is_empty() || args.only.contains(&part);
     let mut workloads: Vec<Workload> = Vec::new();
     let mut ran_auditd = false;
@@ -97,6 +97,7 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
         }
         rounds(&mut ctx, &mut results, &configs, &workloads, args.rounds)?;
     }
+    results.load_end = host::load_average();
     if wants(Part::Storm) {
         results.storms = storm::series(&ctx, args.storm_large_ring, args.storm_runs)?;
     }
@@ -104,7 +105,6 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
         eprintln!("bench: sensor idle for {} s, then {} live processes", args.idle_secs, args.processes);
         results.idle = Some(idle::run(&ctx)?);
     }
-    results.load_end = host::load_average();
     results.notes = std::mem::take(&mut ctx.notes);
     results.audit_quiet = quiet.engaged;
     drop(quiet);
@@ -139,9 +139,7 @@ fn rounds(
             );
             // Nothing of ours is loaded between passes: any tracer now is someone else's.
             for tracer in host::other_tracers() {
-                if !results.tracers.contains(&tracer) {
-                    results.tracers.push(tracer);
-                }
+                results.tracers.push(format!("{tracer} before {} in round {}", config.name(), round + 1));
             }
             results.loads.push(host::load_average());
             let mut session = configs::start(config, ctx)?;

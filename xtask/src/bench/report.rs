@@ -98,7 +98,8 @@ fn render(r: &Results, date: &str, time: &str) -> String {
     });
     let _ = writeln!(
         out,
-        "- Load average (1 min): {:.2} at start{during}, {:.2} at end.",
+        "- Load average (1 min): {:.2} at start{during} (the bench's own processes included), \
+         {:.2} after the rounds.",
         r.load_start, r.load_end
     );
     let _ = writeln!(
