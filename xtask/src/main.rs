@@ -66,7 +66,9 @@ fn main() -> anyhow::Result<()> {
             if !no_lint {
                 lint()?;
             }
-            // The default members: every crate but sensor-ebpf, which only builds for BPF.
+            // The end-to-end tests run the sensor binary, which `cargo test` alone does
+            // not build. The default members: every crate but sensor-ebpf (BPF only).
+            cargo(&["build", "--release", "--bins"])?;
             cargo(&["test", "--release", "--", "--test-threads=1"])?;
             if !no_vm {
                 vm::run(&vm)?;
