@@ -116,7 +116,7 @@ impl Default for KernelConfig {
 
 impl Default for EventsConfig {
     fn default() -> Self {
-        Self { all_processes: false, retain: 100_000, subscriber_buffer: 16_384, process_cache: 16_384 }
+        Self { all_processes: false, retain: 10_000, subscriber_buffer: 8_192, process_cache: 16_384 }
     }
 }
 
