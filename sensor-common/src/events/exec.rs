@@ -14,7 +14,9 @@ pub struct ExecEvent {
     pub argv_len: u32,
     /// Set when the argument vector was longer than [`ARGV_CAP`].
     pub argv_truncated: u32,
-    pub _pad: u32,
+    /// The process's mark bits in the kernel once the exec was handled (by name, or
+    /// inherited at fork): userspace clears a mark only when there is one.
+    pub marks: u32,
     pub argv: [u8; ARGV_CAP],
     pub path: PathHeader,
 }

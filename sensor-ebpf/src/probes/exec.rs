@@ -57,7 +57,7 @@ fn try_exec() -> KResult<()> {
         addr_of_mut!((*event).ppid).write(ppid);
         addr_of_mut!((*event).argv_len).write(argv_len);
         addr_of_mut!((*event).argv_truncated).write(truncated);
-        addr_of_mut!((*event)._pad).write(0);
+        addr_of_mut!((*event).marks).write(current_marks());
     }
     let path = exe_path(mm, buf);
     let size = size_of::<ExecEvent>() + usize::from(path.len);
@@ -80,6 +80,14 @@ fn mark_if_runtime() {
     if MARKED.insert(&tgid, &flags, 0).is_err() {
         count(counters::MARK_FULL);
     }
+}
+
+/// The mark bits of the current process (0: unmarked).
+#[inline(always)]
+fn current_marks() -> u32 {
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    // SAFETY: the value is copied out at once.
+    unsafe { MARKED.get(&tgid) }.copied().unwrap_or(0)
 }
 
 /// Copies `mm->arg_start..arg_end` (NUL-separated arguments) into `dst`.

@@ -28,8 +28,10 @@ impl Pipeline {
         let info = self.processes.insert(info);
         match &info.runtime {
             Some(runtime) if runtime.role.loads_models() => self.mark(info.pid, mark::RUNTIME),
-            // The kernel marks by name (`ollama`); `ollama run` only talks to a server.
-            _ => self.unmark(info.pid),
+            // The kernel marks by name (`ollama`) or at fork; `ollama run` only talks to
+            // a server. Most execs carry no mark: no syscall for them.
+            _ if event.marks != 0 => self.unmark(info.pid),
+            _ => {}
         }
         if info.runtime.is_some() || self.options.all_processes {
             self.published.insert(info.pid, ());

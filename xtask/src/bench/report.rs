@@ -225,7 +225,9 @@ fn storm_table(out: &mut String, r: &Results) {
     out.push_str("\nCounts are summed over the storms. *Kernel counted*: the sensor's own open/mmap ");
     out.push_str("`*_forwarded` + `*_lost` counters. *Sensor CPU/event*: the sensor process's CPU time ");
     out.push_str(
-        "(all threads) during the storm per delivered event (median); one core sustains its inverse.\n\n",
+        "(all threads) during the storm per delivered event (median); one core sustains its inverse. \
+         *Unaccounted*: generated − delivered − announced lost; below zero when the kernel also \
+         dropped other processes' candidates during the storm (its counters cover them all).\n\n",
     );
 }
 

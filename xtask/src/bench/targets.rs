@@ -73,7 +73,9 @@ pub(crate) fn table(out: &mut String, r: &Results) {
         rows.push(Row {
             target: format!("storm ({label} ring): zero unaccounted loss"),
             measured: unaccounted.to_string(),
-            met: Some(unaccounted == 0),
+            // Below zero: the kernel's loss counters also cover candidates of other
+            // processes during the storm, so more was announced than the storm lost.
+            met: Some(unaccounted <= 0),
         });
     }
     if let Some(idle) = &r.idle {
