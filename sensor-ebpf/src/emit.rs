@@ -8,7 +8,7 @@ use sensor_common::{ABI_VERSION, EventHeader, EventKind};
 
 use crate::{
     bounds::at_most,
-    maps::{EVENTS, SCRATCH, SCRATCH_SIZE, count},
+    maps::{CONSUMER_ASLEEP, EVENTS, SCRATCH, SCRATCH_SIZE, count},
 };
 
 #[inline(always)]
@@ -32,15 +32,25 @@ pub(crate) fn header(kind: EventKind, size: usize) -> EventHeader {
 }
 
 /// Whether this record wakes the consumer. Waking it for every record costs the
-/// producing task an interrupt and the consumer a context switch per event; userspace
-/// drains on its own every few milliseconds anyway, so the kernel wakes it only when
-/// the ring is an eighth full and a burst could otherwise overflow it.
+/// producing task an interrupt and the consumer a context switch per event. While
+/// records flow, userspace drains on a short timer, so the kernel wakes it only when
+/// the ring is an eighth full and a burst could otherwise overflow it. Once idle,
+/// userspace stops its timer and raises `CONSUMER_ASLEEP`: the first record wakes it.
 #[inline(always)]
 fn wakeup() -> u64 {
     const NO_WAKEUP: u64 = 1;
     const FORCE_WAKEUP: u64 = 2;
     const AVAIL_DATA: u64 = 0;
     const RING_SIZE: u64 = 1;
+    if let Some(asleep) = CONSUMER_ASLEEP.get_ptr_mut(0) {
+        // SAFETY: the map value is a u32; a racing CPU at worst wakes it twice.
+        unsafe {
+            if *asleep != 0 {
+                *asleep = 0;
+                return FORCE_WAKEUP;
+            }
+        }
+    }
     if EVENTS.query(AVAIL_DATA) > EVENTS.query(RING_SIZE) / 8 { FORCE_WAKEUP } else { NO_WAKEUP }
 }
 

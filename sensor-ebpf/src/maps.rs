@@ -23,6 +23,11 @@ pub(crate) struct Scratch {
 #[map]
 pub(crate) static EVENTS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
 
+/// Non-zero while the consumer sleeps without a timer: the next record wakes it and
+/// clears this (see `emit::wakeup`).
+#[map]
+pub(crate) static CONSUMER_ASLEEP: Array<u32> = Array::with_max_entries(1, 0);
+
 /// Per-CPU counters, indexed by `sensor_common::counters`.
 #[map]
 pub(crate) static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counters::COUNT, 0);

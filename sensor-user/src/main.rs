@@ -9,7 +9,15 @@ use tracing_subscriber::EnvFilter;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// `mi_option_purge_delay` (the 16th `mi_option_e` in mimalloc.h, v2 and v3).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
 fn main() {
+    // Freed memory goes back to the OS at once: by default mimalloc keeps what start-up
+    // used (BTF, the process snapshot) until the thread allocates again, which left an
+    // idle sensor at 67 MB resident instead of 30.
+    // SAFETY: sets a process-wide option; no precondition.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_env("MODELWATCH_LOG").unwrap_or_else(|_| EnvFilter::new("warn")))
         .with_writer(std::io::stderr)

@@ -14,7 +14,7 @@ pub mod tracefs;
 
 use std::sync::Arc;
 
-use aya::maps::{HashMap as BpfHashMap, PerCpuArray, RingBuf};
+use aya::maps::{Array, HashMap as BpfHashMap, PerCpuArray, RingBuf};
 use sensor_common::decode::Record;
 use tokio::sync::mpsc;
 
@@ -50,11 +50,13 @@ impl KernelSource {
         let ring = RingBuf::try_from(take(&mut ebpf, "EVENTS")?).map_err(map_error("EVENTS"))?;
         let counters = PerCpuArray::try_from(take(&mut ebpf, "COUNTERS")?).map_err(map_error("COUNTERS"))?;
         let marked = BpfHashMap::try_from(take(&mut ebpf, "MARKED")?).map_err(map_error("MARKED"))?;
+        let asleep =
+            Array::try_from(take(&mut ebpf, "CONSUMER_ASLEEP")?).map_err(map_error("CONSUMER_ASLEEP"))?;
         let (sink, records) = mpsc::channel(8192);
         let drain = Arc::new(DrainStats::default());
         let stats = Arc::clone(&drain);
         tokio::spawn(async move {
-            if let Err(error) = ring::drain(ring, sink, stats).await {
+            if let Err(error) = ring::drain(ring, ring::SleepFlag::new(asleep), sink, stats).await {
                 tracing::error!(%error, "the ring buffer cannot be read; no more kernel events");
             }
         });
