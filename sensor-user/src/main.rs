@@ -9,13 +9,14 @@ use tracing_subscriber::EnvFilter;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// `mi_option_purge_delay` (the 16th `mi_option_e` in mimalloc.h, v2 and v3).
+/// `mi_option_purge_delay`: the 16th `mi_option_e` in mimalloc.h (v2 and v3 alike).
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 fn main() {
-    // Freed memory goes back to the OS at once: by default mimalloc keeps what start-up
-    // used (BTF, the process snapshot) until the thread allocates again, which left an
-    // idle sensor at 67 MB resident instead of 30.
+    // A laptop agent must stay small. By default mimalloc keeps what start-up used (BTF,
+    // the process snapshot) until the thread allocates again: an idle sensor sat at
+    // 67 MB resident. Freed memory now goes back at once; arena memory is committed on
+    // demand (a build setting in .cargo/config.toml: it is read before main).
     // SAFETY: sets a process-wide option; no precondition.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
     tracing_subscriber::fmt()
