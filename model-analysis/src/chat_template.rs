@@ -7,7 +7,7 @@
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::report::{Finding, FindingKind, Severity};
+use crate::finding::{Finding, FindingKind, Severity};
 
 /// Score at or above which a template is reported.
 pub const RISK_THRESHOLD: u32 = 30;
@@ -154,7 +154,7 @@ fn contains(haystack: &str, needle: &str, word: bool) -> bool {
     })
 }
 
-pub(crate) fn hex(bytes: &[u8]) -> String {
+fn hex(bytes: &[u8]) -> String {
     hex::encode(bytes)
 }
 

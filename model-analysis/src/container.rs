@@ -7,11 +7,11 @@ use std::io::{self, Read, Seek};
 
 use serde::Serialize;
 
+use crate::finding::{Finding, FindingKind, Severity, clip};
 use crate::format::Format;
 use crate::limits::Scan;
 use crate::numpy::{self, NumpyInfo};
 use crate::pickle::{self, PickleReport};
-use crate::report::{Finding, FindingKind, ModelReport, Severity, clip};
 use crate::source::Source;
 use crate::zip::{self, Directory, Entry};
 
@@ -63,8 +63,7 @@ impl ContainerInfo {
 
 /// An archive this crate does not open: a finding, louder when the name promises a
 /// model (the 7z-wrapped PyTorch trick).
-pub(crate) fn unsupported(kind: ContainerKind, report: &mut ModelReport, scan: &mut Scan) {
-    report.container = Some(ContainerInfo::new(kind));
+pub(crate) fn unsupported(kind: ContainerKind, scan: &mut Scan) -> ContainerInfo {
     let severity = if kind == ContainerKind::SevenZip { Severity::Medium } else { Severity::Low };
     scan.report(
         Finding::new(
@@ -75,6 +74,7 @@ pub(crate) fn unsupported(kind: ContainerKind, report: &mut ModelReport, scan: &
         )
         .with_severity(severity),
     );
+    ContainerInfo::new(kind)
 }
 
 pub(crate) fn kind_of_compressed(name: &str) -> ContainerKind {
@@ -88,16 +88,20 @@ pub(crate) fn kind_of_compressed(name: &str) -> ContainerKind {
     }
 }
 
+/// What a zip archive holds: its listing, the model format inside, and the pickles and
+/// arrays found in its entries.
+pub(crate) struct ZipContents {
+    pub(crate) format: Format,
+    pub(crate) container: ContainerInfo,
+    pub(crate) pickle: Option<PickleReport>,
+    pub(crate) numpy: Option<NumpyInfo>,
+}
+
 /// Analyses a zip archive: structure checks, what model it is, every pickle inside.
-pub(crate) fn analyze_zip<R: Read + Seek>(
-    src: &mut Source<'_, R>,
-    report: &mut ModelReport,
-    scan: &mut Scan,
-) -> Format {
+pub(crate) fn analyze_zip<R: Read + Seek>(src: &mut Source<'_, R>, scan: &mut Scan) -> ZipContents {
     let mut info = ContainerInfo::new(ContainerKind::Zip);
     let Some(dir) = zip::read_directory(src, scan) else {
-        report.container = Some(info);
-        return Format::Zip;
+        return ZipContents { format: Format::Zip, container: info, pickle: None, numpy: None };
     };
     info.entry_count = dir.declared_entries;
     info.entries = dir
@@ -128,13 +132,8 @@ pub(crate) fn analyze_zip<R: Read + Seek>(
             check_keras_config(src, &dir, entry, scan);
         }
     }
-    if !pickles.streams.is_empty() {
-        report.pickle = Some(pickles);
-    }
-    if !arrays.arrays.is_empty() {
-        report.numpy = Some(arrays);
-    }
-    report.container = Some(info);
+    let pickle = (!pickles.streams.is_empty()).then_some(pickles);
+    let numpy = (!arrays.arrays.is_empty()).then_some(arrays);
     if format == Format::Zip && !dir.entries.is_empty() {
         scan.report(
             Finding::new(
@@ -144,7 +143,7 @@ pub(crate) fn analyze_zip<R: Read + Seek>(
             .with_severity(Severity::Info),
         );
     }
-    format
+    ZipContents { format, container: info, pickle, numpy }
 }
 
 fn classify(dir: &Directory) -> Format {

@@ -7,8 +7,8 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use crate::finding::{Finding, FindingKind, Severity};
 use crate::pickle::{self, PrefixVerdict};
-use crate::report::{Finding, FindingKind, Severity};
 
 /// Bytes a caller should read from the start of a file for [`sniff`]. Fewer work for
 /// most formats; raw protocol 0/1 pickles and ONNX need a longer look.

@@ -6,6 +6,7 @@
 
 pub mod chat_template;
 pub mod container;
+mod finding;
 pub mod format;
 pub mod gguf;
 pub mod hash;
@@ -26,6 +27,7 @@ use std::path::{Path, PathBuf};
 
 pub use chat_template::{ChatTemplateInfo, assess_chat_template};
 pub use container::{ContainerEntry, ContainerInfo, ContainerKind};
+pub use finding::{Finding, FindingKind, Severity};
 pub use format::{Format, SNIFF_LEN, extension_mismatch, sniff};
 pub use gguf::GgufInfo;
 pub use hash::{FileStamp, HashBudget, HashError, sha256_file};
@@ -35,7 +37,7 @@ pub use pickle::{ImportVerdict, PickleCall, PickleImport, PickleReport, PickleSt
 pub use provenance::{
     Provenance, ProvenanceSource, claimed_sha256, digest_finding, ollama_tags, provenance_from_path,
 };
-pub use report::{Finding, FindingKind, ModelReport, Severity};
+pub use report::ModelReport;
 pub use safetensors::SafetensorsInfo;
 
 use limits::Scan;
@@ -147,14 +149,18 @@ fn run<R: Read + Seek>(
             report.pickle = Some(pickles);
         }
         Format::Zip | Format::PytorchZip | Format::NumpyZip | Format::Keras => {
-            report.format = container::analyze_zip(src, &mut report, scan);
+            let contents = container::analyze_zip(src, scan);
+            report.format = contents.format;
+            report.container = Some(contents.container);
+            report.pickle = contents.pickle;
+            report.numpy = contents.numpy;
         }
         Format::Numpy => analyze_npy(src, prefix, &mut report, scan),
-        Format::SevenZip => container::unsupported(ContainerKind::SevenZip, &mut report, scan),
+        Format::SevenZip => report.container = Some(container::unsupported(ContainerKind::SevenZip, scan)),
         Format::CompressedArchive => {
             let kind =
                 format::compressed_kind(prefix).map_or(ContainerKind::Tar, container::kind_of_compressed);
-            container::unsupported(kind, &mut report, scan);
+            report.container = Some(container::unsupported(kind, scan));
         }
         Format::Llamafile | Format::Unknown if format::is_executable(prefix) => {
             if let Some(offset) = llamafile::find_embedded_gguf(src, scan) {

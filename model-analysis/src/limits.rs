@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::report::{Finding, FindingKind};
+use crate::finding::{Finding, FindingKind};
 
 const MIB: u64 = 1024 * 1024;
 

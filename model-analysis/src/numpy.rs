@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use crate::report::clip;
+use crate::finding::clip;
 
 /// Longest `.npy` header accepted (numpy itself caps it at 10,000 bytes by default).
 pub(crate) const MAX_HEADER: usize = 64 * 1024;

@@ -8,8 +8,7 @@ use std::path::{Component, Path};
 
 use serde::Serialize;
 
-use crate::chat_template::hex;
-use crate::report::{Finding, FindingKind, clip};
+use crate::finding::{Finding, FindingKind, clip};
 
 /// Manifest files larger than this are not read.
 const MAX_MANIFEST_BYTES: u64 = 1024 * 1024;
@@ -185,7 +184,11 @@ pub fn digest_finding(path: &Path, actual: &[u8; 32]) -> Option<Finding> {
     (claimed != *actual).then(|| {
         Finding::new(
             FindingKind::DigestMismatch,
-            format!("the name claims sha256 {} but the content hashes to {}", hex(&claimed), hex(actual)),
+            format!(
+                "the name claims sha256 {} but the content hashes to {}",
+                hex::encode(claimed),
+                hex::encode(actual)
+            ),
         )
     })
 }
@@ -336,7 +339,7 @@ mod tests {
     #[test]
     fn claimed_digests() {
         let claimed = claimed_sha256(Path::new(&format!("/b/sha256-{SHA}"))).expect("ollama name");
-        assert_eq!(hex(&claimed), SHA);
+        assert_eq!(hex::encode(claimed), SHA);
         assert!(claimed_sha256(Path::new(&format!("/b/{SHA}"))).is_some());
         assert!(claimed_sha256(Path::new("/b/sha256-xyz")).is_none());
         assert!(claimed_sha256(Path::new("/b/model.gguf")).is_none());

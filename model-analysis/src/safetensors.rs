@@ -12,8 +12,8 @@ use std::time::Instant;
 use serde::Serialize;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 
+use crate::finding::{FindingKind, clip};
 use crate::limits::Scan;
-use crate::report::{FindingKind, clip};
 use crate::source::{ReadError, Source};
 
 /// The reference implementation's header cap.

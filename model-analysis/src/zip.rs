@@ -8,8 +8,8 @@
 
 use std::io::{self, Read, Seek};
 
+use crate::finding::{Finding, FindingKind, Severity, clip};
 use crate::limits::Scan;
-use crate::report::{Finding, FindingKind, Severity, clip};
 use crate::source::{ReadError, Source};
 
 const EOCD_SIG: u32 = 0x0605_4b50;

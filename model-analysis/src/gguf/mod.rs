@@ -13,8 +13,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::chat_template::{self, ChatTemplateInfo};
+use crate::finding::{FindingKind, REPORT_STRING_MAX, Severity, clip};
 use crate::limits::Scan;
-use crate::report::{FindingKind, REPORT_STRING_MAX, Severity, clip};
 use crate::source::{ReadError, Source};
 
 /// Metadata read from a GGUF header.

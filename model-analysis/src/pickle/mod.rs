@@ -18,8 +18,8 @@ pub use opcodes::is_plausible_first_opcode;
 pub use policy::{ImportVerdict, classify_import};
 use walker::{End, Walk, WalkLimits};
 
+use crate::finding::{Finding, FindingKind, clip};
 use crate::limits::{Limits, Scan};
-use crate::report::{Finding, FindingKind, clip};
 use crate::source::Source;
 
 /// Streams recorded per report (all are walked).
