@@ -51,10 +51,11 @@ fn bench_gguf(dir: &Path, kvs: usize, vocab: usize) -> Duration {
     let path = dir.join(format!("sparse-{kvs}-{vocab}.gguf"));
     sparse_gguf(&path, kvs, vocab);
     let limits = Limits::default();
+    let root = model_analysis::Root::host().expect("root");
     let samples = (0..31)
         .map(|_| {
             let started = Instant::now();
-            let report = analyze_path(&path, &limits).expect("analyze");
+            let (report, _) = analyze_path(&root, &path, &limits).expect("analyze");
             let elapsed = started.elapsed();
             assert!(report.gguf.is_some_and(|g| g.kv_count == kvs as u64));
             elapsed
@@ -101,11 +102,12 @@ fn bench_small_files(dir: &Path) -> f64 {
         paths.push(path);
     }
     let limits = Limits::default();
+    let root = model_analysis::Root::host().expect("root");
     let samples = (0..3)
         .map(|_| {
             let started = Instant::now();
             for path in &paths {
-                let report = analyze_path(path, &limits).expect("analyze");
+                let (report, _) = analyze_path(&root, path, &limits).expect("analyze");
                 assert!(!report.format.is_model());
             }
             started.elapsed()

@@ -5,45 +5,18 @@
 //! hashing: otherwise the bytes hashed may not be the bytes that were (or will be)
 //! loaded, and [`HashError::Changed`] tells the caller to discard the result.
 
-use std::fs::{File, Metadata};
+use std::fs::File;
 use std::io;
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::FileExt;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
 use sha2::{Digest, Sha256};
+
+use crate::open::FileStamp;
 
 /// Bytes read per `pread`: large enough that syscalls vanish next to hashing.
 const CHUNK: usize = 1024 * 1024;
-
-/// The identity and version of a file: what must not change while it is hashed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-pub struct FileStamp {
-    pub dev: u64,
-    pub ino: u64,
-    pub size: u64,
-    pub mtime_sec: i64,
-    pub mtime_nsec: i64,
-}
-
-impl FileStamp {
-    #[must_use]
-    pub fn from_metadata(meta: &Metadata) -> Self {
-        Self {
-            dev: meta.dev(),
-            ino: meta.ino(),
-            size: meta.size(),
-            mtime_sec: meta.mtime(),
-            mtime_nsec: meta.mtime_nsec(),
-        }
-    }
-
-    /// The stamp of an open file (fstat).
-    pub fn of(file: &File) -> io::Result<Self> {
-        file.metadata().map(|m| Self::from_metadata(&m))
-    }
-}
 
 /// Limits on one hash.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -153,7 +126,7 @@ mod tests {
     #[test]
     fn a_stale_stamp_is_refused_before_reading() {
         let (_tmp, file, stamp) = file_with(b"abc");
-        let stale = FileStamp { mtime_nsec: stamp.mtime_nsec ^ 1, ..stamp };
+        let stale = FileStamp { mtime_ns: stamp.mtime_ns ^ 1, ..stamp };
         let err = sha256_file(&file, &stale, &HashBudget::default()).expect_err("stale");
         assert!(matches!(err, HashError::Changed { .. }), "{err}");
     }

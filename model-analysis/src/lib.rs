@@ -13,6 +13,7 @@ pub mod hash;
 mod limits;
 mod llamafile;
 pub mod numpy;
+pub mod open;
 pub mod pickle;
 pub mod provenance;
 mod report;
@@ -20,19 +21,19 @@ pub mod safetensors;
 mod source;
 mod zip;
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Cursor, Read, Seek};
-use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 pub use chat_template::{ChatTemplateInfo, assess_chat_template};
 pub use container::{ContainerEntry, ContainerInfo, ContainerKind};
 pub use finding::{Finding, FindingKind, Severity};
 pub use format::{Format, SNIFF_LEN, extension_mismatch, sniff};
 pub use gguf::GgufInfo;
-pub use hash::{FileStamp, HashBudget, HashError, sha256_file};
+pub use hash::{HashBudget, HashError, sha256_file};
 pub use limits::Limits;
 pub use numpy::{NumpyArray, NumpyInfo};
+pub use open::{CheckedFile, Expected, FileStamp, OpenError, Root};
 pub use pickle::{ImportVerdict, PickleCall, PickleImport, PickleReport, PickleStream};
 pub use provenance::{
     Provenance, ProvenanceSource, claimed_sha256, digest_finding, ollama_tags, provenance_from_path,
@@ -42,28 +43,6 @@ pub use safetensors::SafetensorsInfo;
 
 use limits::Scan;
 use source::Source;
-
-/// Why [`analyze_path`] did not analyse a path. Bad *content* is never an error: it is
-/// a finding in the report.
-#[derive(Debug, thiserror::Error)]
-pub enum AnalyzeError {
-    #[error("cannot stat {path}")]
-    Stat {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    #[error("{path} is a {kind}, not a regular file: not opened")]
-    NotRegularFile { path: PathBuf, kind: &'static str },
-    #[error("cannot open {path}")]
-    Open {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    #[error("{path} was replaced between the check and the open (now a {kind}): not analysed")]
-    Replaced { path: PathBuf, kind: &'static str },
-}
 
 /// Analyses an already-opened regular file of `size` bytes. `name` is the path as the
 /// caller knows it: it is compared with the content (extension mismatch) and read for
@@ -216,30 +195,34 @@ fn analyze_npy<R: Read + Seek>(
     report.numpy = Some(NumpyInfo { arrays: vec![array] });
 }
 
-/// Analyses the file at `path` for offline scans. Anything but a regular file (FIFO,
-/// device, socket, directory) is refused before it is opened; the open itself cannot
-/// block (`O_NONBLOCK`) or acquire a terminal (`O_NOCTTY`), and the opened file must
-/// still be the regular file that was checked (same device and inode).
-pub fn analyze_path(path: &Path, limits: &Limits) -> Result<ModelReport, AnalyzeError> {
-    // metadata() follows symlinks: a Hugging Face snapshot entry is a symlink to its blob.
-    let checked =
-        fs::metadata(path).map_err(|source| AnalyzeError::Stat { path: path.to_owned(), source })?;
-    if !checked.is_file() {
-        return Err(AnalyzeError::NotRegularFile { path: path.to_owned(), kind: file_kind(&checked) });
-    }
-    let mut file = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path)
-        .map_err(|source| AnalyzeError::Open { path: path.to_owned(), source })?;
-    let opened = file.metadata().map_err(|source| AnalyzeError::Stat { path: path.to_owned(), source })?;
-    if !opened.is_file() || opened.dev() != checked.dev() || opened.ino() != checked.ino() {
-        return Err(AnalyzeError::Replaced { path: path.to_owned(), kind: file_kind(&opened) });
-    }
-    let mut report = analyze(&mut file, opened.len(), Some(path), limits);
-    // The resolved path of a snapshot symlink names the blob, and so the digest.
-    if let Ok(resolved) = fs::canonicalize(path)
-        && resolved != path
+/// Opens the regular file at `path` inside `root` (symlinks followed, but only inside
+/// that root; FIFOs, devices and sockets refused before a byte is read) and analyses
+/// it. Returns the open file with the report, so that the caller hashes the very file
+/// that was analysed.
+///
+/// # Errors
+/// The path does not lead to a regular file that could be opened.
+pub fn analyze_path(
+    root: &Root,
+    path: &Path,
+    limits: &Limits,
+) -> Result<(ModelReport, CheckedFile), OpenError> {
+    let mut opened = root.open_file(path, true, None)?;
+    let report = analyze_opened(&mut opened, path, root, limits);
+    Ok((report, opened))
+}
+
+/// Analyses a file already opened through [`open`]. `name` is its path as the process
+/// (or the user) named it, inside `root`: it is compared with the content (extension
+/// mismatch) and read for provenance; Ollama manifests beside a blob are read inside
+/// `root`.
+pub fn analyze_opened(opened: &mut CheckedFile, name: &Path, root: &Root, limits: &Limits) -> ModelReport {
+    let size = opened.stamp.size;
+    let mut report = analyze(&mut opened.file, size, Some(name), limits);
+    // A Hugging Face snapshot entry is a symlink to its blob: the blob's name is the
+    // digest. Where the descriptor really leads says so.
+    if let Some(resolved) = open::resolved_path(&opened.file)
+        && resolved != name
         && let Some(more) = provenance_from_path(&resolved)
     {
         match report.provenance.as_mut() {
@@ -247,11 +230,11 @@ pub fn analyze_path(path: &Path, limits: &Limits) -> Result<ModelReport, Analyze
             None => report.provenance = Some(more),
         }
     }
-    add_ollama_tags(path, &mut report);
-    Ok(report)
+    add_ollama_tags(root, name, &mut report);
+    report
 }
 
-fn add_ollama_tags(path: &Path, report: &mut ModelReport) {
+fn add_ollama_tags(root: &Root, path: &Path, report: &mut ModelReport) {
     let Some(p) = report.provenance.as_mut() else {
         return;
     };
@@ -263,26 +246,7 @@ fn add_ollama_tags(path: &Path, report: &mut ModelReport) {
     };
     // <models>/blobs/sha256-<hex>: the manifests live beside `blobs`.
     if let Some(models_dir) = path.parent().and_then(Path::parent) {
-        p.tags = ollama_tags(models_dir, hex);
-    }
-}
-
-fn file_kind(meta: &fs::Metadata) -> &'static str {
-    let t = meta.file_type();
-    if t.is_file() {
-        "regular file"
-    } else if t.is_dir() {
-        "directory"
-    } else if t.is_fifo() {
-        "FIFO"
-    } else if t.is_socket() {
-        "socket"
-    } else if t.is_block_device() {
-        "block device"
-    } else if t.is_char_device() {
-        "character device"
-    } else {
-        "special file"
+        p.tags = ollama_tags(root, models_dir, hex);
     }
 }
 

@@ -2,13 +2,13 @@
 //! Ollama's content-addressed blobs and manifests, LM Studio's model folders. Path
 //! parsing is pure; only [`ollama_tags`] reads the disk (bounded).
 
-use std::fs;
 use std::io::Read;
 use std::path::{Component, Path};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::finding::{Finding, FindingKind, clip};
+use crate::open::Root;
 
 /// Manifest files larger than this are not read.
 const MAX_MANIFEST_BYTES: u64 = 1024 * 1024;
@@ -195,21 +195,23 @@ pub fn digest_finding(path: &Path, actual: &[u8; 32]) -> Option<Finding> {
 
 /// Ollama names (`model:tag`, `namespace/model:tag` outside `library`) whose manifests
 /// reference the blob `sha256:<digest_hex>`. `models_dir` holds `blobs/` and
-/// `manifests/<registry>/<namespace>/<model>/<tag>`. Bounded: at most
-/// 10,000 directory entries, manifests up to 1 MiB; unreadable parts
-/// are skipped.
+/// `manifests/<registry>/<namespace>/<model>/<tag>`, and is resolved inside `root` (the
+/// mount namespace of the process that opened the blob). Bounded: at most 10,000
+/// directory entries, manifests up to 1 MiB; every manifest is opened through
+/// [`Root::open_file`] (a FIFO or device swapped in is refused by `fstat`, never read);
+/// unreadable parts are skipped.
 #[must_use]
-pub fn ollama_tags(models_dir: &Path, digest_hex: &str) -> Vec<String> {
+pub fn ollama_tags(root: &Root, models_dir: &Path, digest_hex: &str) -> Vec<String> {
     let wanted = format!("sha256:{}", digest_hex.to_ascii_lowercase());
     let mut budget = MAX_MANIFEST_ENTRIES;
     let mut tags = Vec::new();
     let manifests = models_dir.join("manifests");
-    for registry in list_dir(&manifests, &mut budget) {
-        for namespace in list_dir(&manifests.join(&registry), &mut budget) {
-            for model in list_dir(&manifests.join(&registry).join(&namespace), &mut budget) {
+    for registry in list_dir(root, &manifests, &mut budget) {
+        for namespace in list_dir(root, &manifests.join(&registry), &mut budget) {
+            for model in list_dir(root, &manifests.join(&registry).join(&namespace), &mut budget) {
                 let model_dir = manifests.join(&registry).join(&namespace).join(&model);
-                for tag in list_dir(&model_dir, &mut budget) {
-                    if manifest_references(&model_dir.join(&tag), &wanted) {
+                for tag in list_dir(root, &model_dir, &mut budget) {
+                    if manifest_references(root, &model_dir.join(&tag), &wanted) {
                         tags.push(if namespace == "library" {
                             format!("{model}:{tag}")
                         } else {
@@ -224,8 +226,11 @@ pub fn ollama_tags(models_dir: &Path, digest_hex: &str) -> Vec<String> {
     tags
 }
 
-fn list_dir(dir: &Path, budget: &mut usize) -> Vec<String> {
-    let Ok(entries) = fs::read_dir(dir) else {
+fn list_dir(root: &Root, dir: &Path, budget: &mut usize) -> Vec<String> {
+    let Ok(fd) = root.open_dir(dir) else {
+        return Vec::new();
+    };
+    let Ok(entries) = rustix::fs::Dir::new(fd) else {
         return Vec::new();
     };
     let mut names = Vec::new();
@@ -234,8 +239,8 @@ fn list_dir(dir: &Path, budget: &mut usize) -> Vec<String> {
             break;
         }
         *budget -= 1;
-        if let Ok(entry) = entry
-            && let Some(name) = entry.file_name().to_str()
+        let Ok(entry) = entry else { break };
+        if let Ok(name) = entry.file_name().to_str()
             && !name.starts_with('.')
         {
             names.push(name.to_owned());
@@ -244,32 +249,41 @@ fn list_dir(dir: &Path, budget: &mut usize) -> Vec<String> {
     names
 }
 
-fn manifest_references(path: &Path, wanted: &str) -> bool {
-    // symlink_metadata: a manifest that is a symlink (or a FIFO) is not followed.
-    let Ok(meta) = fs::symlink_metadata(path) else {
+/// The parts of an Ollama manifest read here; everything else is ignored.
+#[derive(Deserialize)]
+struct Manifest {
+    #[serde(default)]
+    layers: Vec<Layer>,
+    config: Option<Layer>,
+}
+
+#[derive(Deserialize)]
+struct Layer {
+    #[serde(default)]
+    digest: String,
+}
+
+fn manifest_references(root: &Root, path: &Path, wanted: &str) -> bool {
+    let Ok(opened) = root.open_file(path, false, None) else {
         return false;
     };
-    if !meta.is_file() || meta.len() > MAX_MANIFEST_BYTES {
+    if opened.stamp.size > MAX_MANIFEST_BYTES {
         return false;
     }
-    let Ok(file) = fs::File::open(path) else {
-        return false;
-    };
     let mut text = Vec::new();
-    if file.take(MAX_MANIFEST_BYTES).read_to_end(&mut text).is_err() {
+    if opened.file.take(MAX_MANIFEST_BYTES).read_to_end(&mut text).is_err() {
         return false;
     }
-    let Ok(manifest) = serde_json::from_slice::<serde_json::Value>(&text) else {
+    let Ok(manifest) = serde_json::from_slice::<Manifest>(&text) else {
         return false;
     };
-    let layers = manifest.get("layers").and_then(|l| l.as_array()).into_iter().flatten();
-    let config = manifest.get("config").into_iter();
-    layers.chain(config).any(|layer| layer.get("digest").and_then(|d| d.as_str()) == Some(wanted))
+    manifest.layers.iter().chain(manifest.config.iter()).any(|layer| layer.digest == wanted)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     const SHA: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
@@ -364,7 +378,7 @@ mod tests {
         write("manifests/registry.local/someone/tuned/latest", &layer);
         write("manifests/registry.local/library/other/1b", r#"{"layers":[{"digest":"sha256:00"}]}"#);
         write("manifests/registry.local/library/broken/x", "not json");
-        let tags = ollama_tags(dir.path(), SHA);
+        let tags = ollama_tags(&Root::host().expect("root"), dir.path(), SHA);
         assert_eq!(tags, ["llama3.2:3b", "someone/tuned:latest"]);
     }
 }

@@ -11,13 +11,18 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use model_analysis::{AnalyzeError, Format, Limits, ProvenanceSource, analyze_path};
+use model_analysis::{Format, Limits, OpenError, ProvenanceSource, Root, analyze_path};
 use support::gguf_writer::Gguf;
 
 const SHA: &str = "8f434346648f6b96df89dda901c5176b10a6d83961dd3c1ac88b59b2dc327aa4";
 
 /// Runs `f` on another thread and fails the test if it takes longer than `limit`: a
 /// blocking open of a FIFO would otherwise hang the suite.
+/// `analyze_path` from the host root, the report alone.
+fn scan(path: &Path) -> Result<model_analysis::ModelReport, OpenError> {
+    analyze_path(&Root::host().expect("root"), path, &Limits::default()).map(|(report, _)| report)
+}
+
 fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
     let (tx, rx) = mpsc::channel();
     thread::spawn(move || {
@@ -36,30 +41,27 @@ fn fifo_named_model_gguf_is_refused_without_blocking() {
         return;
     }
     let path = fifo.clone();
-    let result = within(Duration::from_secs(5), move || analyze_path(&path, &Limits::default()));
+    let result = within(Duration::from_secs(5), move || scan(&path));
     match result {
-        Err(AnalyzeError::NotRegularFile { kind, .. }) => assert_eq!(kind, "FIFO"),
+        Err(OpenError::NotRegular { kind, .. }) => assert_eq!(kind, "FIFO"),
         other => panic!("expected a refusal, got {other:?}"),
     }
     // A symlink to the FIFO is refused the same way (metadata follows links).
     let link = dir.path().join("link.gguf");
     symlink(&fifo, &link).expect("symlink");
-    let result = within(Duration::from_secs(5), move || analyze_path(&link, &Limits::default()));
-    assert!(matches!(result, Err(AnalyzeError::NotRegularFile { .. })), "{result:?}");
+    let result = within(Duration::from_secs(5), move || scan(&link));
+    assert!(matches!(result, Err(OpenError::NotRegular { .. })), "{result:?}");
 }
 
 #[test]
 fn devices_and_directories_are_refused() {
-    let result = within(Duration::from_secs(5), || analyze_path(Path::new("/dev/zero"), &Limits::default()));
-    assert!(
-        matches!(result, Err(AnalyzeError::NotRegularFile { kind: "character device", .. })),
-        "{result:?}"
-    );
+    let result = within(Duration::from_secs(5), || scan(Path::new("/dev/zero")));
+    assert!(matches!(result, Err(OpenError::NotRegular { kind: "character device", .. })), "{result:?}");
     let dir = tempfile::tempdir().expect("tempdir");
-    let result = analyze_path(dir.path(), &Limits::default());
-    assert!(matches!(result, Err(AnalyzeError::NotRegularFile { kind: "directory", .. })), "{result:?}");
-    let missing = analyze_path(&dir.path().join("absent.gguf"), &Limits::default());
-    assert!(matches!(missing, Err(AnalyzeError::Stat { .. })), "{missing:?}");
+    let result = scan(dir.path());
+    assert!(matches!(result, Err(OpenError::NotRegular { kind: "directory", .. })), "{result:?}");
+    let missing = scan(&dir.path().join("absent.gguf"));
+    assert!(matches!(missing, Err(OpenError::Io { .. })), "{missing:?}");
 }
 
 #[test]
@@ -73,7 +75,7 @@ fn hugging_face_snapshot_symlink_gives_revision_and_digest() {
     fs::create_dir_all(snapshot.parent().expect("parent")).expect("mkdir");
     symlink(format!("../../blobs/{SHA}"), &snapshot).expect("symlink");
 
-    let report = analyze_path(&snapshot, &Limits::default()).expect("analyze");
+    let report = scan(&snapshot).expect("analyze");
     assert_eq!(report.format, Format::Gguf);
     let p = report.provenance.expect("provenance");
     assert_eq!(p.source, ProvenanceSource::HuggingFace);
@@ -95,7 +97,7 @@ fn ollama_blob_gets_its_tags() {
     fs::create_dir_all(manifest.parent().expect("parent")).expect("mkdir");
     fs::write(&manifest, format!(r#"{{"schemaVersion":2,"layers":[{{"digest":"sha256:{SHA}","size":1}}]}}"#))
         .expect("write");
-    let report = analyze_path(&blob, &Limits::default()).expect("analyze");
+    let report = scan(&blob).expect("analyze");
     let p = report.provenance.expect("provenance");
     assert_eq!(p.source, ProvenanceSource::Ollama);
     assert_eq!(p.tags, ["qwen2.5:0.5b"]);
@@ -117,7 +119,7 @@ fn sparse_four_gib_gguf_is_analysed_from_its_header() {
     file.set_len(g.build(0).len() as u64 + (4 << 30)).expect("sparse extend");
     drop(file);
     let started = Instant::now();
-    let report = analyze_path(&path, &Limits::default()).expect("analyze");
+    let report = scan(&path).expect("analyze");
     assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
     assert!(report.findings.is_empty(), "{:?}", report.findings);
     assert_eq!(report.gguf.expect("gguf").parameter_count, Some(1 << 30));

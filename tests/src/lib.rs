@@ -260,3 +260,15 @@ pub mod grpc {
         SensorClient::new(channel)
     }
 }
+
+/// The tests' Python (a venv with `tests/python/requirements.txt`), or why there is none.
+///
+/// # Errors
+/// The venv is missing: the tests were not started by `cargo xtask test`.
+pub fn test_python() -> Result<PathBuf, String> {
+    let path = std::env::var_os("MODELWATCH_TEST_PYTHON").map(PathBuf::from).ok_or_else(|| {
+        "MODELWATCH_TEST_PYTHON is not set: run the tests with `cargo xtask test`, which creates the venv"
+            .to_owned()
+    })?;
+    if path.exists() { Ok(path) } else { Err(format!("{} does not exist", path.display())) }
+}

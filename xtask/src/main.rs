@@ -2,6 +2,7 @@
 //! commands: each first makes the machine ready (idempotently), then does its job.
 
 mod bench;
+mod pyenv;
 mod setup;
 mod vm;
 
@@ -63,6 +64,10 @@ fn main() -> anyhow::Result<()> {
         }
         Task::Test { no_lint, no_vm, vm } => {
             setup::run()?;
+            setup::python()?;
+            pyenv::ensure()?;
+            // SAFETY: single-threaded here; the tests find the venv through it.
+            unsafe { std::env::set_var("MODELWATCH_TEST_PYTHON", pyenv::python()?) };
             if !no_lint {
                 lint()?;
             }

@@ -23,6 +23,15 @@ pub(crate) fn run() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Makes sure a Python 3 with `venv` exists, for the tests' environment (`pyenv`).
+pub(crate) fn python() -> anyhow::Result<()> {
+    let has_venv = Command::new("python3")
+        .args(["-c", "import venv, ensurepip"])
+        .output()
+        .is_ok_and(|out| out.status.success());
+    if has_venv { Ok(()) } else { install_packages(&["python3", "python3-venv", "python3-pip"]) }
+}
+
 /// Installs what the VM tests need, if missing.
 pub(crate) fn vm_packages() -> anyhow::Result<()> {
     install_packages(&VM_PACKAGES)

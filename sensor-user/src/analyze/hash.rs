@@ -82,12 +82,9 @@ async fn work(
     digests: DigestCache,
 ) {
     while let Some(job) = jobs.recv().await {
-        let stamp = FileStamp {
-            dev: job.key.dev,
-            ino: job.key.ino,
-            size: job.key.size,
-            mtime_sec: job.key.mtime_ns.div_euclid(1_000_000_000),
-            mtime_nsec: job.key.mtime_ns.rem_euclid(1_000_000_000),
+        let Ok(stamp) = FileStamp::of(&job.file) else {
+            stats.failed.fetch_add(1, Ordering::Relaxed);
+            continue;
         };
         let HashJob { file, key, path, process } = job;
         let result =

@@ -6,7 +6,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use model_analysis::{Limits, ModelReport, ProvenanceSource, ollama_tags};
+use model_analysis::{CheckedFile, FileStamp, Limits, ModelReport, Root};
 
 use super::identify::{FileKey, IdentifyError, find_descriptor, open_verified};
 
@@ -30,29 +30,19 @@ pub fn examine(
     name: &Path,
     limits: &Limits,
 ) -> Result<Examined, IdentifyError> {
-    let mut file = match open_verified(candidates, key) {
+    let file = match open_verified(candidates, key) {
         Ok(file) => file,
         Err(error) => match find_descriptor(pid, key) {
             Some(descriptor) => open_verified(&[descriptor], key)?,
             None => return Err(error),
         },
     };
-    let root = PathBuf::from(format!("/proc/{pid}/root"));
-    let mut report = model_analysis::analyze_file(&mut file, Some(name), limits)
+    let stamp =
+        FileStamp::of(&file).map_err(|source| IdentifyError::Io { path: name.to_path_buf(), source })?;
+    let root = Root::of_process(pid)
+        .or_else(|_| Root::host())
         .map_err(|source| IdentifyError::Io { path: name.to_path_buf(), source })?;
-    add_ollama_tags(&mut report, name, &root);
-    Ok(Examined { report, file })
-}
-
-/// An Ollama blob's `model:tag` names, from the manifests beside its `blobs` directory.
-fn add_ollama_tags(report: &mut ModelReport, name: &Path, root: &Path) {
-    let Some(provenance) = report.provenance.as_mut() else { return };
-    if provenance.source != ProvenanceSource::Ollama {
-        return;
-    }
-    let Some(hex) = provenance.digest.as_deref().and_then(|d| d.strip_prefix("sha256:")) else { return };
-    let Some(models) = name.parent().and_then(Path::parent) else { return };
-    let inside = root.join(models.strip_prefix("/").unwrap_or(models));
-    let dir = if inside.is_dir() { inside } else { models.to_path_buf() };
-    provenance.tags = ollama_tags(&dir, hex);
+    let mut opened = CheckedFile { file, stamp };
+    let report = model_analysis::analyze_opened(&mut opened, name, &root, limits);
+    Ok(Examined { report, file: opened.file })
 }

@@ -4,11 +4,10 @@
 
 use std::{
     fs,
-    os::unix::fs::OpenOptionsExt as _,
     path::{Path, PathBuf},
 };
 
-use model_analysis::{AnalyzeError, FileStamp, HashBudget, Limits, ModelReport, Severity, sha256_file};
+use model_analysis::{CheckedFile, HashBudget, Limits, ModelReport, OpenError, Root, Severity, sha256_file};
 use serde::Serialize;
 
 /// One scanned file.
@@ -83,36 +82,29 @@ fn sorted_entries(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 }
 
 /// `None` for what is not a file to report: a symlink to a directory, a special file.
-fn examine(path: &Path, options: &ScanOptions) -> Result<Option<ScannedFile>, AnalyzeError> {
-    let report = match model_analysis::analyze_path(path, &options.limits) {
-        Ok(report) => report,
+fn examine(path: &Path, options: &ScanOptions) -> Result<Option<ScannedFile>, OpenError> {
+    let root = Root::host().map_err(|source| OpenError::Io { path: path.to_path_buf(), source })?;
+    let (report, opened) = match model_analysis::analyze_path(&root, path, &options.limits) {
+        Ok(done) => done,
         // FIFOs, devices, sockets and linked directories are skipped, never opened.
-        Err(AnalyzeError::NotRegularFile { .. }) => return Ok(None),
+        Err(OpenError::NotRegular { .. }) => return Ok(None),
         Err(error) => return Err(error),
     };
     let mut file =
         ScannedFile { path: path.to_path_buf(), report, sha256: None, claimed_sha256_matches: None };
     if options.hash && file.report.format.is_model() {
-        hash_into(&mut file);
+        hash_into(&mut file, &opened);
     }
     Ok(Some(file))
 }
 
-fn hash_into(file: &mut ScannedFile) {
-    // The same care as the analysis: a path swapped for a FIFO must not block the scan.
-    let opened = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
-        .open(&file.path);
-    let Ok(opened) = opened else { return };
-    let Ok(stamp) = FileStamp::of(&opened) else { return };
-    if !opened.metadata().is_ok_and(|m| m.is_file()) {
-        return;
-    }
-    let Ok(digest) = sha256_file(&opened, &stamp, &HashBudget::default()) else { return };
+/// Hashes the very file that was analysed (the same descriptor).
+fn hash_into(file: &mut ScannedFile, opened: &CheckedFile) {
+    let Ok(digest) = sha256_file(&opened.file, &opened.stamp, &HashBudget::default()) else { return };
     file.sha256 = Some(super::hash::hex(&digest));
-    let claimed = model_analysis::claimed_sha256(&file.path)
-        .or_else(|| fs::canonicalize(&file.path).ok().and_then(|p| model_analysis::claimed_sha256(&p)));
+    let claimed = model_analysis::claimed_sha256(&file.path).or_else(|| {
+        model_analysis::open::resolved_path(&opened.file).and_then(|p| model_analysis::claimed_sha256(&p))
+    });
     file.claimed_sha256_matches = claimed.map(|c| c == digest);
     if let Some(finding) = model_analysis::digest_finding(&file.path, &digest) {
         file.report.findings.push(finding);
