@@ -146,7 +146,7 @@ pub(crate) fn analyze_zip<R: Read + Seek>(src: &mut Source<'_, R>, scan: &mut Sc
     ZipContents { format, container: info, pickle, numpy }
 }
 
-fn classify(dir: &Directory) -> Format {
+pub(crate) fn classify(dir: &Directory) -> Format {
     let names: HashSet<&str> = dir.entries.iter().map(|e| e.name.as_str()).collect();
     if names.iter().any(|n| *n == "data.pkl" || n.ends_with("/data.pkl")) {
         return Format::PytorchZip;

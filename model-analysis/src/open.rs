@@ -44,8 +44,8 @@ impl FileStamp {
             reason = "stat field widths vary by arch"
         )]
         Self {
-            dev: stat.st_dev as u64,
-            ino: stat.st_ino as u64,
+            dev: stat.st_dev,
+            ino: stat.st_ino,
             size: u64::try_from(stat.st_size).unwrap_or(0),
             mtime_ns: ns(i64::from(stat.st_mtime), i64::from(stat.st_mtime_nsec as i64)),
             ctime_ns: ns(i64::from(stat.st_ctime), i64::from(stat.st_ctime_nsec as i64)),
@@ -200,11 +200,7 @@ fn reopen_checked(
     .map_err(io)?;
     let reopened = rustix::fs::fstat(&fd).map_err(io)?;
     if reopened.st_ino != stat.st_ino || reopened.st_dev != stat.st_dev {
-        return Err(OpenError::Replaced {
-            path: shown.to_path_buf(),
-            dev: stat.st_dev as u64,
-            ino: stat.st_ino as u64,
-        });
+        return Err(OpenError::Replaced { path: shown.to_path_buf(), dev: stat.st_dev, ino: stat.st_ino });
     }
     Ok(CheckedFile { file: File::from(fd), stamp: FileStamp::from_stat(&reopened) })
 }
@@ -218,9 +214,8 @@ fn check(stat: &Stat, handle: &OwnedFd, shown: &Path, expected: Option<Expected>
         return Err(OpenError::NotRegular { path: shown.to_path_buf(), kind });
     }
     let Some(expected) = expected else { return Ok(()) };
-    let dev_matches =
-        stat.st_dev as u64 == expected.dev || (stat.st_ino as u64 == expected.ino && dev_may_differ(handle));
-    if stat.st_ino as u64 != expected.ino || !dev_matches {
+    let dev_matches = stat.st_dev == expected.dev || (stat.st_ino == expected.ino && dev_may_differ(handle));
+    if stat.st_ino != expected.ino || !dev_matches {
         return Err(OpenError::Replaced { path: shown.to_path_buf(), dev: expected.dev, ino: expected.ino });
     }
     Ok(())

@@ -7,3 +7,7 @@ pub mod v1 {
     tonic::include_proto!("modelwatch.v1");
     include!(concat!(env!("OUT_DIR"), "/modelwatch.v1.serde.rs"));
 }
+
+/// The compiled descriptors of `modelwatch.v1` (for reflection and for tests that tie
+/// tables to the schema).
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptors.bin"));

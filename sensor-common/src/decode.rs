@@ -185,6 +185,8 @@ mod tests {
             fd: 3,
             reason: reason::SIZE,
             open_flags: 0,
+            repeats: 0,
+            mnt_ns: 0,
             _pad: 0,
             path: PathHeader { len: path.len() as u16, depth: 3, flags: 0 },
         };
@@ -197,7 +199,7 @@ mod tests {
     fn layouts_are_what_the_kernel_writes() {
         assert_eq!(core::mem::offset_of!(EventHeader, ktime_ns), 8);
         assert_eq!(core::mem::offset_of!(EventHeader, comm), 40);
-        assert_eq!(core::mem::offset_of!(FileEvent, path), 144);
+        assert_eq!(core::mem::offset_of!(FileEvent, path), 168);
         assert_eq!(core::mem::offset_of!(ExecEvent, argv), 72);
         assert_eq!(core::mem::offset_of!(ListenEvent, addr), 68);
     }

@@ -15,6 +15,7 @@ pub struct KernelOffsets {
 
     pub task_real_parent: u32,
     pub task_tgid: u32,
+    pub task_pid: u32,
     pub task_mm: u32,
     pub task_files: u32,
     pub task_exit_code: u32,
@@ -24,7 +25,6 @@ pub struct KernelOffsets {
     pub mm_arg_end: u32,
 
     pub files_fdt: u32,
-    pub fdtable_max_fds: u32,
     pub fdtable_fd: u32,
 
     pub file_f_path: u32,
@@ -40,6 +40,8 @@ pub struct KernelOffsets {
     pub inode_i_rdev: u32,
     pub inode_mtime_sec: u32,
     pub inode_mtime_nsec: u32,
+    pub inode_ctime_sec: u32,
+    pub inode_ctime_nsec: u32,
     pub super_block_s_dev: u32,
 
     pub dentry_d_parent: u32,
@@ -67,12 +69,14 @@ pub struct KernelOffsets {
     pub tp_sock_protocol: u32,
     pub tp_sock_saddr: u32,
     pub tp_sock_saddr_v6: u32,
-    /// `sched:sched_process_fork`: the child's pid.
-    pub tp_fork_child_pid: u32,
     /// `dentry->d_hash.pprev`: NULL once the dentry is unlinked (`d_unhashed`).
     pub dentry_d_hash_pprev: u32,
+    /// `task->nsproxy->mnt_ns->ns.inum`: the process's mount namespace.
+    pub task_nsproxy: u32,
+    pub nsproxy_mnt_ns: u32,
+    pub mnt_namespace_inum: u32,
 }
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 46 * 4);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 50 * 4);
 
 /// Bits of [`KernelOffsets::features`].
 pub mod feature {
@@ -90,4 +94,6 @@ pub mod feature {
     pub const EXIT_CODE: u32 = 32;
     /// dentry d_hash: deleted files are flagged.
     pub const UNLINKED: u32 = 64;
+    /// nsproxy/mnt_namespace: a file's mount namespace is known.
+    pub const MOUNT_NS: u32 = 128;
 }

@@ -13,11 +13,16 @@ pub struct Settings {
     /// Bit n set: some watched extension is n bytes long (the kernel tries only these).
     pub extension_lengths: u32,
     pub _pad: u32,
+    /// Repeated opens (or maps) of one file by one process within this many
+    /// nanoseconds of the last record are folded into the next record's `repeats`.
+    /// 0 turns folding off.
+    pub dedup_window_ns: u64,
 }
-const _: () = assert!(core::mem::size_of::<Settings>() == 24);
+const _: () = assert!(core::mem::size_of::<Settings>() == 32);
 
 impl Settings {
     pub const DEFAULT_SIZE_THRESHOLD: u64 = 64 << 20;
+    pub const DEFAULT_DEDUP_WINDOW_NS: u64 = 1_000_000_000;
 }
 
 impl Default for Settings {
@@ -28,6 +33,7 @@ impl Default for Settings {
             listen_marked_any_port: 1,
             extension_lengths: 0,
             _pad: 0,
+            dedup_window_ns: Self::DEFAULT_DEDUP_WINDOW_NS,
         }
     }
 }
@@ -59,4 +65,8 @@ pub mod mark {
     pub const INHERITED: u32 = 2;
     /// Mapped or opened a model file: behaves like a runtime whatever its name.
     pub const MODEL_LOADER: u32 = 4;
+    /// Set by the kernel the moment it forwards a candidate model record of this
+    /// process, before userspace has looked at the file: a listener opened right after
+    /// the load is then forwarded too. Userspace confirms it (`MODEL_LOADER`) or clears it.
+    pub const PROVISIONAL: u32 = 8;
 }

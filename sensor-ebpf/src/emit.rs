@@ -8,7 +8,7 @@ use sensor_common::{ABI_VERSION, EventHeader, EventKind};
 
 use crate::{
     bounds::at_most,
-    maps::{CONSUMER_ASLEEP, EVENTS, SCRATCH, SCRATCH_SIZE, count},
+    maps::{CONSUMER_ASLEEP, FILE_EVENTS, PROCESS_EVENTS, Ring, SCRATCH, SCRATCH_SIZE, count},
 };
 
 #[inline(always)]
@@ -37,7 +37,7 @@ pub(crate) fn header(kind: EventKind, size: usize) -> EventHeader {
 /// the ring is an eighth full and a burst could otherwise overflow it. Once idle,
 /// userspace stops its timer and raises `CONSUMER_ASLEEP`: the first record wakes it.
 #[inline(always)]
-fn wakeup() -> u64 {
+fn wakeup(ring: &aya_ebpf::maps::RingBuf) -> u64 {
     const NO_WAKEUP: u64 = 1;
     const FORCE_WAKEUP: u64 = 2;
     const AVAIL_DATA: u64 = 0;
@@ -51,7 +51,7 @@ fn wakeup() -> u64 {
             }
         }
     }
-    if EVENTS.query(AVAIL_DATA) > EVENTS.query(RING_SIZE) / 8 { FORCE_WAKEUP } else { NO_WAKEUP }
+    if ring.query(AVAIL_DATA) > ring.query(RING_SIZE) / 8 { FORCE_WAKEUP } else { NO_WAKEUP }
 }
 
 /// This CPU's scratch buffer, where records too large for the stack are built.
@@ -60,23 +60,39 @@ pub(crate) fn scratch() -> Option<*mut u8> {
     SCRATCH.get_ptr_mut(0).map(<*mut crate::maps::Scratch>::cast::<u8>)
 }
 
-/// Copies `size` bytes of `record` into the ring buffer and counts the outcome.
 #[inline(always)]
-pub(crate) fn submit(record: *const u8, size: usize, forwarded: u32, lost: u32) {
+fn ring(which: Ring) -> &'static aya_ebpf::maps::RingBuf {
+    match which {
+        Ring::Files => &FILE_EVENTS,
+        Ring::Processes => &PROCESS_EVENTS,
+    }
+}
+
+/// Copies `size` bytes of `record` into a ring buffer and counts the outcome; true when
+/// it was sent.
+#[inline(always)]
+pub(crate) fn submit(which: Ring, record: *const u8, size: usize, forwarded: u32, lost: u32) -> bool {
     let size = at_most::<SCRATCH_SIZE>(size);
     // SAFETY: `record` points into the scratch map value (or a stack record) that holds
     // at least `size` bytes; the slice only lives for this call.
     let bytes = unsafe { core::slice::from_raw_parts(record, size) };
-    match EVENTS.output(bytes, wakeup()) {
-        Ok(()) => count(forwarded),
-        Err(_) => count(lost),
+    let ring = ring(which);
+    match ring.output(bytes, wakeup(ring)) {
+        Ok(()) => {
+            count(forwarded);
+            true
+        }
+        Err(_) => {
+            count(lost);
+            false
+        }
     }
 }
 
-/// Sends a fixed-size record built on the stack.
+/// Sends a fixed-size record built on the stack to the process ring.
 #[inline(always)]
 pub(crate) fn submit_value<T>(record: &T, forwarded: u32, lost: u32) {
-    match EVENTS.output(record, wakeup()) {
+    match PROCESS_EVENTS.output(record, wakeup(&PROCESS_EVENTS)) {
         Ok(()) => count(forwarded),
         Err(_) => count(lost),
     }

@@ -70,6 +70,9 @@ pub(crate) fn file_identity(inode: &Inode) -> KResult<FileIdentity> {
         mtime_sec: read(inode.ptr, off!(inode_mtime_sec))?,
         mtime_nsec: read(inode.ptr, off!(inode_mtime_nsec))?,
         rdev: read(inode.ptr, off!(inode_i_rdev))?,
+        ctime_sec: read(inode.ptr, off!(inode_ctime_sec))?,
+        ctime_nsec: read(inode.ptr, off!(inode_ctime_nsec))?,
+        _pad: 0,
     })
 }
 

@@ -19,9 +19,22 @@ pub(crate) struct Scratch {
     pub(crate) buf: [u8; SCRATCH_SIZE],
 }
 
-/// The one ring buffer every probe writes to (byte size set by userspace).
+/// Candidate file records (opens and maps): the ring an unprivileged flood can fill.
+/// Byte size set by userspace.
 #[map]
-pub(crate) static EVENTS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
+pub(crate) static FILE_EVENTS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
+
+/// Process and listener records (exec, exit, listen, accelerator opens): their own
+/// ring, so that no flood of file records can push them out. Byte size set by userspace.
+#[map]
+pub(crate) static PROCESS_EVENTS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
+
+/// Which ring a record goes to.
+#[derive(Clone, Copy)]
+pub(crate) enum Ring {
+    Files,
+    Processes,
+}
 
 /// Non-zero while the consumer sleeps without a timer: the next record wakes it and
 /// clears this (see `emit::wakeup`).
@@ -78,9 +91,42 @@ pub(crate) static ACCEL_MAJORS: HashMap<u32, u8> = HashMap::with_max_entries(32,
 #[map]
 pub(crate) static RUNTIME_COMMS: HashMap<[u8; 16], u32> = HashMap::with_max_entries(64, 0);
 
+/// `BPF_F_NO_PREALLOC`: entries are allocated on insert, so the map can be sized for
+/// every possible pid without reserving that memory up front.
+const NO_PREALLOC: u32 = 1;
+
 /// tgid -> `sensor_common::settings::mark` bits: processes treated as inference runtimes.
+/// NB: a plain hash map, never LRU: an eviction would silently unmark a real server,
+/// so a flood of marked children must fail to insert (counted as `mark_full`) rather
+/// than push anything out. Userspace sizes it to `pid_max`; entries go at exit.
 #[map]
-pub(crate) static MARKED: HashMap<u32, u32> = HashMap::with_max_entries(8192, 0);
+pub(crate) static MARKED: HashMap<u32, u32> = HashMap::with_max_entries(65_536, NO_PREALLOC);
+
+/// One process's repeated opens (or maps) of one file.
+#[repr(C)]
+pub(crate) struct DedupKey {
+    pub(crate) tgid: u32,
+    /// `sensor_common::EventKind` of the record.
+    pub(crate) kind: u32,
+    pub(crate) ino: u64,
+    pub(crate) dev: u32,
+    pub(crate) _pad: u32,
+}
+
+#[repr(C)]
+pub(crate) struct DedupState {
+    /// When the last record for this key was sent.
+    pub(crate) sent_ns: u64,
+    /// The file's change time then: a rewrite ends the window at once.
+    pub(crate) ctime_sec: i64,
+    pub(crate) ctime_nsec: u32,
+    /// Repeats folded since that record.
+    pub(crate) folded: u32,
+}
+
+/// LRU on purpose: forgetting an entry only costs one more record.
+#[map]
+pub(crate) static DEDUP: LruHashMap<DedupKey, DedupState> = LruHashMap::with_max_entries(16_384, 0);
 
 /// A candidate mmap seen at syscall entry, finished at exit (keyed by pid_tgid).
 #[repr(C)]
@@ -95,9 +141,11 @@ pub(crate) struct PendingMmap {
     pub(crate) _pad: u32,
 }
 
-/// LRU: an entry whose exit never came (a killed thread) ages out instead of leaking.
+/// NB: not LRU: an eviction would lose a mapping silently. A full map fails the insert,
+/// which is counted (`state_full`); a thread's entry goes when its call returns or,
+/// should it never return, when the thread exits (see `exit.rs`).
 #[map]
-pub(crate) static MMAP_PENDING: LruHashMap<u64, PendingMmap> = LruHashMap::with_max_entries(4096, 0);
+pub(crate) static MMAP_PENDING: HashMap<u64, PendingMmap> = HashMap::with_max_entries(16_384, 0);
 
 #[inline(always)]
 pub(crate) fn count(index: u32) {

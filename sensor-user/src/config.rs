@@ -6,9 +6,30 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use thiserror::Error;
 
-/// Model file extensions the kernel forwards whatever their size.
-pub const DEFAULT_EXTENSIONS: [&str; 12] =
-    ["gguf", "safetensors", "pt", "pth", "bin", "ckpt", "pkl", "onnx", "h5", "keras", "tflite", "llamafile"];
+/// Model file extensions the kernel forwards whatever their size: every format
+/// `model-analysis` parses (GGUF, safetensors, pickle family, PyTorch, NumPy, joblib,
+/// ONNX, Keras/HDF5, TFLite, llamafile).
+pub const DEFAULT_EXTENSIONS: [&str; 19] = [
+    "gguf",
+    "ggml",
+    "safetensors",
+    "pt",
+    "pth",
+    "bin",
+    "ckpt",
+    "pkl",
+    "pickle",
+    "joblib",
+    "npy",
+    "npz",
+    "onnx",
+    "h5",
+    "hdf5",
+    "keras",
+    "tflite",
+    "llamafile",
+    "mar",
+];
 
 /// Ports of local inference servers (Ollama, llama.cpp/LocalAI/Open WebUI, LM Studio,
 /// vLLM, text-generation-webui API and UI, KoboldCpp, Jan, GPT4All).
@@ -37,6 +58,23 @@ pub struct SensorConfig {
     pub kernel: KernelConfig,
     pub events: EventsConfig,
     pub hash: HashConfig,
+    pub analysis: AnalysisConfig,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AnalysisConfig {
+    /// How long a candidate may wait for identification before it is published
+    /// unidentified (milliseconds).
+    pub identify_deadline_ms: u64,
+    /// Models waiting for deep analysis; more are published with analysis skipped.
+    pub queue: usize,
+}
+
+impl Default for AnalysisConfig {
+    fn default() -> Self {
+        Self { identify_deadline_ms: 1000, queue: 256 }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -74,6 +112,9 @@ pub struct KernelConfig {
     /// `auto`: the strongest hooks the kernel accepts (fexit), else tracepoints;
     /// `tracepoint`: tracepoints only.
     pub backend: crate::source::hooks::BackendChoice,
+    /// Repeated opens (or maps) of one file by one process within this many
+    /// milliseconds are folded into one record with a count; 0 turns folding off.
+    pub dedup_window_ms: u64,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -81,6 +122,8 @@ pub struct KernelConfig {
 pub struct EventsConfig {
     /// Publish exec/exit of every process, not only inference runtimes.
     pub all_processes: bool,
+    /// Publish candidates that turned out not to be models (`candidate_file`).
+    pub all_candidates: bool,
     /// Events kept in memory for replay (`since_seq`).
     pub retain: usize,
     /// How far a subscriber may fall behind before it skips (and is told).
@@ -97,6 +140,7 @@ impl Default for SensorConfig {
             kernel: KernelConfig::default(),
             events: EventsConfig::default(),
             hash: HashConfig::default(),
+            analysis: AnalysisConfig::default(),
         }
     }
 }
@@ -110,13 +154,20 @@ impl Default for KernelConfig {
             ports: DEFAULT_PORTS.to_vec(),
             listen_runtimes_any_port: true,
             backend: crate::source::hooks::BackendChoice::Auto,
+            dedup_window_ms: 1000,
         }
     }
 }
 
 impl Default for EventsConfig {
     fn default() -> Self {
-        Self { all_processes: false, retain: 10_000, subscriber_buffer: 8_192, process_cache: 16_384 }
+        Self {
+            all_processes: false,
+            all_candidates: false,
+            retain: 10_000,
+            subscriber_buffer: 8_192,
+            process_cache: 16_384,
+        }
     }
 }
 

@@ -1,15 +1,21 @@
-//! modelwatch's userspace: the pipeline stages in order.
+//! modelwatch's userspace: the pipeline stages, in the order data flows and imports
+//! point (a stage imports only earlier stages and the `domain` leaf):
 //!
-//! - [`source`]: load the eBPF probes, drain the ring buffer, count loss;
-//! - [`enrich`]: who did it (process cache, containers, devices);
-//! - [`analyze`]: what it is (runtime classification, model identification);
-//! - [`correlate`]: records plus knowledge become typed events;
+//! - [`domain`]: shared vocabulary (file identities, runtimes, drop paths): a leaf;
+//! - [`source`]: load the eBPF probes, drain the ring buffers, count loss;
+//! - [`enrich`]: who did it (process cache, start-up snapshot, containers, devices);
+//! - [`analyze`]: what it is (runtime rules; safe opens; identification, deep analysis
+//!   and hashing as jobs for bounded worker pools);
+//! - [`correlate`]: records plus results become typed events (the only publisher);
 //! - [`publish`]: sequence numbers, replay, gRPC, stdout.
+//!
+//! `sensor` wires them; `config` and `cli` sit on top.
 
 pub mod analyze;
 pub mod cli;
 pub mod config;
 pub mod correlate;
+pub mod domain;
 pub mod enrich;
 pub mod publish;
 pub mod sensor;

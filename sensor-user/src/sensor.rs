@@ -1,32 +1,65 @@
-//! Wires the stages together: kernel source -> correlation -> event log -> outlets.
+//! Wires the stages together: kernel source -> correlation (with its worker pools) ->
+//! event log -> outlets, and supervises the tasks that must never stop.
 
 use std::{
-    num::NonZeroUsize,
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
+    collections::HashMap,
+    sync::{Arc, atomic::Ordering},
     time::{Duration, SystemTime},
 };
 
-use proto::v1::{EventsLost, Hook, LossSource, SensorStatus, event::Payload};
-
-use model_analysis::HashBudget;
+use model_analysis::{HashBudget, Limits};
+use proto::v1::{EventsLost, Hook, LossSource, SensorStatus, WorkQueue, event::Payload};
+use sensor_common::counters::Role;
+use tokio::task::{JoinError, JoinSet};
 
 use crate::{
-    analyze::hash::Hasher,
+    analyze::candidate::CandidateRule,
     config::SensorConfig,
-    correlate::{Pipeline, PipelineOptions, PipelineStats},
+    correlate::{
+        Parts, Pipeline, PipelineOptions, PipelineStats,
+        workers::{PoolSizes, WorkFns, Workers, WorkersStatus},
+    },
+    domain::{Drop, DropCounters},
+    enrich::{
+        devices::accelerator_majors,
+        process::ProcFs,
+        snapshot::{SnapshotItem, read_running},
+    },
     publish::EventLog,
     source::{CounterSnapshot, FilterSettings, KernelSource, LoadError},
 };
+
+/// The tasks without which the sensor is blind; if one ends, the process must exit
+/// (non-zero) so that systemd or Kubernetes restart it.
+#[derive(Default)]
+pub struct Supervisor {
+    tasks: JoinSet<()>,
+    names: HashMap<tokio::task::Id, &'static str>,
+}
+
+impl Supervisor {
+    pub fn spawn(&mut self, name: &'static str, task: impl Future<Output = ()> + Send + 'static) {
+        let handle = self.tasks.spawn(task);
+        self.names.insert(handle.id(), name);
+    }
+
+    /// Waits for the first essential task to end; its name and how it ended.
+    pub async fn first_exit(&mut self) -> (&'static str, Option<JoinError>) {
+        match self.tasks.join_next_with_id().await {
+            Some(Ok((id, ()))) => (self.names.get(&id).copied().unwrap_or("a task"), None),
+            Some(Err(error)) => (self.names.get(&error.id()).copied().unwrap_or("a task"), Some(error)),
+            None => std::future::pending().await,
+        }
+    }
+}
 
 /// A running sensor.
 pub struct Sensor {
     pub log: Arc<EventLog>,
     source: Arc<KernelSource>,
     stats: Arc<PipelineStats>,
-    hasher: Option<Hasher>,
+    drops: Arc<DropCounters>,
+    pools: WorkersStatus,
     config: SensorConfig,
 }
 
@@ -35,50 +68,52 @@ impl Sensor {
     ///
     /// # Errors
     /// The probes cannot be loaded (see [`LoadError`]).
-    pub fn start(config: SensorConfig) -> Result<Self, LoadError> {
-        let settings = FilterSettings {
-            ringbuf_bytes: config.kernel.ring_buffer_bytes,
-            size_threshold: config.kernel.size_threshold_bytes,
-            extensions: config.kernel.extensions.clone(),
-            ports: config.kernel.ports.clone(),
-            listen_marked_any_port: config.kernel.listen_runtimes_any_port,
-            backend: config.kernel.backend,
-        };
-        let (source, records) = KernelSource::start(&settings)?;
+    pub fn start(config: SensorConfig) -> Result<(Self, Supervisor), LoadError> {
+        let (source, drain) = KernelSource::start(&filter_settings(&config))?;
         let log = Arc::new(EventLog::new(
             config.node.clone(),
             config.events.retain,
             config.events.subscriber_buffer,
         ));
         let stats = Arc::new(PipelineStats::default());
+        let drops = Arc::new(DropCounters::default());
+        let (workers, results) = Workers::spawn(work_fns(&config), pool_sizes(&config));
+        let pools = workers.status_handle();
         let options = PipelineOptions {
             all_processes: config.events.all_processes,
-            process_cache: NonZeroUsize::new(config.events.process_cache).unwrap_or(NonZeroUsize::MIN),
-            candidates: crate::analyze::candidate::CandidateRule {
-                size_threshold: config.kernel.size_threshold_bytes,
-                extensions: config.kernel.extensions.clone(),
-            },
+            all_candidates: config.events.all_candidates,
+            process_cache: std::num::NonZeroUsize::new(config.events.process_cache)
+                .unwrap_or(std::num::NonZeroUsize::MIN),
+            identify_deadline: Duration::from_millis(config.analysis.identify_deadline_ms),
+            mount_ns: own_mount_namespace(),
         };
-        let hasher = config.hash.enabled.then(|| {
-            let nonzero = |n: u64| (n > 0).then_some(n);
-            let budget = HashBudget {
-                max_bytes_per_sec: nonzero(config.hash.max_bytes_per_second),
-                max_bytes: nonzero(config.hash.max_file_bytes),
-            };
-            Hasher::spawn(Arc::clone(&log), budget, config.hash.queue)
-        });
-        let pipeline = Pipeline::new(
-            options,
-            Some(source.marks.clone()),
-            hasher.clone(),
-            Arc::clone(&log),
-            Arc::clone(&stats),
-        );
-        let sensor = Self { log, source: Arc::new(source), stats, hasher, config };
+        let parts = Parts {
+            view: Box::new(ProcFs::default()),
+            marks: Some(source.marks.clone()),
+            sink: Arc::clone(&log) as Arc<dyn crate::correlate::EventSink>,
+            workers,
+            drops: Arc::clone(&drops),
+            stats: Arc::clone(&stats),
+        };
+        let pipeline = Pipeline::new(options, parts);
+        let sensor = Self { log, source: Arc::new(source), stats, drops, pools, config };
         sensor.log.publish(SystemTime::now(), None, Payload::SensorStatus(sensor.status()));
-        tokio::spawn(pipeline.run(records));
-        tokio::spawn(report_losses(Arc::clone(&sensor.source), Arc::clone(&sensor.log)));
-        Ok(sensor)
+        let snapshot = spawn_snapshot(&sensor.config);
+        let mut supervisor = Supervisor::default();
+        let drain_task = drain.task;
+        supervisor.spawn("kernel ring buffer drain", async move {
+            match drain_task.await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => tracing::error!(%error, "the ring buffers cannot be read"),
+                Err(error) => tracing::error!(%error, "the ring buffer drain failed"),
+            }
+        });
+        supervisor.spawn("pipeline", pipeline.run(drain.records, results, snapshot));
+        supervisor.spawn(
+            "loss reporter",
+            report_losses(Arc::clone(&sensor.source), Arc::clone(&sensor.log), Arc::clone(&sensor.drops)),
+        );
+        Ok((sensor, supervisor))
     }
 
     /// A status closure for the gRPC service.
@@ -92,6 +127,7 @@ impl Sensor {
     #[must_use]
     pub fn status(&self) -> SensorStatus {
         let counters = self.source.counters.snapshot();
+        let clamp = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
         SensorStatus {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             kernel: kernel_release(),
@@ -106,25 +142,91 @@ impl Sensor {
             size_threshold: self.config.kernel.size_threshold_bytes,
             extensions: self.config.kernel.extensions.clone(),
             ports: self.config.kernel.ports.iter().map(|p| u32::from(*p)).collect(),
-            candidates_not_models: self.stats.not_models.load(Ordering::Relaxed),
-            processes_cached: u32::try_from(self.stats.processes_cached.load(Ordering::Relaxed))
-                .unwrap_or(u32::MAX),
+            candidates_not_models: self.drops.get(Drop::NotAModel),
+            processes_cached: clamp(self.stats.processes_cached.load(Ordering::Relaxed)),
             runtimes_marked: u32::try_from(self.source.marks.count()).unwrap_or(u32::MAX),
-            models_hashed: self.hash_stat(|s| &s.hashed),
-            hashes_skipped: self.hash_stat(|s| &s.skipped),
-            hashes_failed: self.hash_stat(|s| &s.failed),
+            models_hashed: 0,
+            hashes_skipped: self.drops.get(Drop::HashQueueFull),
+            hashes_failed: self.drops.get(Drop::HashFailed),
+            instance: self.log.instance().to_owned(),
+            pipeline_counters: self.drops.snapshot().into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+            queues: self
+                .pools
+                .status()
+                .into_iter()
+                .map(|p| WorkQueue {
+                    name: p.name.to_owned(),
+                    depth: p.depth,
+                    capacity: p.capacity,
+                    workers: p.workers,
+                    busy: p.busy,
+                    oldest_job_ms: p.oldest_job_ms,
+                })
+                .collect(),
         }
     }
+}
 
-    fn hash_stat(&self, pick: impl Fn(&crate::analyze::hash::HashStats) -> &AtomicU64) -> u64 {
-        self.hasher.as_ref().map_or(0, |h| pick(&h.stats).load(Ordering::Relaxed))
+/// What the kernel side is told, from the configuration and what enrichment knows.
+#[must_use]
+pub fn filter_settings(config: &SensorConfig) -> FilterSettings {
+    FilterSettings {
+        ringbuf_bytes: config.kernel.ring_buffer_bytes,
+        size_threshold: config.kernel.size_threshold_bytes,
+        extensions: config.kernel.extensions.clone(),
+        ports: config.kernel.ports.clone(),
+        listen_marked_any_port: config.kernel.listen_runtimes_any_port,
+        backend: config.kernel.backend,
+        dedup_window_ns: config.kernel.dedup_window_ms.saturating_mul(1_000_000),
+        accelerator_majors: accelerator_majors(),
+        runtime_executables: crate::domain::runtime::RUNTIME_EXECUTABLES
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect(),
     }
+}
+
+fn work_fns(config: &SensorConfig) -> WorkFns {
+    let nonzero = |n: u64| (n > 0).then_some(n);
+    let hash = HashBudget {
+        max_bytes_per_sec: nonzero(config.hash.max_bytes_per_second),
+        max_bytes: nonzero(config.hash.max_file_bytes),
+    };
+    WorkFns::real(Limits::default(), hash, std::path::PathBuf::from("/proc"))
+}
+
+fn pool_sizes(config: &SensorConfig) -> PoolSizes {
+    PoolSizes {
+        analyze_queue: config.analysis.queue,
+        hash_queue: config.hash.enabled.then_some(config.hash.queue),
+        ..PoolSizes::default()
+    }
+}
+
+/// Reads what already runs, off the event path, into the pipeline.
+fn spawn_snapshot(config: &SensorConfig) -> tokio::sync::mpsc::Receiver<SnapshotItem> {
+    let (tx, rx) = tokio::sync::mpsc::channel(1024);
+    let rule = CandidateRule {
+        size_threshold: config.kernel.size_threshold_bytes,
+        extensions: config.kernel.extensions.clone(),
+    };
+    tokio::task::spawn_blocking(move || {
+        let is_candidate = |path: &std::path::Path, size| rule.matches(path, size);
+        read_running(std::path::Path::new("/proc"), std::process::id(), &is_candidate, &tx);
+    });
+    rx
+}
+
+/// The inode of the sensor's own mount namespace (what the kernel calls `ns.inum`).
+fn own_mount_namespace() -> u32 {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::metadata("/proc/self/ns/mnt").map_or(0, |m| u32::try_from(m.ino()).unwrap_or(0))
 }
 
 fn hook(status: &crate::source::HookStatus) -> Hook {
     Hook {
-        watches: status.watches.to_owned(),
-        backend: status.backend.to_owned(),
+        watches: status.watches.as_str().to_owned(),
+        backend: status.backend.as_str().to_owned(),
         attach_point: status.attach_point.clone(),
         attached: status.attached,
         reason: status.reason.clone(),
@@ -138,36 +240,57 @@ pub fn kernel_release() -> String {
         .map_or_else(|_| "unknown".into(), |r| r.trim().to_owned())
 }
 
-/// Polls the kernel's loss counters and publishes every increase as EventsLost.
-async fn report_losses(source: Arc<KernelSource>, log: Arc<EventLog>) {
+/// Pipeline paths whose increases are announced as `events_lost` (not-a-model is a
+/// normal outcome: counted in status, not announced).
+fn announced(drop: Drop) -> bool {
+    drop != Drop::NotAModel
+}
+
+/// Polls the kernel's counters and the pipeline's drop counters and publishes every
+/// increase as `events_lost`, per source.
+async fn report_losses(source: Arc<KernelSource>, log: Arc<EventLog>, drops: Arc<DropCounters>) {
     let mut previous = CounterSnapshot::default();
+    let mut previous_drops: Vec<u64> = vec![0; Drop::ALL.len()];
     let mut undecodable = 0;
     let mut ticker = tokio::time::interval(Duration::from_millis(500));
     loop {
         ticker.tick().await;
         let now = source.counters.snapshot();
-        let by_counter = now.lost_since(&previous);
-        if !by_counter.is_empty() {
-            let lost = EventsLost {
-                source: LossSource::KernelRingBuffer.into(),
-                count: by_counter.iter().map(|(_, n)| n).sum(),
-                by_counter: by_counter.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
-                total: now.lost(),
-                ..EventsLost::default()
-            };
-            log.publish(SystemTime::now(), None, Payload::EventsLost(lost));
+        for (role, loss_source) in
+            [(Role::Lost, LossSource::KernelRingBuffer), (Role::Degraded, LossSource::KernelDegraded)]
+        {
+            let by_counter = now.increases(&previous, role);
+            announce(&log, loss_source, &by_counter, now.total(role));
         }
         previous = now;
+        let current: Vec<u64> = Drop::ALL.iter().map(|d| drops.get(*d)).collect();
+        let by_counter: Vec<(&'static str, u64)> = Drop::ALL
+            .iter()
+            .zip(current.iter().zip(&previous_drops))
+            .filter(|(drop, (now, before))| announced(**drop) && now > before)
+            .map(|(drop, (now, before))| (drop.name(), now - before))
+            .collect();
+        let total = Drop::ALL.iter().zip(&current).filter(|(d, _)| announced(**d)).map(|(_, n)| n).sum();
+        announce(&log, LossSource::Pipeline, &by_counter, total);
+        previous_drops = current;
         let bad = source.drain.undecodable.load(Ordering::Relaxed);
         if bad > undecodable {
-            let lost = EventsLost {
-                source: LossSource::Undecodable.into(),
-                count: bad - undecodable,
-                total: bad,
-                ..EventsLost::default()
-            };
-            log.publish(SystemTime::now(), None, Payload::EventsLost(lost));
+            announce(&log, LossSource::Undecodable, &[("undecodable", bad - undecodable)], bad);
             undecodable = bad;
         }
     }
+}
+
+fn announce(log: &EventLog, source: LossSource, by_counter: &[(&'static str, u64)], total: u64) {
+    if by_counter.is_empty() {
+        return;
+    }
+    let lost = EventsLost {
+        source: source.into(),
+        count: by_counter.iter().map(|(_, n)| n).sum(),
+        by_counter: by_counter.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
+        total,
+        ..EventsLost::default()
+    };
+    log.publish(SystemTime::now(), None, Payload::EventsLost(lost));
 }

@@ -14,8 +14,12 @@ pub struct FileIdentity {
     pub mtime_nsec: u32,
     /// `i_rdev` for device nodes, kernel encoding.
     pub rdev: u32,
+    /// Change time: the file's owner can set mtime back (`touch -d`), not ctime.
+    pub ctime_sec: i64,
+    pub ctime_nsec: u32,
+    pub _pad: u32,
 }
-const _: () = assert!(core::mem::size_of::<FileIdentity>() == 40);
+const _: () = assert!(core::mem::size_of::<FileIdentity>() == 56);
 
 /// Extra fields of a mapping; zero for an open.
 #[repr(C)]
@@ -45,7 +49,13 @@ pub struct FileEvent {
     pub reason: u32,
     /// `f_flags` of the open file.
     pub open_flags: u32,
+    /// Opens (or maps) of this file by this process that the kernel folded into this
+    /// record since the previous one it sent (see the `DEDUP` map).
+    pub repeats: u32,
+    /// The inode number of the process's mount namespace (0 when unknown): userspace
+    /// reads a path from its own namespace only when this is its own.
+    pub mnt_ns: u32,
     pub _pad: u32,
     pub path: PathHeader,
 }
-const _: () = assert!(core::mem::size_of::<FileEvent>() == 152);
+const _: () = assert!(core::mem::size_of::<FileEvent>() == 176);

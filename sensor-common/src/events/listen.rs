@@ -16,6 +16,8 @@ pub struct ListenEvent {
     pub reason: u32,
     /// IPv4 in the first four bytes, or IPv6; network order.
     pub addr: [u8; 16],
-    pub _pad2: u32,
+    /// The process's `MARKED` bits when it listened (`settings::mark`): a listener
+    /// forwarded only for a provisional mark waits for userspace to confirm it.
+    pub marks: u32,
 }
 const _: () = assert!(core::mem::size_of::<ListenEvent>() == 88);

@@ -18,7 +18,7 @@ use crate::{
     bounds::at_most,
     emit::{header, scratch, submit},
     kernel::{KResult, ReadError, current_task, file_path, read},
-    maps::{MARKED, RUNTIME_COMMS, count},
+    maps::{MARKED, RUNTIME_COMMS, Ring, count},
     offsets::{has, off},
     path::walk,
 };
@@ -66,7 +66,7 @@ fn try_exec() -> KResult<()> {
         addr_of_mut!((*event).path).write(path);
         addr_of_mut!((*event).header).write(header(EventKind::ProcessExec, size));
     }
-    submit(buf, size, counters::EXEC_FORWARDED, counters::EXEC_LOST);
+    submit(Ring::Processes, buf, size, counters::EXEC_FORWARDED, counters::EXEC_LOST);
     Ok(())
 }
 

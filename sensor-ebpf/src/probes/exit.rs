@@ -1,5 +1,5 @@
 //! Hook: `sched:sched_process_exit` (kernel 6.1, 6.12, 6.18). Fires for every thread;
-//! only a thread-group leader's exit is forwarded, and any runtime mark is dropped.
+//! only a thread-group leader's exit is forwarded, and its runtime mark is dropped.
 
 use aya_ebpf::{helpers::bpf_get_current_pid_tgid, macros::tracepoint, programs::TracePointContext};
 use sensor_common::{EventKind, ExitEvent, counters, offsets::feature};
@@ -7,7 +7,7 @@ use sensor_common::{EventKind, ExitEvent, counters, offsets::feature};
 use crate::{
     emit::{header, submit_value},
     kernel::{current_task, read},
-    maps::MARKED,
+    maps::{MARKED, MMAP_PENDING},
     offsets::{has, off},
 };
 
@@ -15,11 +15,12 @@ use crate::{
 pub(crate) fn sched_process_exit(_ctx: TracePointContext) -> u32 {
     let pid_tgid = bpf_get_current_pid_tgid();
     let (tgid, tid) = ((pid_tgid >> 32) as u32, pid_tgid as u32);
-    // A fork of a marked process marks the child by its id, which may be a thread's.
-    let _ = MARKED.remove(&tid);
+    // A thread that dies inside mmap leaves its pending entry behind.
+    let _ = MMAP_PENDING.remove(&pid_tgid);
     if tid != tgid {
         return 0;
     }
+    let _ = MARKED.remove(&tgid);
     let exit_code = if has(feature::EXIT_CODE) {
         read::<u32>(current_task(), off!(task_exit_code)).unwrap_or(0)
     } else {

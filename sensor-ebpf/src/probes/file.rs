@@ -2,16 +2,20 @@
 
 use core::mem::size_of;
 
-use sensor_common::{EventKind, FileEvent, FileIdentity, MmapFields, counters, reason};
+use aya_ebpf::helpers::bpf_get_current_pid_tgid;
+use sensor_common::{
+    EventKind, FileEvent, FileIdentity, MmapFields, counters, offsets::feature, reason, settings::mark,
+};
 
 pub(super) use crate::kernel::Inode;
 
+use super::dedup;
 use crate::{
     emit::{header, scratch, submit},
-    kernel::{KResult, ReadError, S_IFCHR, S_IFMT, S_IFREG, file_path, read},
-    maps::{ACCEL_MAJORS, is_marked, settings},
+    kernel::{KResult, ReadError, S_IFCHR, S_IFMT, S_IFREG, current_task, file_path, read},
+    maps::{ACCEL_MAJORS, MARKED, Ring, count, is_marked, settings},
     names::name_reason,
-    offsets::off,
+    offsets::{has, off},
     path::walk,
 };
 
@@ -59,11 +63,13 @@ pub(super) fn emit_file(
     fd: i32,
     mmap: MmapFields,
 ) -> KResult<()> {
-    let (forwarded, lost) = match kind {
-        EventKind::FileMmap => (counters::MMAP_FORWARDED, counters::MMAP_LOST),
-        EventKind::AcceleratorOpen => (counters::ACCEL_FORWARDED, counters::ACCEL_LOST),
-        _ => (counters::OPEN_FORWARDED, counters::OPEN_LOST),
+    let (forwarded, lost, ring) = match kind {
+        EventKind::FileMmap => (counters::MMAP_FORWARDED, counters::MMAP_LOST, Ring::Files),
+        EventKind::AcceleratorOpen => (counters::ACCEL_FORWARDED, counters::ACCEL_LOST, Ring::Processes),
+        _ => (counters::OPEN_FORWARDED, counters::OPEN_LOST, Ring::Files),
     };
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    let Some(repeats) = dedup::admit(tgid, kind, &identity) else { return Ok(()) };
     let buf = scratch().ok_or(ReadError)?;
     let (mnt, dentry) = file_path(file)?;
     // SAFETY: the scratch value is SCRATCH_SIZE bytes; the path tail starts after the
@@ -77,11 +83,48 @@ pub(super) fn emit_file(
         fd,
         reason: why,
         open_flags: read(file, off!(file_f_flags)).unwrap_or(0),
+        repeats,
+        mnt_ns: mount_namespace(),
         _pad: 0,
         path,
     };
+    let loads = kind != EventKind::AcceleratorOpen
+        && event.open_flags & (O_WRONLY | O_RDWR) == 0
+        && why & (reason::SIZE | reason::EXTENSION | reason::MODEL_STORE) != 0;
     // SAFETY: the scratch buffer is map memory, 8-byte aligned and large enough.
     unsafe { core::ptr::write(buf.cast::<FileEvent>(), event) };
-    submit(buf, size, forwarded, lost);
+    if submit(ring, buf, size, forwarded, lost) && loads {
+        mark_provisionally(tgid);
+    }
     Ok(())
 }
+
+/// `current->nsproxy->mnt_ns->ns.inum`, 0 when unknown.
+#[inline(always)]
+fn mount_namespace() -> u32 {
+    if !has(feature::MOUNT_NS) {
+        return 0;
+    }
+    let Ok(nsproxy) = read::<u64>(current_task(), off!(task_nsproxy)) else { return 0 };
+    let Ok(mnt_ns) = read::<u64>(nsproxy, off!(nsproxy_mnt_ns)) else { return 0 };
+    read::<u32>(mnt_ns, off!(mnt_namespace_inum)).unwrap_or(0)
+}
+
+const O_WRONLY: u32 = 1;
+const O_RDWR: u32 = 2;
+
+/// A process that just loaded a candidate model is watched at once, before userspace
+/// has read the file: a listener it opens microseconds later is then forwarded.
+/// Userspace confirms the mark or clears it once it knows what the file is.
+#[inline(always)]
+fn mark_provisionally(tgid: u32) {
+    if is_marked(tgid) {
+        return;
+    }
+    if MARKED.insert(&tgid, &mark::PROVISIONAL, BPF_NOEXIST).is_err() && !is_marked(tgid) {
+        count(counters::MARK_FULL);
+    }
+}
+
+/// `BPF_NOEXIST`: never overwrite a mark that raced in.
+const BPF_NOEXIST: u64 = 1;

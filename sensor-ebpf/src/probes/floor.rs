@@ -13,9 +13,14 @@ macro_rules! floor {
     )* };
 }
 
+/// The fork hook is a raw tracepoint (see `fork.rs`).
+#[aya_ebpf::macros::raw_tracepoint(tracepoint = "sched_process_fork")]
+pub(crate) fn floor_sched_process_fork(_ctx: aya_ebpf::programs::RawTracePointContext) -> i32 {
+    0
+}
+
 floor!(
     floor_sched_process_exit,
-    floor_sched_process_fork,
     floor_sched_process_exec,
     floor_sys_exit_openat,
     floor_sys_exit_openat2,

@@ -1,24 +1,38 @@
-//! Hook: `sched:sched_process_fork` (kernel 6.1, 6.12, 6.18). Children of a marked
-//! runtime are marked at once, in the kernel, so that a worker it spawns (Ollama's
-//! `llama-server` runner) is watched before userspace hears of it.
+//! Hook: raw tracepoint `sched_process_fork` (kernel 6.1, 6.12, 6.18), whose arguments
+//! are the parent and child `task_struct`s. Children of a marked runtime are marked at
+//! once, in the kernel, so that a worker it spawns (Ollama's `llama-server` runner) is
+//! watched before userspace hears of it.
+//!
+//! NB: a raw tracepoint rather than `sched:sched_process_fork`, because threads fire it
+//! too and only the child's task tells a thread from a process: marking every thread
+//! of a busy runtime would fill `MARKED` (threads share their process's mark anyway).
 
-use aya_ebpf::{EbpfContext as _, macros::tracepoint, programs::TracePointContext};
-use sensor_common::{counters, settings::mark};
+use aya_ebpf::{EbpfContext as _, macros::raw_tracepoint, programs::RawTracePointContext};
+use sensor_common::{counters, offsets::feature, settings::mark};
 
 use crate::{
+    kernel::read,
     maps::{MARKED, count},
-    offsets::off,
+    offsets::{has, off},
 };
 
-#[tracepoint]
-pub(crate) fn sched_process_fork(ctx: TracePointContext) -> u32 {
+#[raw_tracepoint(tracepoint = "sched_process_fork")]
+pub(crate) fn sched_process_fork(ctx: RawTracePointContext) -> i32 {
     // SAFETY: the value is copied out at once.
     let Some(parent) = (unsafe { MARKED.get(&ctx.tgid()) }).copied() else { return 0 };
-    // SAFETY: the offset of `child_pid` comes from this tracepoint's format.
-    let Ok(child) = (unsafe { ctx.read_at::<u32>(off!(tp_fork_child_pid) as usize) }) else {
+    if !has(feature::PARENT) {
+        return 0;
+    }
+    // SAFETY: argument 1 of this raw tracepoint is the child's task_struct.
+    let child: u64 = unsafe { *(ctx.as_ptr() as *const u64).add(1) };
+    let (Ok(pid), Ok(tgid)) = (read::<u32>(child, off!(task_pid)), read::<u32>(child, off!(task_tgid)))
+    else {
         return 0;
     };
-    if MARKED.insert(&child, &(parent | mark::INHERITED), 0).is_err() {
+    if pid != tgid {
+        return 0;
+    }
+    if MARKED.insert(&pid, &(parent | mark::INHERITED), 0).is_err() {
         count(counters::MARK_FULL);
     }
     0

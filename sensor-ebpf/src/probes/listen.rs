@@ -7,7 +7,7 @@ use sensor_common::{EventKind, ListenEvent, counters, reason};
 
 use crate::{
     emit::{header, submit_value},
-    maps::{PORTS, count, is_marked, settings},
+    maps::{MARKED, PORTS, count, settings},
     offsets::off,
 };
 
@@ -30,7 +30,9 @@ pub(crate) fn inet_sock_set_state(ctx: TracePointContext) -> u32 {
     if unsafe { PORTS.get(&port).is_some() } {
         why |= reason::WATCHED_PORT;
     }
-    if settings().listen_marked_any_port != 0 && is_marked(ctx.tgid()) {
+    // SAFETY: the value is copied out at once.
+    let marks = unsafe { MARKED.get(&ctx.tgid()) }.copied().unwrap_or(0);
+    if settings().listen_marked_any_port != 0 && marks != 0 {
         why |= reason::MARKED_RUNTIME;
     }
     if why == 0 {
@@ -52,7 +54,7 @@ pub(crate) fn inet_sock_set_state(ctx: TracePointContext) -> u32 {
         _pad: 0,
         reason: why,
         addr,
-        _pad2: 0,
+        marks,
     };
     submit_value(&event, counters::LISTEN_FORWARDED, counters::LISTEN_LOST);
     0

@@ -1,5 +1,6 @@
 //! One program per file; each documents its hook.
 
+mod dedup;
 mod exec;
 mod exit;
 mod file;

@@ -1,9 +1,11 @@
 //! Analysis: what a process and a file are. Runtime classification from exe/argv;
-//! model identification by content (the parsers live in the `model-analysis` crate).
+//! opening reported files safely; identification, deep analysis and hashing as jobs
+//! for bounded worker pools (the parsers live in the `model-analysis` crate). This
+//! stage publishes nothing: it returns results to the correlation stage.
 
+pub mod access;
 pub mod candidate;
-pub mod hash;
-pub mod identify;
-pub mod model;
+pub mod pool;
 pub mod runtime;
 pub mod scan;
+pub mod work;

@@ -101,7 +101,7 @@ fn examine(path: &Path, options: &ScanOptions) -> Result<Option<ScannedFile>, Op
 /// Hashes the very file that was analysed (the same descriptor).
 fn hash_into(file: &mut ScannedFile, opened: &CheckedFile) {
     let Ok(digest) = sha256_file(&opened.file, &opened.stamp, &HashBudget::default()) else { return };
-    file.sha256 = Some(super::hash::hex(&digest));
+    file.sha256 = Some(hex::encode(digest));
     let claimed = model_analysis::claimed_sha256(&file.path).or_else(|| {
         model_analysis::open::resolved_path(&opened.file).and_then(|p| model_analysis::claimed_sha256(&p))
     });

@@ -1,18 +1,12 @@
 //! `modelwatch floor` (hidden): attaches programs that return at once on the sensor's
 //! hooks and waits. The benchmark runs it to measure the cost of the hooks themselves.
 
-use crate::{config::SensorConfig, source::loader};
+use crate::{config::SensorConfig, sensor::filter_settings, source::loader};
 
 pub(super) async fn run() -> i32 {
-    let config = SensorConfig::default();
-    let settings = loader::FilterSettings {
-        ringbuf_bytes: config.kernel.ring_buffer_bytes,
-        size_threshold: config.kernel.size_threshold_bytes,
-        extensions: config.kernel.extensions,
-        ports: config.kernel.ports,
-        listen_marked_any_port: true,
-        backend: crate::source::hooks::BackendChoice::Tracepoint,
-    };
+    let mut config = SensorConfig::default();
+    config.kernel.backend = crate::source::hooks::BackendChoice::Tracepoint;
+    let settings = filter_settings(&config);
     let loaded = match loader::load_floor(&settings) {
         Ok(loaded) => loaded,
         Err(error) => {

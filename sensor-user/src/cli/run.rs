@@ -30,6 +30,9 @@ pub struct RunArgs {
     /// Publish exec/exit of every process, not only inference runtimes.
     #[arg(long)]
     all_processes: bool,
+    /// Publish candidate files that are not models too (`candidate_file`).
+    #[arg(long)]
+    all_candidates: bool,
     /// Node name on events (default: $NODE_NAME, else the hostname).
     #[arg(long)]
     node: Option<String>,
@@ -61,6 +64,7 @@ impl RunArgs {
             config.node.clone_from(node);
         }
         config.events.all_processes |= self.all_processes;
+        config.events.all_candidates |= self.all_candidates;
         config.validate().map_err(|message| crate::config::ConfigError::Invalid {
             path: PathBuf::from("(command line)"),
             message,
@@ -90,8 +94,8 @@ pub(super) async fn run(args: RunArgs) -> i32 {
             return 1;
         }
     };
-    let sensor = match Sensor::start(config) {
-        Ok(sensor) => Arc::new(sensor),
+    let (sensor, mut supervisor) = match Sensor::start(config) {
+        Ok((sensor, supervisor)) => (Arc::new(sensor), supervisor),
         Err(error) => {
             let _ = std::fs::remove_file(&socket);
             super::report(&error);
@@ -107,6 +111,13 @@ pub(super) async fn run(args: RunArgs) -> i32 {
     }));
     let code = tokio::select! {
         result = &mut server => server_exit(result),
+        (task, error) = supervisor.first_exit() => {
+            let how = error.map_or_else(|| "ended".to_owned(), |e| if e.is_panic() { "panicked".to_owned() } else { e.to_string() });
+            super::report(&std::io::Error::other(format!(
+                "essential task `{task}` {how}: the sensor is blind, exiting so that it is restarted"
+            )));
+            1
+        }
         () = shutdown_signal() => {
             let _ = stop.send(true);
             // Subscribers may hold their streams open forever: a short grace period,

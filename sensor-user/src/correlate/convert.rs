@@ -4,7 +4,7 @@ use proto::v1 as pb;
 use sensor_common::reason;
 
 use crate::{
-    analyze::{identify::FileKey, runtime::Runtime},
+    domain::{FileKey, Runtime},
     enrich::process::ProcessInfo,
 };
 
@@ -47,7 +47,13 @@ pub fn process(info: &ProcessInfo, tid: u32) -> pb::Process {
 
 #[must_use]
 pub fn identity(key: &FileKey) -> pb::FileIdentity {
-    pb::FileIdentity { dev: key.dev, inode: key.ino, size: key.size, mtime_unix_ns: key.mtime_ns }
+    pb::FileIdentity {
+        dev: key.dev,
+        inode: key.ino,
+        size: key.size,
+        mtime_unix_ns: key.mtime_ns,
+        ctime_unix_ns: key.ctime_ns,
+    }
 }
 
 /// `reason` bits to their names.
@@ -113,28 +119,70 @@ pub fn finding(finding: &model_analysis::Finding) -> pb::Finding {
     }
 }
 
-/// What the analysis says about a model file, as the event's `ModelFile`.
+/// What identification says about a model file: its format, and what its path tells
+/// (provenance, the digest its name claims). Metadata and findings follow from deep
+/// analysis (`model_analyzed`).
 #[must_use]
-pub fn model_file(report: &model_analysis::ModelReport, path: String, key: &FileKey) -> pb::ModelFile {
-    let claimed = report
-        .provenance
-        .as_ref()
-        .and_then(|p| p.digest.as_deref())
-        .and_then(|d| d.strip_prefix("sha256:"))
-        .map(str::to_owned)
-        .unwrap_or_default();
+pub fn identified_file(format: model_analysis::Format, path: &str, key: &FileKey) -> pb::ModelFile {
+    let provenance = model_analysis::provenance_from_path(std::path::Path::new(path));
     pb::ModelFile {
-        path,
+        path: path.to_owned(),
+        identity: Some(identity(key)),
+        format: self::format(format).into(),
+        claimed_sha256: provenance.as_ref().map(claimed_digest).unwrap_or_default(),
+        provenance: provenance.as_ref().map(self::provenance),
+        ..pb::ModelFile::default()
+    }
+}
+
+/// A candidate whose content is not known (unidentified: timed out, queue full).
+#[must_use]
+pub fn unidentified_file(path: &str, key: &FileKey, state: pb::AnalysisState, note: &str) -> pb::ModelFile {
+    pb::ModelFile {
+        path: path.to_owned(),
+        identity: Some(identity(key)),
+        analysis: state.into(),
+        analysis_note: note.to_owned(),
+        ..pb::ModelFile::default()
+    }
+}
+
+/// Adds what deep analysis found to a model file.
+pub fn add_analysis(file: &mut pb::ModelFile, report: &model_analysis::ModelReport) {
+    file.format = format(report.format).into();
+    file.metadata = Some(metadata(report));
+    file.provenance = report.provenance.as_ref().map(provenance);
+    if let Some(claimed) = report.provenance.as_ref().map(claimed_digest).filter(|c| !c.is_empty()) {
+        file.claimed_sha256 = claimed;
+    }
+    file.findings = report.findings.iter().map(finding).collect();
+}
+
+/// The deep-analysis event.
+#[must_use]
+pub fn model_analyzed(
+    path: &str,
+    key: &FileKey,
+    report: &model_analysis::ModelReport,
+    duration_ms: u32,
+    announced_seq: u64,
+) -> pb::ModelAnalyzed {
+    pb::ModelAnalyzed {
+        path: path.to_owned(),
         identity: Some(identity(key)),
         format: format(report.format).into(),
-        sha256: String::new(),
-        claimed_sha256: claimed,
         metadata: Some(metadata(report)),
         provenance: report.provenance.as_ref().map(provenance),
         findings: report.findings.iter().map(finding).collect(),
-        path_truncated: false,
-        deleted: false,
+        analysis: pb::AnalysisState::Done.into(),
+        analysis_note: String::new(),
+        duration_ms,
+        announced_seq,
     }
+}
+
+fn claimed_digest(p: &model_analysis::Provenance) -> String {
+    p.digest.as_deref().and_then(|d| d.strip_prefix("sha256:")).map(str::to_owned).unwrap_or_default()
 }
 
 fn metadata(report: &model_analysis::ModelReport) -> pb::ModelMetadata {

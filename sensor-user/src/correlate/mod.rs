@@ -1,21 +1,30 @@
 //! Correlation: kernel records plus what enrichment and analysis know become typed
-//! events. One task, records in ring-buffer order, so events keep the kernel's order.
+//! events. One task; it never waits on a file: identification, deep analysis and
+//! hashing run in bounded worker pools (see `workers`), and their results come back
+//! here as messages. So a record is published as soon as what it needs is known, and a
+//! slow or hostile file delays only the events about that file. This is the only stage
+//! that publishes, through an [`EventSink`] the wiring provides.
 
 mod clock;
 pub mod convert;
+mod files;
 mod listener;
-mod model;
+mod loaders;
 mod process;
 mod snapshot;
+pub mod workers;
+
+#[cfg(test)]
+mod tests;
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     num::NonZeroUsize,
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
     },
-    time::SystemTime,
+    time::{Duration, SystemTime},
 };
 
 pub use clock::BootClock;
@@ -24,20 +33,25 @@ use sensor_common::decode::Record;
 use tokio::sync::mpsc;
 
 use crate::{
-    analyze::{hash::Hasher, identify::FileKey},
-    enrich::process::ProcessCache,
-    publish::EventLog,
+    domain::{DropCounters, FileKey},
+    enrich::{
+        process::{ProcView, ProcessCache},
+        snapshot::SnapshotItem,
+    },
     source::RuntimeMarks,
 };
+pub use workers::{WorkReceivers, Workers};
+
+/// Where events go: the publish stage implements it (the event log); tests collect.
+pub trait EventSink: Send + Sync {
+    /// Numbers and publishes one event; returns its sequence number.
+    fn publish(&self, time: SystemTime, process: Option<Process>, payload: Payload) -> u64;
+}
 
 /// Counters of the userspace side, for status and metrics.
 #[derive(Debug, Default)]
 pub struct PipelineStats {
     pub records: AtomicU64,
-    /// Candidates the kernel forwarded that were not model files.
-    pub not_models: AtomicU64,
-    /// Candidates that could not be opened (gone, replaced, unreadable).
-    pub unreadable: AtomicU64,
     pub processes_cached: AtomicU64,
 }
 
@@ -46,9 +60,38 @@ pub struct PipelineStats {
 pub struct PipelineOptions {
     /// Publish exec/exit of every process, not only runtimes and their children.
     pub all_processes: bool,
+    /// Publish candidates that are not models (`candidate_file`).
+    pub all_candidates: bool,
     pub process_cache: NonZeroUsize,
-    /// The kernel's candidate rule, for files found by the start-up snapshot.
-    pub candidates: crate::analyze::candidate::CandidateRule,
+    /// How long a candidate may wait for identification before it is published
+    /// unidentified.
+    pub identify_deadline: Duration,
+    /// The sensor's own mount namespace (inode of `/proc/self/ns/mnt`), to know when a
+    /// process's path is also valid here.
+    pub mount_ns: u32,
+}
+
+impl Default for PipelineOptions {
+    fn default() -> Self {
+        Self {
+            all_processes: false,
+            all_candidates: false,
+            process_cache: NonZeroUsize::new(16_384).unwrap_or(NonZeroUsize::MIN),
+            identify_deadline: Duration::from_secs(1),
+            mount_ns: 0,
+        }
+    }
+}
+
+/// The parts the pipeline talks to; injected, so that tests run it without root.
+pub struct Parts {
+    pub view: Box<dyn ProcView>,
+    /// The kernel's mark map; `None` in tests.
+    pub marks: Option<RuntimeMarks>,
+    pub sink: Arc<dyn EventSink>,
+    pub workers: Workers,
+    pub drops: Arc<DropCounters>,
+    pub stats: Arc<PipelineStats>,
 }
 
 /// The correlation stage.
@@ -58,81 +101,114 @@ pub struct Pipeline {
     /// Marks mirrored from the kernel map: tgid -> mark bits.
     marked: HashMap<u32, u32>,
     /// Processes whose exec was published (their exit will be too).
-    published: HashMap<u32, ()>,
-    models: lru::LruCache<FileKey, model::Identified>,
-    limits: model_analysis::Limits,
-    hasher: Option<Hasher>,
+    published: HashSet<u32>,
+    files: files::FileTable,
+    loaders: loaders::Loaders,
+    listeners: listener::Published,
+    workers: Workers,
     marks: Option<RuntimeMarks>,
-    log: Arc<EventLog>,
+    sink: Arc<dyn EventSink>,
     clock: BootClock,
+    drops: Arc<DropCounters>,
     stats: Arc<PipelineStats>,
 }
 
+/// How often pending work is checked against its deadline.
+const TICK: Duration = Duration::from_millis(100);
+
 impl Pipeline {
     #[must_use]
-    pub fn new(
-        options: PipelineOptions,
-        marks: Option<RuntimeMarks>,
-        hasher: Option<Hasher>,
-        log: Arc<EventLog>,
-        stats: Arc<PipelineStats>,
-    ) -> Self {
+    pub fn new(options: PipelineOptions, parts: Parts) -> Self {
         Self {
-            processes: ProcessCache::new(options.process_cache),
+            processes: ProcessCache::new(options.process_cache, parts.view),
             options,
             marked: HashMap::new(),
-            published: HashMap::new(),
-            models: lru::LruCache::new(NonZeroUsize::new(4096).unwrap_or(NonZeroUsize::MIN)),
-            limits: model_analysis::Limits::default(),
-            hasher,
-            marks,
-            log,
+            published: HashSet::new(),
+            files: files::FileTable::default(),
+            loaders: loaders::Loaders::default(),
+            listeners: listener::Published::default(),
+            workers: parts.workers,
+            marks: parts.marks,
+            sink: parts.sink,
             clock: BootClock::now(),
-            stats,
+            drops: parts.drops,
+            stats: parts.stats,
         }
     }
 
-    /// Handles records until the source closes.
-    pub async fn run(mut self, mut records: mpsc::Receiver<Record>) {
-        self.snapshot_running_processes().await;
-        while let Some(record) = records.recv().await {
-            self.stats.records.fetch_add(1, Ordering::Relaxed);
-            self.handle(record).await;
-            self.stats.processes_cached.store(self.processes.len() as u64, Ordering::Relaxed);
+    /// Handles records, work results and the start-up snapshot until the record source
+    /// closes.
+    pub async fn run(
+        mut self,
+        mut records: mpsc::Receiver<Record>,
+        mut results: WorkReceivers,
+        mut snapshot: mpsc::Receiver<SnapshotItem>,
+    ) {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                Some(done) = results.identified.recv() => self.on_identified(done),
+                Some(done) = results.analyzed.recv() => self.on_analyzed(done),
+                Some(done) = results.hashed.recv() => self.on_hashed(done),
+                Some(done) = results.held.recv() => self.on_held_listeners(done),
+                Some(item) = snapshot.recv() => self.on_snapshot(item),
+                record = records.recv() => match record {
+                    Some(record) => self.handle(record),
+                    None => return,
+                },
+                _ = tick.tick() => self.on_tick(),
+            }
         }
     }
 
-    async fn handle(&mut self, record: Record) {
+    /// Handles one kernel record (synchronously: nothing here waits on a file).
+    pub fn handle(&mut self, record: Record) {
+        self.stats.records.fetch_add(1, Ordering::Relaxed);
         match record {
             Record::Exec { event, exe } => self.on_exec(&event, &exe),
             Record::Exit(event) => self.on_exit(&event),
-            Record::File { kind, event, path } => self.on_file(kind, &event, &path).await,
+            Record::File { kind, event, path } => self.on_file(kind, &event, &path),
             Record::Listen(event) => self.on_listen(&event),
         }
+        self.stats.processes_cached.store(self.processes.len() as u64, Ordering::Relaxed);
     }
 
-    fn publish(&self, ktime_ns: u64, process: Option<Process>, payload: Payload) {
+    /// Deadlines: candidates that waited too long for identification are published
+    /// unidentified.
+    fn on_tick(&mut self) {
+        self.expire_identifications();
+    }
+
+    fn publish(&self, ktime_ns: u64, process: Option<Process>, payload: Payload) -> u64 {
         let time = if ktime_ns == 0 { SystemTime::now() } else { self.clock.wall(ktime_ns) };
-        self.log.publish(time, process, payload);
+        self.sink.publish(time, process, payload)
     }
 
-    /// Drops a mark the kernel may have set by name.
-    fn unmark(&mut self, tgid: u32) {
-        self.marked.remove(&tgid);
-        if let Some(marks) = &self.marks {
-            marks.unmark(tgid);
+    /// Rewrites a process's kernel mark and mirrors it.
+    fn set_mark(&mut self, tgid: u32, change: impl FnOnce(u32) -> u32) {
+        let current = self.marked.get(&tgid).copied().unwrap_or(0);
+        let next = match &self.marks {
+            Some(marks) => {
+                let failed = marks.failed.load(Ordering::Relaxed);
+                let next = marks.update(tgid, change);
+                if marks.failed.load(Ordering::Relaxed) > failed {
+                    self.drops.bump(crate::domain::Drop::MarkFailed);
+                }
+                next
+            }
+            None => change(current),
+        };
+        if next == 0 {
+            self.marked.remove(&tgid);
+        } else {
+            self.marked.insert(tgid, next);
         }
     }
 
-    /// Marks a process in the kernel and in the mirror.
-    fn mark(&mut self, tgid: u32, flags: u32) {
-        let entry = self.marked.entry(tgid).or_insert(0);
-        if *entry & flags == flags {
-            return;
-        }
-        *entry |= flags;
-        if let Some(marks) = &self.marks {
-            marks.mark(tgid, flags);
-        }
+    /// The identity a cache lookup uses for `key` (the kernel's view).
+    fn key_of(identity: &sensor_common::FileIdentity) -> FileKey {
+        FileKey::from_kernel(identity)
     }
 }

@@ -4,7 +4,8 @@ use sensor_common::{ExecEvent, ExitEvent, decode::RawPath, settings::mark};
 
 use super::{Pipeline, convert};
 use crate::{
-    analyze::runtime::{Classification, Role, classify},
+    analyze::runtime::classify,
+    domain::{Classification, Role},
     enrich::process::{ProcessInfo, fill_from_header, split_argv},
 };
 use proto::v1::{ProcessExec, ProcessExit, event::Payload};
@@ -27,14 +28,16 @@ impl Pipeline {
         info.runtime = classify(&info.exe, &info.argv).or_else(|| self.inherited(info.ppid));
         let info = self.processes.insert(info);
         match &info.runtime {
-            Some(runtime) if runtime.role.loads_models() => self.mark(info.pid, mark::RUNTIME),
+            Some(runtime) if runtime.role.loads_models() => {
+                self.set_mark(info.pid, |bits| bits | mark::RUNTIME)
+            }
             // The kernel marks by name (`ollama`) or at fork; `ollama run` only talks to
             // a server. Most execs carry no mark: no syscall for them.
-            _ if event.marks != 0 => self.unmark(info.pid),
+            _ if event.marks != 0 => self.set_mark(info.pid, |_| 0),
             _ => {}
         }
         if info.runtime.is_some() || self.options.all_processes {
-            self.published.insert(info.pid, ());
+            self.published.insert(info.pid);
             let payload = exec_payload(info.runtime.as_ref(), info.argv_truncated, false);
             self.publish(header.ktime_ns, Some(convert::process(&info, header.tid)), payload);
         }
@@ -54,8 +57,11 @@ impl Pipeline {
     pub(super) fn on_exit(&mut self, event: &ExitEvent) {
         let header = &event.header;
         let info = self.processes.remove(header.tgid);
+        // The kernel dropped its mark at exit already.
         self.marked.remove(&header.tgid);
-        if self.published.remove(&header.tgid).is_none() {
+        self.loaders.forget(header.tgid);
+        self.listeners.forget(header.tgid);
+        if !self.published.remove(&header.tgid) {
             return;
         }
         let mut info = info.map(|i| (*i).clone()).unwrap_or_default();

@@ -1,13 +1,38 @@
 //! The process cache: pid -> what the process is. Filled from exec events (exact, from
-//! the kernel) and from procfs on a miss; bounded (LRU) and pruned on exit.
+//! the kernel) and from a [`ProcView`] (procfs) on a miss; bounded (LRU) and pruned on
+//! exit. The view is injected so that the pipeline runs without root or a real /proc.
 
-use std::{num::NonZeroUsize, sync::Arc};
+use std::{num::NonZeroUsize, path::PathBuf, sync::Arc};
 
 use lru::LruCache;
 use sensor_common::EventHeader;
 
 use super::container::container_id;
-use crate::analyze::runtime::Classification;
+use crate::domain::Classification;
+
+/// Where the cache learns about processes it has not seen exec.
+pub trait ProcView: Send + 'static {
+    /// What the system says about a live process; `None` when it is gone.
+    fn process(&self, pid: u32) -> Option<ProcessInfo>;
+}
+
+/// The real /proc (or another procfs mount).
+#[derive(Clone, Debug)]
+pub struct ProcFs {
+    pub root: PathBuf,
+}
+
+impl Default for ProcFs {
+    fn default() -> Self {
+        Self { root: PathBuf::from("/proc") }
+    }
+}
+
+impl ProcView for ProcFs {
+    fn process(&self, pid: u32) -> Option<ProcessInfo> {
+        from_procfs(&self.root, pid)
+    }
+}
 
 /// What the sensor knows about a process.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -29,14 +54,13 @@ pub struct ProcessInfo {
 /// Bounded cache of [`ProcessInfo`].
 pub struct ProcessCache {
     entries: LruCache<u32, Arc<ProcessInfo>>,
-    /// Where procfs lives (tests point it elsewhere).
-    proc_root: std::path::PathBuf,
+    view: Box<dyn ProcView>,
 }
 
 impl ProcessCache {
     #[must_use]
-    pub fn new(capacity: NonZeroUsize) -> Self {
-        Self { entries: LruCache::new(capacity), proc_root: "/proc".into() }
+    pub fn new(capacity: NonZeroUsize, view: Box<dyn ProcView>) -> Self {
+        Self { entries: LruCache::new(capacity), view }
     }
 
     pub fn insert(&mut self, info: ProcessInfo) -> Arc<ProcessInfo> {
@@ -70,7 +94,7 @@ impl ProcessCache {
         if let Some(info) = self.entries.get(&header.tgid) {
             return Arc::clone(info);
         }
-        let mut info = from_procfs(&self.proc_root, header.tgid).unwrap_or_default();
+        let mut info = self.view.process(header.tgid).unwrap_or_default();
         fill_from_header(&mut info, header);
         self.insert(info)
     }
@@ -153,7 +177,8 @@ mod tests {
 
     #[test]
     fn cache_is_bounded_and_reads_procfs_on_miss() {
-        let mut cache = ProcessCache::new(NonZeroUsize::new(2).expect("non-zero"));
+        let mut cache =
+            ProcessCache::new(NonZeroUsize::new(2).expect("non-zero"), Box::new(ProcFs::default()));
         for pid in 1..=3 {
             cache.insert(ProcessInfo { pid, ..ProcessInfo::default() });
         }

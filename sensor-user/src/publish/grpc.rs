@@ -10,7 +10,7 @@ use std::{
 };
 
 use proto::v1::{
-    Event, GetStatusRequest, GetStatusResponse, SensorStatus, StreamEventsRequest,
+    Event, EventKind, GetStatusRequest, GetStatusResponse, SensorStatus, StreamEventsRequest,
     sensor_server::{Sensor, SensorServer},
 };
 use thiserror::Error;
@@ -18,7 +18,10 @@ use tokio::{net::UnixListener, sync::mpsc};
 use tokio_stream::{Stream, wrappers::ReceiverStream};
 use tonic::{Request, Response, Status};
 
-use super::{EventLog, format::kind};
+use super::{
+    EventLog,
+    format::{kind_from_name, kind_of},
+};
 
 /// Produces the current status on demand.
 pub type StatusFn = Arc<dyn Fn() -> SensorStatus + Send + Sync>;
@@ -91,19 +94,6 @@ impl SensorService {
     }
 }
 
-/// Payload names a client may filter on.
-const KINDS: [&str; 9] = [
-    "sensor_status",
-    "process_exec",
-    "process_exit",
-    "model_file_opened",
-    "model_file_mapped",
-    "listener_opened",
-    "accelerator_used",
-    "events_lost",
-    "model_hashed",
-];
-
 type EventStream = Pin<Box<dyn Stream<Item = Result<Event, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -115,21 +105,23 @@ impl Sensor for SensorService {
         request: Request<StreamEventsRequest>,
     ) -> Result<Response<Self::StreamEventsStream>, Status> {
         let request = request.into_inner();
-        if let Some(bad) = request.kinds.iter().find(|k| !KINDS.contains(&k.as_str())) {
-            return Err(Status::invalid_argument(format!(
-                "unknown event kind {bad:?}; known kinds: {}",
-                KINDS.join(", ")
-            )));
+        let mut wanted = Vec::with_capacity(request.kinds.len());
+        for name in &request.kinds {
+            let Some(kind) = kind_from_name(name) else {
+                return Err(Status::invalid_argument(format!(
+                    "unknown event kind {name:?}; known kinds are the payload names of modelwatch.v1.Event (EventKind)"
+                )));
+            };
+            wanted.push(kind);
         }
         let mut subscription = self.log.subscribe(request.since_seq);
-        let wanted = request.kinds;
         // A bounded hand-off: when the client reads slowly this fills, the subscription
         // lags, and the client is told what it missed instead of slowing the sensor.
         let (tx, rx) = mpsc::channel(1024);
         tokio::spawn(async move {
             while let Some(event) = subscription.next().await {
-                let kind = kind(&event);
-                if !wanted.is_empty() && kind != "events_lost" && !wanted.iter().any(|k| k == kind) {
+                let kind = kind_of(event.payload.as_ref());
+                if !wanted.is_empty() && kind != EventKind::EventsLost && !wanted.contains(&kind) {
                     continue;
                 }
                 if tx.send(Ok((*event).clone())).await.is_err() {

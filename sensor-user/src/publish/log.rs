@@ -22,6 +22,8 @@ struct Retained {
 /// The node's event sequence.
 pub struct EventLog {
     node: String,
+    /// Random per start: tells a consumer where a restart happened.
+    instance: String,
     retained: Mutex<Retained>,
     live: broadcast::Sender<Arc<Event>>,
 }
@@ -34,6 +36,7 @@ impl EventLog {
         let (live, _) = broadcast::channel(live_buffer.max(16));
         Self {
             node,
+            instance: new_instance_id(),
             retained: Mutex::new(Retained { next_seq: 1, events: VecDeque::new(), capacity: retain.max(1) }),
             live,
         }
@@ -42,6 +45,11 @@ impl EventLog {
     #[must_use]
     pub fn node(&self) -> &str {
         &self.node
+    }
+
+    #[must_use]
+    pub fn instance(&self) -> &str {
+        &self.instance
     }
 
     /// Numbers, retains and broadcasts one event.
@@ -53,6 +61,7 @@ impl EventLog {
             node: self.node.clone(),
             process,
             payload: Some(payload),
+            instance: self.instance.clone(),
         });
         retained.next_seq += 1;
         if retained.events.len() == retained.capacity {
@@ -96,6 +105,23 @@ impl EventLog {
     }
 }
 
+impl crate::correlate::EventSink for EventLog {
+    fn publish(&self, time: SystemTime, process: Option<Process>, payload: Payload) -> u64 {
+        EventLog::publish(self, time, process, payload).seq
+    }
+}
+
+/// 128 random bits, hex: unique per start.
+fn new_instance_id() -> String {
+    let mut bytes = [0u8; 16];
+    if rustix::rand::getrandom(&mut bytes, rustix::rand::GetRandomFlags::empty()).is_err() {
+        // Never seen; the time still tells restarts apart.
+        let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+        bytes[..16].copy_from_slice(&now.as_nanos().to_le_bytes());
+    }
+    hex::encode(bytes)
+}
+
 fn timestamp(time: SystemTime) -> pbjson_types::Timestamp {
     let since = time.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
     pbjson_types::Timestamp {
@@ -111,6 +137,7 @@ fn lost(source: LossSource, first_seq: u64, last_seq: u64) -> Arc<Event> {
         seq: 0,
         time: Some(timestamp(SystemTime::now())),
         node: String::new(),
+        instance: String::new(),
         process: None,
         payload: Some(Payload::EventsLost(EventsLost {
             source: source.into(),

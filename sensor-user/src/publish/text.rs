@@ -60,6 +60,28 @@ pub(super) fn payload(line: &mut String, payload: &Payload) {
                 listener.reasons.join(",")
             );
         }
+        Payload::ModelAnalyzed(analyzed) => {
+            let format = ModelFormat::try_from(analyzed.format).unwrap_or_default();
+            let _ = write!(
+                line,
+                " path={} format={}",
+                analyzed.path,
+                short(format.as_str_name(), "MODEL_FORMAT_")
+            );
+            metadata(line, analyzed.metadata.as_ref());
+            let worst = analyzed.findings.iter().map(|f| f.severity).max().unwrap_or(0);
+            let worst = proto::v1::Severity::try_from(worst).unwrap_or_default();
+            let _ = write!(
+                line,
+                " findings={} worst={} took={}ms",
+                analyzed.findings.len(),
+                short(worst.as_str_name(), "SEVERITY_"),
+                analyzed.duration_ms
+            );
+        }
+        Payload::CandidateFile(candidate) => {
+            let _ = write!(line, " path={} outcome={}", candidate.path, candidate.outcome);
+        }
         Payload::AcceleratorUsed(accel) => {
             let _ = write!(line, " device={} kind={}", accel.device, accel.kind);
         }
@@ -90,16 +112,22 @@ fn file(line: &mut String, file: Option<&ModelFile>) {
         short(format.as_str_name(), "MODEL_FORMAT_"),
         human_size(size)
     );
-    if let Some(meta) = &file.metadata {
-        for (key, value) in [("name", &meta.name), ("license", &meta.license), ("quant", &meta.quantization)]
-        {
-            if !value.is_empty() {
-                let _ = write!(line, " {key}={value}");
-            }
-        }
+    metadata(line, file.metadata.as_ref());
+    let analysis = proto::v1::AnalysisState::try_from(file.analysis).unwrap_or_default();
+    if analysis != proto::v1::AnalysisState::Unspecified {
+        let _ = write!(line, " analysis={}", short(analysis.as_str_name(), "ANALYSIS_STATE_"));
     }
     if !file.findings.is_empty() {
         let _ = write!(line, " findings={}", file.findings.len());
+    }
+}
+
+fn metadata(line: &mut String, meta: Option<&proto::v1::ModelMetadata>) {
+    let Some(meta) = meta else { return };
+    for (key, value) in [("name", &meta.name), ("license", &meta.license), ("quant", &meta.quantization)] {
+        if !value.is_empty() {
+            let _ = write!(line, " {key}={value}");
+        }
     }
 }
 

@@ -3,12 +3,14 @@
 
 use aya::{
     Btf, Ebpf,
-    programs::{FExit, ProgramError, TracePoint},
+    programs::{FExit, ProgramError, RawTracePoint, TracePoint},
 };
 
 use super::{
-    hooks::{AttachPoint, BackendChoice, Hook, HookStatus, STRONG, TRACEPOINTS},
-    loader::LoadError,
+    error::LoadError,
+    hooks::{
+        AttachPoint, Backend, BackendChoice, Hook, HookStatus, STRONG, TRACEPOINTS, VERIFIER_REJECTED, Watch,
+    },
     offsets::TracepointFields,
 };
 
@@ -37,16 +39,16 @@ pub(super) fn attach_all(
     }
     for hook in TRACEPOINTS {
         let replaced =
-            statuses.iter().any(|s| s.watches == hook.watches && s.attached && s.backend != "tracepoint");
+            statuses.iter().any(|s| s.watches == hook.watches && s.attached && s.backend == Backend::Fexit);
         if replaced {
             continue;
         }
         let mut status = attach(ebpf, hook, fields, prefix, None);
         if hook.required && !status.attached {
             return Err(LoadError::Hook {
-                watches: hook.watches,
+                watches: hook.watches.as_str(),
                 attach_point: status.attach_point,
-                fix: fix_for(hook, &status.reason),
+                fix: hook.advice(&status.reason).fix(),
                 reason: status.reason,
             });
         }
@@ -81,6 +83,14 @@ fn attach(
                     Ok(p.info().ok().and_then(|info| info.verified_instruction_count()))
                 })
             }
+            AttachPoint::RawTracepoint { name } => program
+                .try_into()
+                .map_err(|e: ProgramError| e.to_string())
+                .and_then(|p: &mut RawTracePoint| {
+                    p.load().map_err(|e| describe(&e))?;
+                    p.attach(name).map_err(|e| describe(&e))?;
+                    Ok(p.info().ok().and_then(|info| info.verified_instruction_count()))
+                }),
             AttachPoint::FExit { function } => match btf {
                 None => Err("no BTF for fexit".to_owned()),
                 Some(btf) => {
@@ -104,30 +114,17 @@ fn attach(
 }
 
 fn missing_fields(hook: Hook, fields: &TracepointFields) -> Option<&'static str> {
-    if matches!(hook.point, AttachPoint::FExit { .. }) {
+    if !matches!(hook.point, AttachPoint::Tracepoint { .. }) {
         return None;
     }
     match hook.watches {
-        "open" if fields.sys_exit_ret.is_none() => Some("sys_exit_openat ret"),
-        "mmap" if fields.mmap.is_none() || fields.sys_exit_ret.is_none() => Some("sys_enter_mmap"),
-        "listen" if fields.sock.is_none() => Some("inet_sock_set_state"),
-        "fork" if fields.fork_child_pid.is_none() => Some("sched_process_fork child_pid"),
+        Watch::Open if fields.sys_exit_ret.is_none() => Some("sys_exit_openat ret"),
+        Watch::Mmap if fields.mmap.is_none() || fields.sys_exit_ret.is_none() => Some("sys_enter_mmap"),
+        Watch::Listen if fields.sock.is_none() => Some("inet_sock_set_state"),
         _ => None,
     }
 }
 
-fn fix_for(hook: Hook, reason: &str) -> &'static str {
-    if reason.starts_with("the verifier rejected it") {
-        return "this kernel's verifier rejects the program: rerun with MODELWATCH_LOG=modelwatch=debug for its full log and report it";
-    }
-    match hook.point {
-        AttachPoint::Tracepoint { category: "syscalls", .. } => "enable CONFIG_FTRACE_SYSCALLS in the kernel",
-        AttachPoint::Tracepoint { category: "sock", .. } => {
-            "use a kernel of 4.16 or newer (sock:inet_sock_set_state)"
-        }
-        _ => "check that tracefs is mounted and the kernel has CONFIG_TRACEPOINTS",
-    }
-}
 /// One line for a program error: the errno and, for the verifier, its complaint (the
 /// last lines that are not statistics). The whole log goes to the debug log.
 fn describe(error: &ProgramError) -> String {
@@ -148,7 +145,7 @@ fn describe(error: &ProgramError) -> String {
                 // point itself (lockdown, missing config, no privilege for it).
                 format!("the kernel refused to load it: {io_error}")
             } else {
-                format!("the verifier rejected it ({io_error}): {}", complaint.join(" | "))
+                format!("{VERIFIER_REJECTED} ({io_error}): {}", complaint.join(" | "))
             }
         }
         other => other.to_string(),

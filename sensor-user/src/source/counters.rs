@@ -1,7 +1,7 @@
 //! The kernel's per-CPU counters, summed, and the loss they report.
 
 use aya::maps::{MapData, PerCpuArray};
-use sensor_common::counters::{self, COUNT, LOST, NAMES};
+use sensor_common::counters::{COUNT, Role, TABLE};
 
 /// Totals of every kernel counter at one instant.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -13,29 +13,38 @@ impl CounterSnapshot {
         self.0[index as usize]
     }
 
-    /// Records dropped because the ring buffer was full, all kinds together.
+    /// Sum of the counters with `role`.
     #[must_use]
-    pub fn lost(&self) -> u64 {
-        LOST.iter().map(|index| self.get(*index)).sum()
+    pub fn total(&self, role: Role) -> u64 {
+        TABLE.iter().filter(|c| c.role == role).map(|c| self.get(c.index)).sum()
     }
 
-    /// Records written to the ring buffer.
+    /// Records dropped because a ring buffer was full, all kinds together.
+    #[must_use]
+    pub fn lost(&self) -> u64 {
+        self.total(Role::Lost)
+    }
+
+    /// Records written to the ring buffers.
     #[must_use]
     pub fn forwarded(&self) -> u64 {
-        counters::FORWARDED.iter().map(|index| self.get(*index)).sum()
+        self.total(Role::Forwarded)
     }
 
     /// `(name, value)` pairs for status and metrics.
     pub fn named(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
-        NAMES.iter().copied().zip(self.0.iter().copied())
+        TABLE.iter().map(|c| (c.name, self.get(c.index)))
     }
 
-    /// Per-kind loss since `earlier`, as `(counter name, dropped)` where non-zero.
+    /// Increases since `earlier` of the counters with `role`, as `(name, increase)`
+    /// where non-zero.
     #[must_use]
-    pub fn lost_since(&self, earlier: &Self) -> Vec<(&'static str, u64)> {
-        LOST.iter()
-            .map(|index| (NAMES[*index as usize], self.get(*index).saturating_sub(earlier.get(*index))))
-            .filter(|(_, dropped)| *dropped > 0)
+    pub fn increases(&self, earlier: &Self, role: Role) -> Vec<(&'static str, u64)> {
+        TABLE
+            .iter()
+            .filter(|c| c.role == role)
+            .map(|c| (c.name, self.get(c.index).saturating_sub(earlier.get(c.index))))
+            .filter(|(_, n)| *n > 0)
             .collect()
     }
 }

@@ -6,7 +6,7 @@ use aya::{
 };
 use sensor_common::settings::{Settings, extension_key};
 
-use super::loader::{FilterSettings, LoadError};
+use super::{error::LoadError, settings::FilterSettings};
 
 pub(super) fn configure_maps(ebpf: &mut Ebpf, settings: &FilterSettings) -> Result<(), LoadError> {
     let extension_lengths = settings
@@ -21,6 +21,7 @@ pub(super) fn configure_maps(ebpf: &mut Ebpf, settings: &FilterSettings) -> Resu
         listen_marked_any_port: u32::from(settings.listen_marked_any_port),
         extension_lengths,
         _pad: 0,
+        dedup_window_ns: settings.dedup_window_ns,
     };
     let map = ebpf.map_mut("SETTINGS").ok_or_else(|| missing_map("SETTINGS"))?;
     let mut array: Array<&mut MapData, Settings> = Array::try_from(map).map_err(map_error("SETTINGS"))?;
@@ -36,9 +37,9 @@ pub(super) fn configure_maps(ebpf: &mut Ebpf, settings: &FilterSettings) -> Resu
     }
     fill(ebpf, "EXTENSIONS", extensions)?;
     fill(ebpf, "PORTS", settings.ports.iter().map(|port| (*port, 1u8)))?;
-    fill(ebpf, "ACCEL_MAJORS", crate::enrich::devices::accelerator_majors().into_iter().map(|m| (m, 1u8)))?;
+    fill(ebpf, "ACCEL_MAJORS", settings.accelerator_majors.iter().map(|m| (*m, 1u8)))?;
     // The kernel keeps the first 15 bytes of an executable's name as its `comm`.
-    let comms = crate::analyze::runtime::RUNTIME_EXECUTABLES.iter().map(|name| {
+    let comms = settings.runtime_executables.iter().map(|name| {
         let mut comm = [0u8; 16];
         for (dst, src) in comm.iter_mut().take(15).zip(name.bytes()) {
             *dst = src;

@@ -1,14 +1,89 @@
-//! The hooks, per backend, and what became of each at start-up.
+//! The hooks, per backend, and what became of each at start-up: one table.
 
 use serde::Serialize;
+
+/// What a hook watches, as shown to people.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Watch {
+    Exec,
+    Exit,
+    Fork,
+    Open,
+    Mmap,
+    Listen,
+}
+
+impl Watch {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Exec => "exec",
+            Self::Exit => "exit",
+            Self::Fork => "fork",
+            Self::Open => "open",
+            Self::Mmap => "mmap",
+            Self::Listen => "listen",
+        }
+    }
+}
+
+/// How a program attaches; the stronger kinds are tried first where they exist.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Backend {
+    /// A tracepoint (`category:name`): loads everywhere.
+    Tracepoint,
+    /// A raw tracepoint: the kernel's own arguments (task structs), no record format.
+    RawTracepoint,
+    /// `fexit` on a kernel function: the strong backend, where the kernel allows it.
+    Fexit,
+}
+
+impl Backend {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Tracepoint => "tracepoint",
+            Self::RawTracepoint => "raw_tracepoint",
+            Self::Fexit => "fexit",
+        }
+    }
+}
 
 /// Where a program attaches.
 #[derive(Clone, Copy, Debug)]
 pub enum AttachPoint {
-    /// A tracepoint (`category:name`): loads everywhere.
     Tracepoint { category: &'static str, name: &'static str },
-    /// `fexit` on a kernel function: the strong backend, where the kernel allows it.
+    RawTracepoint { name: &'static str },
     FExit { function: &'static str },
+}
+
+/// What to tell the user when a required hook does not load.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoadAdvice {
+    /// The verifier rejected the program: a kernel we have not seen.
+    VerifierRejected,
+    /// Syscall tracepoints are compiled out.
+    NeedsSyscallTracepoints,
+    /// `sock:inet_sock_set_state` appeared in 4.16.
+    NeedsSockTracepoint,
+    /// Anything else about tracepoints: tracefs, CONFIG_TRACEPOINTS.
+    NeedsTracefs,
+}
+
+impl LoadAdvice {
+    #[must_use]
+    pub fn fix(self) -> &'static str {
+        match self {
+            Self::VerifierRejected => {
+                "this kernel's verifier rejects the program: rerun with MODELWATCH_LOG=modelwatch=debug for its full log and report it"
+            }
+            Self::NeedsSyscallTracepoints => "enable CONFIG_FTRACE_SYSCALLS in the kernel",
+            Self::NeedsSockTracepoint => "use a kernel of 4.16 or newer (sock:inet_sock_set_state)",
+            Self::NeedsTracefs => "check that tracefs is mounted and the kernel has CONFIG_TRACEPOINTS",
+        }
+    }
 }
 
 /// One program and where it attaches.
@@ -17,18 +92,18 @@ pub struct Hook {
     /// Program (function) name in the eBPF object.
     pub program: &'static str,
     pub point: AttachPoint,
-    /// What the hook watches, as shown to people: exec, open, mmap, listen...
-    pub watches: &'static str,
+    pub watches: Watch,
     /// The sensor refuses to run without it.
     pub required: bool,
 }
 
 impl Hook {
     #[must_use]
-    pub fn backend(&self) -> &'static str {
+    pub fn backend(&self) -> Backend {
         match self.point {
-            AttachPoint::Tracepoint { .. } => "tracepoint",
-            AttachPoint::FExit { .. } => "fexit",
+            AttachPoint::Tracepoint { .. } => Backend::Tracepoint,
+            AttachPoint::RawTracepoint { .. } => Backend::RawTracepoint,
+            AttachPoint::FExit { .. } => Backend::Fexit,
         }
     }
 
@@ -36,48 +111,74 @@ impl Hook {
     pub fn describe_point(&self) -> String {
         match self.point {
             AttachPoint::Tracepoint { category, name } => format!("{category}:{name}"),
+            AttachPoint::RawTracepoint { name } => format!("raw:{name}"),
             AttachPoint::FExit { function } => function.to_owned(),
+        }
+    }
+
+    /// The advice for a failure to load this hook with `reason`.
+    #[must_use]
+    pub fn advice(&self, reason: &str) -> LoadAdvice {
+        if reason.starts_with(VERIFIER_REJECTED) {
+            return LoadAdvice::VerifierRejected;
+        }
+        match self.point {
+            AttachPoint::Tracepoint { category: "syscalls", .. } => LoadAdvice::NeedsSyscallTracepoints,
+            AttachPoint::Tracepoint { category: "sock", .. } => LoadAdvice::NeedsSockTracepoint,
+            _ => LoadAdvice::NeedsTracefs,
         }
     }
 }
 
-const fn tracepoint(
-    program: &'static str,
-    category: &'static str,
-    watches: &'static str,
-    required: bool,
-) -> Hook {
+/// How a verifier rejection's reason starts (see `attach::describe`).
+pub(super) const VERIFIER_REJECTED: &str = "the verifier rejected it";
+
+const fn tracepoint(program: &'static str, category: &'static str, watches: Watch, required: bool) -> Hook {
     Hook { program, point: AttachPoint::Tracepoint { category, name: program }, watches, required }
 }
 
-const fn fexit(program: &'static str, function: &'static str, watches: &'static str) -> Hook {
+const fn fexit(program: &'static str, function: &'static str, watches: Watch) -> Hook {
     Hook { program, point: AttachPoint::FExit { function }, watches, required: false }
 }
 
-/// The tracepoint backend, in attach order. Exit and fork come first so that no process
+/// The portable backend, in attach order. Exit and fork come first so that no process
 /// escapes the bookkeeping while the others attach.
 pub const TRACEPOINTS: [Hook; 9] = [
-    tracepoint("sched_process_exit", "sched", "exit", true),
-    tracepoint("sched_process_fork", "sched", "fork", false),
-    tracepoint("sched_process_exec", "sched", "exec", true),
-    tracepoint("sys_exit_openat", "syscalls", "open", true),
-    tracepoint("sys_exit_openat2", "syscalls", "open", false),
-    tracepoint("sys_exit_open", "syscalls", "open", false),
-    tracepoint("sys_enter_mmap", "syscalls", "mmap", true),
-    tracepoint("sys_exit_mmap", "syscalls", "mmap", true),
-    tracepoint("inet_sock_set_state", "sock", "listen", true),
+    tracepoint("sched_process_exit", "sched", Watch::Exit, true),
+    Hook {
+        program: "sched_process_fork",
+        point: AttachPoint::RawTracepoint { name: "sched_process_fork" },
+        watches: Watch::Fork,
+        required: false,
+    },
+    tracepoint("sched_process_exec", "sched", Watch::Exec, true),
+    tracepoint("sys_exit_openat", "syscalls", Watch::Open, true),
+    tracepoint("sys_exit_openat2", "syscalls", Watch::Open, false),
+    tracepoint("sys_exit_open", "syscalls", Watch::Open, false),
+    tracepoint("sys_enter_mmap", "syscalls", Watch::Mmap, true),
+    tracepoint("sys_exit_mmap", "syscalls", Watch::Mmap, true),
+    tracepoint("inet_sock_set_state", "sock", Watch::Listen, true),
 ];
 
 /// Stronger hooks, tried first; each replaces the tracepoints that watch the same thing.
 /// Exec, exit, fork and listen stay on their tracepoints everywhere: those are not
 /// syscall tracepoints and cost nothing on other syscalls.
 pub const STRONG: [Hook; 2] = [
-    fexit("fexit_security_file_open", "security_file_open", "open"),
-    fexit("fexit_vm_mmap_pgoff", "vm_mmap_pgoff", "mmap"),
+    fexit("fexit_security_file_open", "security_file_open", Watch::Open),
+    fexit("fexit_vm_mmap_pgoff", "vm_mmap_pgoff", Watch::Mmap),
+];
+
+/// What the syscall tracepoints cannot see, reported as degraded when opens or maps run
+/// on them (the fexit backend sees the kernel's own open, whatever its origin).
+pub const TRACEPOINT_BLIND_SPOTS: [&str; 2] = [
+    "opens submitted through io_uring (IORING_OP_OPENAT) bypass the syscall tracepoints",
+    "32-bit compat syscalls (ia32 openat, mmap2) are not traced by syscall tracepoints",
 ];
 
 /// Which backends the sensor may use.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum BackendChoice {
     /// The strongest the kernel accepts, per hook, falling back to tracepoints.
@@ -91,9 +192,8 @@ pub enum BackendChoice {
 /// event of the stream.
 #[derive(Clone, Debug, Serialize)]
 pub struct HookStatus {
-    pub watches: &'static str,
-    /// `tracepoint` (runs everywhere) or `fexit` (the strong backend).
-    pub backend: &'static str,
+    pub watches: Watch,
+    pub backend: Backend,
     /// `sched:sched_process_exec`, `security_file_open`.
     pub attach_point: String,
     pub attached: bool,

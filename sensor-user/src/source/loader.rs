@@ -3,58 +3,20 @@
 //! recorded. Every failure names its cause and its fix.
 
 use aya::{Ebpf, EbpfLoader};
-use thiserror::Error;
 
 use super::{
     attach::attach_all,
     btf::Btf,
+    error::LoadError,
     filters::configure_maps,
-    hooks::{BackendChoice, HookStatus},
+    hooks::{HookStatus, TRACEPOINT_BLIND_SPOTS, Watch},
     offsets::{resolve_structs, resolve_tracepoints},
-    tracefs::{self, TracefsError},
+    settings::FilterSettings,
+    tracefs,
 };
 
 /// The eBPF object built by `build.rs` from `sensor-ebpf`.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sensor-ebpf"));
-
-#[derive(Debug, Error)]
-pub enum LoadError {
-    #[error(
-        "modelwatch needs root (CAP_BPF, CAP_PERFMON, CAP_SYS_RESOURCE) to load its probes; fix: run it with sudo"
-    )]
-    NotRoot,
-    #[error(
-        "this kernel exposes no BTF at /sys/kernel/btf/vmlinux ({0}); fix: use a kernel built with CONFIG_DEBUG_INFO_BTF=y (every major distribution since 2021)"
-    )]
-    NoBtf(#[source] std::io::Error),
-    #[error(transparent)]
-    Tracefs(#[from] TracefsError),
-    #[error(
-        "the kernel refused the eBPF object: {0}; fix: check `dmesg` and that the kernel is 5.8 or newer with BPF ring buffers"
-    )]
-    Object(#[source] aya::EbpfError),
-    #[error("the {watches} hook ({attach_point}) did not load: {reason}; fix: {fix}")]
-    Hook { watches: &'static str, attach_point: String, reason: String, fix: &'static str },
-    #[error("cannot configure map {map}: {source}")]
-    Map {
-        map: &'static str,
-        #[source]
-        source: aya::maps::MapError,
-    },
-    #[error("bad setting: {0}")]
-    Setting(String),
-}
-
-/// Filter settings written into the kernel maps.
-#[derive(Clone, Debug)]
-pub struct FilterSettings {
-    pub ringbuf_bytes: u32,
-    pub size_threshold: u64,
-    pub extensions: Vec<String>,
-    pub ports: Vec<u16>,
-    pub listen_marked_any_port: bool,
-    pub backend: BackendChoice,
-}
 
 /// A loaded object and the status of every hook.
 pub struct Loaded {
@@ -92,12 +54,32 @@ fn load_programs(settings: &FilterSettings, prefix: &str) -> Result<Loaded, Load
     let ringbuf = ringbuf_size(settings.ringbuf_bytes)?;
     let mut ebpf = EbpfLoader::new()
         .override_global("OFFSETS", &resolved.offsets, true)
-        .map_max_entries("EVENTS", ringbuf)
+        .map_max_entries("FILE_EVENTS", ringbuf)
+        .map_max_entries("PROCESS_EVENTS", ringbuf)
+        .map_max_entries("MARKED", pid_max())
         .load(OBJECT)
         .map_err(LoadError::Object)?;
     configure_maps(&mut ebpf, settings)?;
     let hooks = attach_all(&mut ebpf, &fields, prefix, settings.backend)?;
-    Ok(Loaded { ebpf, hooks, missing: resolved.missing })
+    let mut missing = resolved.missing;
+    let on_tracepoints = |watch| {
+        hooks
+            .iter()
+            .any(|h| h.watches == watch && h.attached && h.backend == super::hooks::Backend::Tracepoint)
+    };
+    if on_tracepoints(Watch::Open) || on_tracepoints(Watch::Mmap) {
+        missing.extend(TRACEPOINT_BLIND_SPOTS.iter().map(|s| (*s).to_owned()));
+    }
+    Ok(Loaded { ebpf, hooks, missing })
+}
+
+/// Every process may be marked at once: `MARKED` holds up to `pid_max` entries (its
+/// memory is allocated per entry, not up front).
+fn pid_max() -> u32 {
+    std::fs::read_to_string("/proc/sys/kernel/pid_max")
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or(4_194_304)
 }
 
 /// Fails early, before anything is created, when the sensor cannot load probes.

@@ -1,6 +1,9 @@
 //! The kernel's `MARKED` map: processes whose every open, map and listen is forwarded.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{
+    Arc, Mutex, PoisonError,
+    atomic::{AtomicU64, Ordering},
+};
 
 use aya::maps::{HashMap as BpfHashMap, MapData};
 
@@ -8,27 +11,32 @@ use aya::maps::{HashMap as BpfHashMap, MapData};
 #[derive(Clone)]
 pub struct RuntimeMarks {
     map: Arc<Mutex<BpfHashMap<MapData, u32, u32>>>,
+    /// Marks that could not be written (the map was full): counted and reported.
+    pub failed: Arc<AtomicU64>,
 }
 
 impl RuntimeMarks {
     #[must_use]
     pub fn new(map: BpfHashMap<MapData, u32, u32>) -> Self {
-        Self { map: Arc::new(Mutex::new(map)) }
+        Self { map: Arc::new(Mutex::new(map)), failed: Arc::default() }
     }
 
-    /// Adds `flags` (`sensor_common::settings::mark`) to `tgid`'s mark.
-    pub fn mark(&self, tgid: u32, flags: u32) {
+    /// Rewrites `tgid`'s mark bits (`sensor_common::settings::mark`) with `change`; a
+    /// result of 0 removes the mark. Returns the new bits.
+    pub fn update(&self, tgid: u32, change: impl FnOnce(u32) -> u32) -> u32 {
         let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
         let current = map.get(&tgid, 0).unwrap_or(0);
-        if let Err(error) = map.insert(&tgid, &(current | flags), 0) {
+        let next = change(current);
+        if next == current {
+            return next;
+        }
+        if next == 0 {
+            let _ = map.remove(&tgid);
+        } else if let Err(error) = map.insert(&tgid, &next, 0) {
+            self.failed.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(tgid, %error, "cannot mark a runtime process (map full?)");
         }
-    }
-
-    /// Removes `tgid`'s mark (a client the kernel marked by its name).
-    pub fn unmark(&self, tgid: u32) {
-        let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
-        let _ = map.remove(&tgid);
+        next
     }
 
     /// Marked processes right now.

@@ -1,28 +1,35 @@
-//! The kernel source: loads the probes, then turns the ring buffer into decoded records
-//! and the per-CPU counters into loss figures.
+//! The kernel source: loads the probes, then turns the two ring buffers into decoded
+//! records and the per-CPU counters into loss figures. The first stage: it imports no
+//! other stage.
 
 mod attach;
 pub mod btf;
 pub mod counters;
+pub mod error;
 mod filters;
 pub mod hooks;
 pub mod loader;
 pub mod marks;
 pub mod offsets;
 pub mod ring;
+pub mod settings;
 pub mod tracefs;
 
 use std::sync::Arc;
 
 use aya::maps::{Array, HashMap as BpfHashMap, PerCpuArray, RingBuf};
 use sensor_common::decode::Record;
-use tokio::sync::mpsc;
+use tokio::{sync::mpsc, task::JoinHandle};
 
 pub use counters::{CounterSnapshot, KernelCounters};
+pub use error::LoadError;
 pub use hooks::HookStatus;
-pub use loader::{FilterSettings, LoadError};
 pub use marks::RuntimeMarks;
 pub use ring::DrainStats;
+pub use settings::FilterSettings;
+
+/// Records waiting between the drain and the pipeline.
+const RECORD_QUEUE: usize = 8192;
 
 /// The loaded probes and the handles the pipeline needs.
 pub struct KernelSource {
@@ -35,31 +42,37 @@ pub struct KernelSource {
     _ebpf: aya::Ebpf,
 }
 
+/// The running drain: its records, and its task (an essential one: if it ends, no more
+/// kernel events arrive).
+pub struct Drain {
+    pub records: mpsc::Receiver<Record>,
+    pub task: JoinHandle<std::io::Result<()>>,
+}
+
 impl KernelSource {
-    /// Loads the probes and starts draining the ring buffer into the returned channel.
+    /// Loads the probes and starts draining the ring buffers.
     ///
     /// # Errors
     /// See [`LoadError`]: each names its cause and fix.
-    pub fn start(settings: &FilterSettings) -> Result<(Self, mpsc::Receiver<Record>), LoadError> {
+    pub fn start(settings: &FilterSettings) -> Result<(Self, Drain), LoadError> {
         let loader::Loaded { mut ebpf, hooks, missing } = loader::load(settings)?;
         let take = |ebpf: &mut aya::Ebpf, name: &'static str| {
             ebpf.take_map(name)
                 .ok_or_else(|| LoadError::Setting(format!("map {name} missing from the object")))
         };
         let map_error = |map| move |source| LoadError::Map { map, source };
-        let ring = RingBuf::try_from(take(&mut ebpf, "EVENTS")?).map_err(map_error("EVENTS"))?;
+        let rings = ring::Rings {
+            processes: RingBuf::try_from(take(&mut ebpf, "PROCESS_EVENTS")?)
+                .map_err(map_error("PROCESS_EVENTS"))?,
+            files: RingBuf::try_from(take(&mut ebpf, "FILE_EVENTS")?).map_err(map_error("FILE_EVENTS"))?,
+        };
         let counters = PerCpuArray::try_from(take(&mut ebpf, "COUNTERS")?).map_err(map_error("COUNTERS"))?;
         let marked = BpfHashMap::try_from(take(&mut ebpf, "MARKED")?).map_err(map_error("MARKED"))?;
         let asleep =
             Array::try_from(take(&mut ebpf, "CONSUMER_ASLEEP")?).map_err(map_error("CONSUMER_ASLEEP"))?;
-        let (sink, records) = mpsc::channel(8192);
+        let (sink, records) = mpsc::channel(RECORD_QUEUE);
         let drain = Arc::new(DrainStats::default());
-        let stats = Arc::clone(&drain);
-        tokio::spawn(async move {
-            if let Err(error) = ring::drain(ring, ring::SleepFlag::new(asleep), sink, stats).await {
-                tracing::error!(%error, "the ring buffer cannot be read; no more kernel events");
-            }
-        });
+        let task = tokio::spawn(ring::drain(rings, ring::SleepFlag::new(asleep), sink, Arc::clone(&drain)));
         let source = Self {
             hooks,
             missing,
@@ -68,6 +81,6 @@ impl KernelSource {
             drain,
             _ebpf: ebpf,
         };
-        Ok((source, records))
+        Ok((source, Drain { records, task }))
     }
 }

@@ -59,13 +59,14 @@ impl Group<'_> {
 #[must_use]
 pub fn feature_name(bit: u32) -> &'static str {
     match bit {
-        feature::FILE_IDENTITY => "file identity (dev, inode, size, mtime)",
+        feature::FILE_IDENTITY => "file identity (dev, inode, size, mtime, ctime)",
         feature::DENTRY_WALK => "file paths",
         feature::MOUNT_WALK => "paths across mount points",
         feature::EXEC_DETAILS => "exe path and argv",
-        feature::PARENT => "parent pid",
+        feature::PARENT => "parent pid and marking runtimes' children at fork",
         feature::EXIT_CODE => "exit codes",
         feature::UNLINKED => "the deleted-file flag",
+        feature::MOUNT_NS => "mount namespaces of files (paths are then read only through the process)",
         _ => "unknown feature",
     }
 }
@@ -79,7 +80,6 @@ pub fn resolve_structs(btf: &Btf) -> Resolved {
         let mut g = Group { resolved: &mut resolved, btf, feature: feature::FILE_IDENTITY, ok: true };
         o.task_files = g.member("task_struct", "files");
         o.files_fdt = g.member("files_struct", "fdt");
-        o.fdtable_max_fds = g.member("fdtable", "max_fds");
         o.fdtable_fd = g.member("fdtable", "fd");
         o.file_f_inode = g.member("file", "f_inode");
         o.file_f_flags = g.member("file", "f_flags");
@@ -91,6 +91,9 @@ pub fn resolve_structs(btf: &Btf) -> Resolved {
         // 6.7+ split the timestamp; 6.6 renamed it `__i_mtime`; older kernels: i_mtime.
         o.inode_mtime_sec = g.first_of("inode", &["i_mtime_sec", "__i_mtime.tv_sec", "i_mtime.tv_sec"]);
         o.inode_mtime_nsec = g.first_of("inode", &["i_mtime_nsec", "__i_mtime.tv_nsec", "i_mtime.tv_nsec"]);
+        // ctime moved the same way (6.6 `__i_ctime`, 6.11 split in two).
+        o.inode_ctime_sec = g.first_of("inode", &["i_ctime_sec", "__i_ctime.tv_sec", "i_ctime.tv_sec"]);
+        o.inode_ctime_nsec = g.first_of("inode", &["i_ctime_nsec", "__i_ctime.tv_nsec", "i_ctime.tv_nsec"]);
         o.super_block_s_dev = g.member("super_block", "s_dev");
         g.finish();
     }
@@ -132,6 +135,7 @@ pub fn resolve_structs(btf: &Btf) -> Resolved {
         let mut g = Group { resolved: &mut resolved, btf, feature: feature::PARENT, ok: true };
         o.task_real_parent = g.member("task_struct", "real_parent");
         o.task_tgid = g.member("task_struct", "tgid");
+        o.task_pid = g.member("task_struct", "pid");
         g.finish();
     }
     {
@@ -142,6 +146,13 @@ pub fn resolve_structs(btf: &Btf) -> Resolved {
     {
         let mut g = Group { resolved: &mut resolved, btf, feature: feature::UNLINKED, ok: true };
         o.dentry_d_hash_pprev = g.member("dentry", "d_hash.pprev");
+        g.finish();
+    }
+    {
+        let mut g = Group { resolved: &mut resolved, btf, feature: feature::MOUNT_NS, ok: true };
+        o.task_nsproxy = g.member("task_struct", "nsproxy");
+        o.nsproxy_mnt_ns = g.member("nsproxy", "mnt_ns");
+        o.mnt_namespace_inum = g.member("mnt_namespace", "ns.inum");
         g.finish();
     }
     let features = resolved.offsets.features;
@@ -155,7 +166,6 @@ pub struct TracepointFields {
     pub sys_exit_ret: Option<u32>,
     pub mmap: Option<[u32; 5]>,
     pub sock: Option<[u32; 6]>,
-    pub fork_child_pid: Option<u32>,
 }
 
 /// Reads the formats of the tracepoints whose fields the programs read.
@@ -181,7 +191,6 @@ pub fn resolve_tracepoints(root: &Path, missing: &mut Vec<String>) -> Tracepoint
             &["newstate", "sport", "family", "protocol", "saddr", "saddr_v6"],
         ))
         .and_then(|v| v.try_into().ok()),
-        fork_child_pid: note(read("sched", "sched_process_fork", &["child_pid"])).map(|v| v[0]),
     }
 }
 
@@ -199,9 +208,6 @@ impl TracepointFields {
             (offsets.tp_sock_newstate, offsets.tp_sock_sport) = (newstate, sport);
             (offsets.tp_sock_family, offsets.tp_sock_protocol) = (family, protocol);
             (offsets.tp_sock_saddr, offsets.tp_sock_saddr_v6) = (saddr, saddr_v6);
-        }
-        if let Some(child) = self.fork_child_pid {
-            offsets.tp_fork_child_pid = child;
         }
     }
 }

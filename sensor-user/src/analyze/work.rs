@@ -1,0 +1,97 @@
+//! The three jobs behind the event path, each a plain blocking function run by a
+//! worker pool: identify (open the reported file, decide its format: a quick look
+//! under a small budget), analyze (metadata, pickle walk, chat templates, containers,
+//! under the full budget), hash (SHA-256 of the same open file). Each returns its
+//! result; the correlation stage alone turns results into events.
+
+use std::{
+    path::PathBuf,
+    time::{Duration, Instant},
+};
+
+use model_analysis::{Format, HashBudget, HashError, Limits, ModelReport};
+
+use super::access::{AccessError, FileRequest, Opened, open_reported};
+use crate::domain::FileKey;
+
+/// Budget of the quick identification: a prefix, a zip directory, an executable's
+/// embedded-GGUF probe. Deep analysis has the full [`Limits::default`].
+#[must_use]
+pub fn identify_limits() -> Limits {
+    Limits { deadline: Some(Duration::from_millis(200)), max_header_bytes: 4 << 20, ..Limits::default() }
+}
+
+/// A reported file, opened and identified.
+#[derive(Debug)]
+pub struct Identified {
+    pub opened: Opened,
+    pub format: Format,
+    /// The version actually opened (it may differ from the kernel's if the file changed).
+    pub key: FileKey,
+}
+
+/// The result of an identification job.
+#[derive(Debug)]
+pub struct Identification {
+    pub request: FileRequest,
+    pub outcome: Result<Identified, AccessError>,
+}
+
+/// Opens the reported file and decides its format.
+#[must_use]
+pub fn identify(request: FileRequest, limits: &Limits) -> Identification {
+    let outcome = open_reported(&request).map(|mut opened| {
+        let key = FileKey::from_stamp(&opened.file.stamp);
+        let format = model_analysis::identify(&mut opened.file.file, key.size, limits);
+        Identified { opened, format, key }
+    });
+    Identification { request, outcome }
+}
+
+/// A model to analyse in depth.
+#[derive(Debug)]
+pub struct AnalyzeJob {
+    pub opened: Opened,
+    /// Its path in the process's namespace (provenance, extension check, manifests).
+    pub name: PathBuf,
+    pub key: FileKey,
+}
+
+/// The result of deep analysis; the open file comes back for hashing.
+#[derive(Debug)]
+pub struct Analysis {
+    pub key: FileKey,
+    pub name: PathBuf,
+    pub report: ModelReport,
+    pub opened: Opened,
+    pub duration: Duration,
+}
+
+#[must_use]
+pub fn analyze(mut job: AnalyzeJob, limits: &Limits) -> Analysis {
+    let started = Instant::now();
+    let report = model_analysis::analyze_opened(&mut job.opened.file, &job.name, &job.opened.root, limits);
+    Analysis { key: job.key, name: job.name, report, opened: job.opened, duration: started.elapsed() }
+}
+
+/// A model file to hash.
+#[derive(Debug)]
+pub struct HashJob {
+    pub opened: Opened,
+    pub name: PathBuf,
+    pub key: FileKey,
+}
+
+#[derive(Debug)]
+pub struct Hashed {
+    pub key: FileKey,
+    pub name: PathBuf,
+    pub result: Result<[u8; 32], HashError>,
+}
+
+/// Hashes the open file, refusing a result if the file changed meanwhile.
+#[must_use]
+pub fn hash(job: HashJob, budget: &HashBudget) -> Hashed {
+    let result = model_analysis::sha256_file(&job.opened.file.file, &job.opened.file.stamp, budget);
+    Hashed { key: job.key, name: job.name, result }
+}
