@@ -2,6 +2,7 @@
 //! commands: each first makes the machine ready (idempotently), then does its job.
 
 mod bench;
+mod imports;
 mod pyenv;
 mod setup;
 mod vm;
@@ -42,8 +43,11 @@ enum Task {
     /// Run the end-to-end suite on the host kernel and on Debian's 6.1 and 6.12 kernels in
     /// QEMU; print the kernel × test matrix and each hook's backend (also in target/vm/matrix.md).
     VmTest(vm::VmTestArgs),
-    /// Format and lint every crate, the eBPF one included.
+    /// Format and lint every crate, the eBPF one included, and check the import graph.
     Lint,
+    /// Print the import graph between the pipeline stages; fail on a backward edge or a
+    /// cycle.
+    Imports,
     /// Measure the sensor's cost side by side with no sensor, do-nothing hooks and auditd;
     /// print a markdown report (also written to bench-results/). Needs root.
     Bench(bench::BenchArgs),
@@ -85,6 +89,7 @@ fn main() -> anyhow::Result<()> {
             vm::run(&args)
         }
         Task::Lint => lint(),
+        Task::Imports => imports::run(),
         Task::Bench(args) => {
             setup::run()?;
             bench::run(&args)
@@ -94,6 +99,7 @@ fn main() -> anyhow::Result<()> {
 
 fn lint() -> anyhow::Result<()> {
     cargo(&["fmt", "--all", "--check"])?;
+    imports::run()?;
     // No --workspace: that would build sensor-ebpf for the host, where its panic
     // handler clashes with std. The default members are everything else.
     cargo(&["clippy", "--all-targets", "--release", "--", "-D", "warnings"])?;

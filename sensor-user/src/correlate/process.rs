@@ -29,7 +29,7 @@ impl Pipeline {
         let info = self.processes.insert(info);
         match &info.runtime {
             Some(runtime) if runtime.role.loads_models() => {
-                self.set_mark(info.pid, |bits| bits | mark::RUNTIME)
+                self.set_mark(info.pid, |bits| bits | mark::RUNTIME);
             }
             // The kernel marks by name (`ollama`) or at fork; `ollama run` only talks to
             // a server. Most execs carry no mark: no syscall for them.

@@ -23,9 +23,8 @@ use super::{
     workers::{PoolSizes, WorkFns, Workers},
 };
 use crate::{
-    domain::{Drop, DropCounters},
+    domain::{Drop, DropCounters, event_kind::kind},
     enrich::process::{ProcView, ProcessInfo},
-    publish::format::kind,
 };
 
 /// Collects events with the time they were published.

@@ -3,6 +3,7 @@
 //! name a thing.
 
 pub mod drops;
+pub mod event_kind;
 pub mod file;
 pub mod runtime;
 
