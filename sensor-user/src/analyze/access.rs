@@ -159,9 +159,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("m.gguf");
         std::fs::write(&path, b"GGUF").expect("write");
-        // Held open so that the new file cannot reuse the inode number.
-        let original = std::fs::File::open(&path).expect("open");
-        let key = key_of(&original);
+        let key = key_of(&std::fs::File::open(&path).expect("open"));
+        // A second name keeps the inode alive (so the new file cannot reuse its number)
+        // without any descriptor of ours leading to it.
+        std::fs::hard_link(&path, dir.path().join("kept")).expect("link");
         std::fs::remove_file(&path).expect("unlink");
         std::fs::write(&path, b"other").expect("write");
         let error = open_reported(&request(&path, None, key, true)).expect_err("another inode");

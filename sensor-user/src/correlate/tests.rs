@@ -291,7 +291,11 @@ async fn every_drop_path_counts() {
     h.records.send(open_record(&f2, &p2, reason::EXTENSION)).await.expect("send");
     // A file that vanishes: closed and deleted before anyone could read it.
     let (gone_path, gone) = gguf(dir.path(), "gone.gguf");
-    let gone_record = open_record(&gone, &gone_path, reason::EXTENSION);
+    let mut gone_record = open_record(&gone, &gone_path, reason::EXTENSION);
+    // Its descriptor is closed: a number no descriptor of this process uses.
+    if let Record::File { event, .. } = &mut gone_record {
+        event.fd = 40_000;
+    }
     drop(gone);
     std::fs::remove_file(&gone_path).expect("unlink");
     tokio::time::sleep(Duration::from_millis(800)).await;
