@@ -12,6 +12,8 @@ use std::{
 
 use serde_json::Value;
 
+pub mod hostile;
+
 /// Why a privileged test cannot run here, if it cannot.
 #[must_use]
 pub fn skip_reason() -> Option<String> {
@@ -78,8 +80,10 @@ impl Sensor {
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                let value: Value = serde_json::from_str(&line)
+                let mut value: Value = serde_json::from_str(&line)
                     .unwrap_or_else(|e| panic!("modelwatch printed a line that is not JSON ({e}): {line}"));
+                // When the test read it: with the event's own time, how long it took.
+                value["_received_unix_ns"] = Value::from(unix_ns(std::time::SystemTime::now()));
                 if tx.send(value).is_err() {
                     break;
                 }
@@ -150,6 +154,19 @@ impl Drop for Sensor {
     }
 }
 
+fn unix_ns(time: std::time::SystemTime) -> u64 {
+    time.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// How long after its kernel time the test received an event.
+#[must_use]
+pub fn delivery_delay(event: &Value) -> Duration {
+    let received = event["_received_unix_ns"].as_u64().unwrap_or_else(|| panic!("no receipt time: {event}"));
+    let text = event["time"].as_str().unwrap_or_else(|| panic!("an event without a time: {event}"));
+    let happened = humantime::parse_rfc3339(text).map_or_else(|e| panic!("event time {text}: {e}"), unix_ns);
+    Duration::from_nanos(received.saturating_sub(happened))
+}
+
 /// The event's kind (`model_file_opened`...).
 #[must_use]
 pub fn kind(event: &Value) -> &str {
@@ -185,6 +202,30 @@ pub fn run_actor(dir: &Path, name: &str, args: &[&str], script: &str) -> u32 {
     pid
 }
 
+/// Starts the actor under `name` as user `uid` (an unprivileged insider), without
+/// waiting. `dir` must be reachable by that user (see [`open_to_everyone`]).
+#[must_use]
+pub fn spawn_actor_as(dir: &Path, name: &str, args: &[&str], script: &str, uid: u32) -> Child {
+    use std::os::unix::process::CommandExt as _;
+    Command::new(copy_actor(dir, name))
+        .args(args)
+        .env("MW_ACTOR", script)
+        .uid(uid)
+        .gid(uid)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start the actor")
+}
+
+/// Makes `dir` (a test's temp dir, 0700 by default) usable by other users.
+pub fn open_to_everyone(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o1777)).expect("chmod");
+}
+
+/// The user the insider tests run as (`nobody`).
+pub const NOBODY: u32 = 65_534;
+
 /// Starts the actor under `name` without waiting for it (the caller kills it).
 #[must_use]
 pub fn spawn_actor(dir: &Path, name: &str, args: &[&str], script: &str) -> Child {
@@ -196,7 +237,7 @@ pub fn spawn_actor(dir: &Path, name: &str, args: &[&str], script: &str) -> Child
         .expect("start the actor")
 }
 
-/// Copies the actor binary to `dir/name`.
+/// Copies the actor binary to `dir/name` (executable by everyone).
 #[must_use]
 pub fn copy_actor(dir: &Path, name: &str) -> PathBuf {
     let actor = dir.join(name);
@@ -204,6 +245,19 @@ pub fn copy_actor(dir: &Path, name: &str) -> PathBuf {
         std::fs::copy(workspace_binary("mw-actor"), &actor).expect("copy the actor");
     }
     actor
+}
+
+/// A running sensor's resident memory high-water mark, in KiB (`VmHWM`).
+#[must_use]
+pub fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 /// Creates a sparse file of `size` bytes that starts with `head`.
@@ -271,4 +325,18 @@ pub fn test_python() -> Result<PathBuf, String> {
             .to_owned()
     })?;
     if path.exists() { Ok(path) } else { Err(format!("{} does not exist", path.display())) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delivery_delay_reads_the_event_time() {
+        let event = serde_json::json!({
+            "time": "2026-11-30T17:05:01.502458932+00:00",
+            "_received_unix_ns": 1_796_058_301_602_458_932u64,
+        });
+        assert_eq!(delivery_delay(&event), Duration::from_millis(100));
+    }
 }

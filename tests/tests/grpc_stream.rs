@@ -3,7 +3,7 @@
 use std::{os::unix::fs::PermissionsExt as _, time::Duration};
 
 use modelwatch_tests::{Sensor, gguf_header, grpc, kind, pid_of, require_privileges, run_actor};
-use proto::v1::{StreamEventsRequest, event::Payload};
+use proto::v1::StreamEventsRequest;
 
 #[test]
 fn a_grpc_subscriber_sees_what_stdout_sees() {
@@ -24,34 +24,35 @@ fn a_grpc_subscriber_sees_what_stdout_sees() {
         &["serve"],
         &format!("open:{};listen:127.0.0.1:11434", model.display()),
     );
-    let from_stdout = sensor
-        .next_matching(Duration::from_secs(20), |e| {
-            kind(e) == "listener_opened" && pid_of(e) == u64::from(pid)
-        })
-        .expect("stdout shows the listener");
-    let mut grpc_kinds = Vec::new();
+    // The kinds of this process's events, in sequence order, until all three arrived:
+    // the model's identification runs beside the event path, so the listener may come
+    // first; both outlets must agree on what came and in which order.
+    let wanted = ["process_exec", "model_file_opened", "listener_opened"];
+    let mut from_stdout = Vec::new();
+    while !wanted.iter().all(|w| from_stdout.iter().any(|(_, k)| k == w)) {
+        let event = sensor
+            .next_matching(Duration::from_secs(20), |e| pid_of(e) == u64::from(pid))
+            .unwrap_or_else(|| panic!("stdout stopped short: {from_stdout:?}"));
+        let seq: u64 = event["seq"].as_str().and_then(|s| s.parse().ok()).unwrap_or(0);
+        from_stdout.push((seq, kind(&event).to_owned()));
+    }
+    let mut from_grpc = Vec::new();
     let mut first_seq = None;
-    let found = runtime.block_on(async {
+    runtime.block_on(async {
         tokio::time::timeout(Duration::from_secs(20), async {
-            while let Some(event) = stream.message().await.expect("stream") {
+            while from_grpc.len() < from_stdout.len() {
+                let event = stream.message().await.expect("stream").expect("the stream ended");
                 first_seq.get_or_insert(event.seq);
                 if event.process.as_ref().is_some_and(|p| p.pid == pid) {
-                    grpc_kinds.push(modelwatch::publish::format::kind(&event));
-                    if matches!(event.payload, Some(Payload::ListenerOpened(_))) {
-                        return event;
-                    }
+                    from_grpc.push((event.seq, modelwatch::publish::format::kind(&event).to_owned()));
                 }
             }
-            panic!("the stream ended");
         })
         .await
-        .expect("the gRPC stream shows the listener")
+        .expect("the gRPC stream shows the same events");
     });
     assert_eq!(first_seq, Some(1), "replay from since_seq = 1 starts at the status event");
-    assert_eq!(found.seq, from_stdout["seq"].as_str().and_then(|s| s.parse().ok()).unwrap_or(0));
-    // The digest (model_hashed) is computed in the background and may land anywhere.
-    grpc_kinds.retain(|kind| *kind != "model_hashed");
-    assert_eq!(grpc_kinds, vec!["process_exec", "model_file_opened", "listener_opened"]);
+    assert_eq!(from_grpc, from_stdout);
 }
 
 #[test]

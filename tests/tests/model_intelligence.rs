@@ -19,6 +19,13 @@ fn opened(sensor: &mut Sensor, path: &str, pid: u32) -> Value {
         .unwrap_or_else(|| panic!("no model_file_opened for {path} by {pid}"))
 }
 
+/// What deep analysis found in `path` (it follows the first event of the file).
+fn analyzed(sensor: &mut Sensor, path: &str) -> Value {
+    sensor
+        .next_matching(WAIT, |e| kind(e) == "model_analyzed" && e["model_analyzed"]["path"] == path)
+        .unwrap_or_else(|| panic!("no model_analyzed for {path}"))
+}
+
 fn hashed(sensor: &mut Sensor, path: &str) -> Value {
     sensor
         .next_matching(WAIT, |e| kind(e) == "model_hashed" && e["model_hashed"]["path"] == path)
@@ -62,14 +69,20 @@ fn an_ollama_blob_carries_license_tag_and_a_verified_digest() {
     let pid = run_actor(dir.path(), "ollama", &["runner"], &format!("open:{path}"));
     let event = opened(&mut sensor, &path, pid);
     let file = &event["model_file_opened"]["file"];
+    // Identification: format and what the path says, at once.
     assert_eq!(file["format"], "MODEL_FORMAT_GGUF", "{event}");
-    assert_eq!(file["metadata"]["license"], "cc-by-nc-4.0");
-    assert_eq!(file["metadata"]["name"], "Tiny Llama");
-    assert_eq!(file["metadata"]["architecture"], "llama");
     assert_eq!(file["provenance"]["source"], "ollama");
-    assert_eq!(file["provenance"]["name"], "tinyllama:latest", "{event}");
     assert_eq!(file["claimed_sha256"], digest.as_str());
+    assert_eq!(file["analysis"], "ANALYSIS_STATE_PENDING");
     assert_eq!(event["model_file_opened"]["reasons"], serde_json::json!(["marked_runtime"]), "{event}");
+    // Deep analysis follows: metadata, and the Ollama tag from the manifests.
+    let analysis = analyzed(&mut sensor, &path);
+    let found = &analysis["model_analyzed"];
+    assert_eq!(found["metadata"]["license"], "cc-by-nc-4.0", "{analysis}");
+    assert_eq!(found["metadata"]["name"], "Tiny Llama");
+    assert_eq!(found["metadata"]["architecture"], "llama");
+    assert_eq!(found["provenance"]["name"], "tinyllama:latest", "{analysis}");
+    assert_eq!(found["announced_seq"], event["seq"]);
     let hash = hashed(&mut sensor, &path);
     assert_eq!(hash["model_hashed"]["sha256"], digest.as_str());
     assert_eq!(hash["model_hashed"]["claimed_sha256_matches"], true);
@@ -106,9 +119,9 @@ fn a_pickle_that_runs_a_command_is_reported_critical() {
     let pid = run_actor(dir.path(), "trainer", &[], &format!("open:{path}"));
     let event = opened(&mut sensor, &path, pid);
     assert_eq!(event["model_file_opened"]["write"], false);
-    let file = &event["model_file_opened"]["file"];
-    assert_eq!(file["format"], "MODEL_FORMAT_PICKLE", "{event}");
-    let findings = file["findings"].as_array().expect("findings");
+    assert_eq!(event["model_file_opened"]["file"]["format"], "MODEL_FORMAT_PICKLE", "{event}");
+    let analysis = analyzed(&mut sensor, &path);
+    let findings = analysis["model_analyzed"]["findings"].as_array().expect("findings");
     let dangerous = findings.iter().find(|f| f["kind"] == "pickle_dangerous_import").expect("a finding");
     assert_eq!(dangerous["severity"], "SEVERITY_CRITICAL");
     assert!(dangerous["message"].as_str().unwrap_or("").contains("os.system"), "{dangerous}");

@@ -123,6 +123,9 @@ fn a_model_in_another_mount_namespace_is_seen_as_that_process_sees_it() {
     model(&source.join("model.gguf"));
     let mountpoint = dir.path().join("mnt");
     std::fs::create_dir_all(&mountpoint).expect("mountpoint");
+    // The same path on the host holds something else: the sensor must read the
+    // namespace's file, never fall back to this one.
+    std::fs::write(mountpoint.join("model.gguf"), gguf_header("host-decoy", "mit")).expect("decoy");
     let actor = copy_actor(dir.path(), "loader");
     let inside = mountpoint.join("model.gguf");
     // A private mount namespace with a bind mount that only the actor sees.
@@ -137,7 +140,6 @@ fn a_model_in_another_mount_namespace_is_seen_as_that_process_sees_it() {
         return;
     };
     assert!(status.success(), "the namespaced actor failed: {status}");
-    assert!(!inside.exists(), "the bind mount must not be visible outside its namespace");
     let event = sensor
         .next_matching(WAIT, |e| {
             kind(e) == "model_file_opened"
@@ -148,5 +150,14 @@ fn a_model_in_another_mount_namespace_is_seen_as_that_process_sees_it() {
         file_of(&event)["format"],
         "MODEL_FORMAT_GGUF",
         "read through the process's own root: {event}"
+    );
+    let analyzed = sensor
+        .next_matching(WAIT, |e| {
+            kind(e) == "model_analyzed" && e["model_analyzed"]["path"] == inside.display().to_string()
+        })
+        .expect("the analysis of the namespace's file");
+    assert_eq!(
+        analyzed["model_analyzed"]["metadata"]["name"], "edge",
+        "the host's file was read: {analyzed}"
     );
 }

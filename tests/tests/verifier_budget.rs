@@ -9,7 +9,7 @@ use modelwatch_tests::{Sensor, require_privileges};
 /// least efficiently, 224k and 208k instructions).
 const BUDGETS: [(&str, u64); 11] = [
     ("sched:sched_process_exit", 2_000),
-    ("sched:sched_process_fork", 1_000),
+    ("raw:sched_process_fork", 1_000),
     ("sched:sched_process_exec", 60_000),
     ("syscalls:sys_exit_openat", 250_000),
     ("syscalls:sys_exit_openat2", 250_000),

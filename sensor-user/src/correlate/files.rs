@@ -343,11 +343,17 @@ impl Pipeline {
             }
             return 0;
         };
-        let seq = self.publish_record(waiting, model.clone());
-        if waiting.loads() {
-            self.adopt_as_runtime(waiting.pid);
-            self.resolve_loader(waiting.pid, true);
+        if !waiting.loads() {
+            return self.publish_record(waiting, model.clone());
         }
+        self.adopt_as_runtime(waiting.pid);
+        // The process was captured when the record arrived; it is a runtime now.
+        let mut waiting = waiting.clone();
+        if waiting.process.runtime == pb::Runtime::Unspecified as i32 {
+            waiting.process.runtime = pb::Runtime::UnknownLoader.into();
+        }
+        let seq = self.publish_record(&waiting, model.clone());
+        self.resolve_loader(waiting.pid, true);
         seq
     }
 

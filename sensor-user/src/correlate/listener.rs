@@ -120,7 +120,9 @@ impl Pipeline {
                 return;
             }
         };
-        self.publish_held(pid, &listeners, "held_when_marked", false);
+        let snapshot = self.snapshot_pids.remove(&pid);
+        let why = if snapshot { "snapshot" } else { "held_when_marked" };
+        self.publish_held(pid, &listeners, why, snapshot);
     }
 
     /// Publishes listeners found in procfs (held when marked, or at start-up).

@@ -102,6 +102,8 @@ pub struct Pipeline {
     marked: HashMap<u32, u32>,
     /// Processes whose exec was published (their exit will be too).
     published: HashSet<u32>,
+    /// Processes whose held listeners were asked for by the start-up snapshot.
+    snapshot_pids: HashSet<u32>,
     files: files::FileTable,
     loaders: loaders::Loaders,
     listeners: listener::Published,
@@ -124,6 +126,7 @@ impl Pipeline {
             options,
             marked: HashMap::new(),
             published: HashSet::new(),
+            snapshot_pids: HashSet::new(),
             files: files::FileTable::default(),
             loaders: loaders::Loaders::default(),
             listeners: listener::Published::default(),

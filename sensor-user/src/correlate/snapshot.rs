@@ -42,6 +42,7 @@ impl Pipeline {
             for mapping in &mappings {
                 self.snapshot_mapping(pid, mapping);
             }
+            self.snapshot_pids.insert(pid);
             self.request_held_listeners(pid);
         }
     }

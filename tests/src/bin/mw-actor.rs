@@ -6,6 +6,12 @@
 //! - `openmap:PATH`         open, then mmap the first MiB read-only, keep both;
 //! - `listen:ADDR`          bind and listen on a TCP address (`127.0.0.1:11434`);
 //! - `reopen:PATH:N`        open and close PATH N times;
+//! - `reopenfor:PATH:MS`    open and close PATH as fast as possible for MS milliseconds;
+//! - `churn:SRC:DST:MS`     for MS milliseconds, copy every file of SRC into DST under a
+//!   new name and open it (a flood of never-seen files; the last rounds are kept on disk,
+//!   older copies deleted);
+//! - `dupover:PATH`         open PATH with `O_PATH` and `dup2` it over the descriptor of
+//!   the last file opened (the descriptor the kernel reported now leads elsewhere);
 //! - `spawn:ACTIONS`        run this program again as a child with other actions (`,`
 //!   separates the child's actions);
 //! - `openat:DIR:NAME`      open DIR, then NAME relative to it with `openat(2)`;
@@ -85,8 +91,72 @@ fn perform(
                 return Err(std::io::Error::other(format!("child failed: {status}")));
             }
         }
+        "reopenfor" => {
+            let (path, ms) =
+                arg.rsplit_once(':').ok_or_else(|| std::io::Error::other("reopenfor:PATH:MS"))?;
+            let until =
+                std::time::Instant::now() + Duration::from_millis(ms.parse().map_err(std::io::Error::other)?);
+            let path = CString::new(path).map_err(std::io::Error::other)?;
+            while std::time::Instant::now() < until {
+                for _ in 0..1000 {
+                    // SAFETY: a valid C string; the descriptor is closed at once.
+                    let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+                    if fd < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    // SAFETY: fd was just opened.
+                    unsafe { libc::close(fd) };
+                }
+            }
+        }
+        "churn" => churn(arg)?,
+        "dupover" => {
+            let target = files.last().ok_or_else(|| std::io::Error::other("nothing opened yet"))?.as_raw_fd();
+            let path = CString::new(arg).map_err(std::io::Error::other)?;
+            // SAFETY: a valid C string; O_PATH opens nothing.
+            let decoy = unsafe { libc::open(path.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
+            // SAFETY: both descriptors are ours.
+            if decoy < 0 || unsafe { libc::dup2(decoy, target) } < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
         "sleep" => std::thread::sleep(Duration::from_millis(arg.parse().map_err(std::io::Error::other)?)),
         other => return Err(std::io::Error::other(format!("unknown action {other}"))),
+    }
+    Ok(())
+}
+
+/// `SRC:DST:MS`: copies of SRC's files under new names in DST, opened and deleted.
+fn churn(arg: &str) -> std::io::Result<()> {
+    let mut parts = arg.splitn(3, ':');
+    let (Some(src), Some(dst), Some(ms)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(std::io::Error::other("churn:SRC:DST:MS"));
+    };
+    let seeds: Vec<(String, Vec<u8>)> = std::fs::read_dir(src)?
+        .flatten()
+        .filter_map(|e| Some((e.file_name().to_str()?.to_owned(), std::fs::read(e.path()).ok()?)))
+        .collect();
+    let until = std::time::Instant::now() + Duration::from_millis(ms.parse().map_err(std::io::Error::other)?);
+    // The last few rounds stay on disk (for the sensor to read); older copies go.
+    let keep = seeds.len() * 4;
+    let mut kept = std::collections::VecDeque::new();
+    let mut n = 0u64;
+    while std::time::Instant::now() < until {
+        for (name, bytes) in &seeds {
+            n += 1;
+            let path = std::path::Path::new(dst).join(format!("{n}-{name}"));
+            std::fs::write(&path, bytes)?;
+            drop(std::fs::File::open(&path)?);
+            kept.push_back(path);
+            if kept.len() > keep
+                && let Some(old) = kept.pop_front()
+            {
+                std::fs::remove_file(old)?;
+            }
+        }
+    }
+    for path in kept {
+        std::fs::remove_file(path)?;
     }
     Ok(())
 }
