@@ -10,6 +10,7 @@ mod finding;
 pub mod format;
 pub mod gguf;
 pub mod hash;
+mod json;
 mod limits;
 mod llamafile;
 pub mod numpy;
@@ -31,7 +32,7 @@ pub use finding::{Finding, FindingKind, Severity};
 pub use format::{Format, SNIFF_LEN, extension_mismatch, sniff};
 pub use gguf::GgufInfo;
 pub use hash::{HashBudget, HashError, sha256_file};
-pub use limits::Limits;
+pub use limits::{DEFAULT_DEADLINE, Limits};
 pub use numpy::{NumpyArray, NumpyInfo};
 pub use open::{CheckedFile, Expected, FileStamp, OpenError, Root};
 pub use pickle::{ImportVerdict, PickleCall, PickleImport, PickleReport, PickleStream};
@@ -53,9 +54,21 @@ pub fn analyze<R: Read + Seek>(
     name: Option<&Path>,
     limits: &Limits,
 ) -> ModelReport {
+    let mut scan = Scan::new(limits);
+    let mut report = analyze_within(reader, size, name, &mut scan);
+    report.findings.extend(scan.into_findings());
+    report
+}
+
+/// [`analyze`] within the budgets of `scan`, whose findings are left there.
+fn analyze_within<R: Read + Seek>(
+    reader: &mut R,
+    size: u64,
+    name: Option<&Path>,
+    scan: &mut Scan,
+) -> ModelReport {
     let mut src = Source::new(reader, size);
     let mut prefix = vec![0u8; SNIFF_LEN];
-    let mut scan = Scan::new(limits);
     let read = src.seek_to(0).and_then(|()| src.read_up_to(&mut prefix));
     let n = match read {
         Ok(n) => n,
@@ -75,14 +88,13 @@ pub fn analyze<R: Read + Seek>(
         // bytes agree so far. Fail closed and walk it.
         format = Format::Pickle;
     }
-    let mut report = run(&mut src, format, &prefix, &mut scan);
+    let mut report = run(&mut src, format, &prefix, scan);
     if let Some(name) = name {
         if let Some(finding) = extension_mismatch(name, report.format) {
             scan.report(finding);
         }
         report.provenance = provenance_from_path(name);
     }
-    report.findings = scan.into_findings();
     report
 }
 
@@ -122,6 +134,7 @@ fn run<R: Read + Seek>(
         Format::Gguf => report.gguf = Some(gguf::parse(src, 0, scan)),
         Format::Safetensors => report.safetensors = safetensors::parse(src, scan),
         Format::Pickle | Format::PytorchLegacy => {
+            scan.enter("a pickle stream");
             let mut pickles = PickleReport::default();
             let max = if format == Format::PytorchLegacy { 5 } else { pickle::MAX_SEQUENCE };
             pickle::scan_sequence(src, 0, max, &mut pickles, scan);
@@ -188,11 +201,14 @@ fn analyze_npy<R: Read + Seek>(
     };
     if array.object_dtype {
         scan.find(FindingKind::NumpyObjectArray, "an array of Python objects: its data is a pickle");
+        scan.enter("the pickle of a NumPy object array");
         let mut pickles = PickleReport::default();
         pickle::scan_sequence(src, array.data_offset, 1, &mut pickles, scan);
         report.pickle = Some(pickles);
     }
-    report.numpy = Some(NumpyInfo { arrays: vec![array] });
+    if scan.keep(array.kept_size(), "the NumPy array header") {
+        report.numpy = Some(NumpyInfo { arrays: vec![array] });
+    }
 }
 
 /// Opens the regular file at `path` inside `root` (symlinks followed, but only inside
@@ -218,7 +234,8 @@ pub fn analyze_path(
 /// `root`.
 pub fn analyze_opened(opened: &mut CheckedFile, name: &Path, root: &Root, limits: &Limits) -> ModelReport {
     let size = opened.stamp.size;
-    let mut report = analyze(&mut opened.file, size, Some(name), limits);
+    let mut scan = Scan::new(limits);
+    let mut report = analyze_within(&mut opened.file, size, Some(name), &mut scan);
     // A Hugging Face snapshot entry is a symlink to its blob: the blob's name is the
     // digest. Where the descriptor really leads says so.
     if let Some(resolved) = open::resolved_path(&opened.file)
@@ -230,11 +247,12 @@ pub fn analyze_opened(opened: &mut CheckedFile, name: &Path, root: &Root, limits
             None => report.provenance = Some(more),
         }
     }
-    add_ollama_tags(root, name, &mut report);
+    add_ollama_tags(root, name, &mut report, &mut scan);
+    report.findings.extend(scan.into_findings());
     report
 }
 
-fn add_ollama_tags(root: &Root, path: &Path, report: &mut ModelReport) {
+fn add_ollama_tags(root: &Root, path: &Path, report: &mut ModelReport, scan: &mut Scan) {
     let Some(p) = report.provenance.as_mut() else {
         return;
     };
@@ -246,7 +264,7 @@ fn add_ollama_tags(root: &Root, path: &Path, report: &mut ModelReport) {
     };
     // <models>/blobs/sha256-<hex>: the manifests live beside `blobs`.
     if let Some(models_dir) = path.parent().and_then(Path::parent) {
-        p.tags = ollama_tags(root, models_dir, hex);
+        p.tags = provenance::ollama_tags_within(root, models_dir, hex, scan);
     }
 }
 
