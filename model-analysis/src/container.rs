@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 use std::fmt;
-use std::io::{self, Read, Seek};
+use std::io::{self, BufReader, Read, Seek};
 use std::mem::size_of;
 
 use serde::Serialize;
@@ -12,7 +12,7 @@ use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess,
 
 use crate::finding::{Finding, FindingKind, Severity, clip};
 use crate::format::Format;
-use crate::json::{GuardedJson, MaybeString};
+use crate::json::{GuardedJson, MaybeString, PARSE_BUFFER};
 use crate::limits::{Budget, Scan};
 use crate::numpy::{self, NumpyInfo};
 use crate::pickle::{self, PickleReport};
@@ -248,7 +248,11 @@ fn open<'s, R: Read + Seek>(
         allowance: scan.draw(Budget::InflatedBytes, max_bytes.saturating_add(1)),
         deadline: scan.deadline(),
     };
-    match zip::open_entry(src, entry, start, &budget) {
+    let opened = zip::open_entry(src, entry, start, &budget);
+    if !matches!(opened, Ok(Some(_))) {
+        scan.refund(Budget::InflatedBytes, budget.allowance);
+    }
+    match opened {
         Ok(Some(reader)) => Some(reader),
         Ok(None) => {
             scan.report(
@@ -270,20 +274,19 @@ fn open<'s, R: Read + Seek>(
     }
 }
 
-/// Gives back the entry bytes drawn but not read, and reports the budget that stopped
-/// the reading, if one did. True when one did.
-fn settle<R>(reader: &zip::EntryReader<R>, entry: &Entry, scan: &mut Scan) -> bool {
-    let drawn = scan.limits.max_zip_entry_bytes.saturating_add(1);
-    scan.refund(Budget::InflatedBytes, drawn.saturating_sub(reader.bytes));
-    let Some(budget) = reader.stopped else {
+/// Ends the reading of an entry: gives back the entry bytes drawn but not read, and
+/// reports the budget that stopped the reading, if one did. True when one did.
+fn close<R>(reader: zip::EntryReader<R>, entry: &Entry, scan: &mut Scan) -> bool {
+    let end = reader.end();
+    scan.refund(Budget::InflatedBytes, end.unused);
+    let Some(budget) = end.stopped else {
         return false;
     };
-    let detail = format!("entry {}, after {} bytes", clip(&entry.name), reader.bytes);
     match budget {
         Budget::Time => {
             scan.out_of_time();
         }
-        _ => scan.exhaust(budget, detail),
+        _ => scan.exhaust(budget, format!("entry {}, after {} bytes", clip(&entry.name), end.bytes)),
     }
     true
 }
@@ -310,14 +313,15 @@ fn scan_pickle_entry<R: Read + Seek>(
 fn finish_entry<R: Read>(mut reader: zip::EntryReader<R>, entry: &Entry, scan: &mut Scan) {
     let name = clip(&entry.name);
     let copied = io::copy(&mut reader, &mut io::sink());
-    if settle(&reader, entry, scan) {
+    let (bytes, crc) = (reader.bytes, reader.crc.clone().finalize());
+    if close(reader, entry, scan) {
         return;
     }
     if let Err(e) = copied {
         scan.find(FindingKind::ZipAnomaly, format!("entry {name} does not decompress: {e}"));
         return;
     }
-    if reader.bytes > scan.limits.max_zip_entry_bytes {
+    if bytes > scan.limits.max_zip_entry_bytes {
         scan.find(
             FindingKind::ZipBomb,
             format!(
@@ -327,13 +331,12 @@ fn finish_entry<R: Read>(mut reader: zip::EntryReader<R>, entry: &Entry, scan: &
         );
         return;
     }
-    if reader.bytes != entry.uncompressed_size {
+    if bytes != entry.uncompressed_size {
         scan.find(
             FindingKind::ZipAnomaly,
-            format!("entry {name} holds {} bytes but declares {}", reader.bytes, entry.uncompressed_size),
+            format!("entry {name} holds {bytes} bytes but declares {}", entry.uncompressed_size),
         );
     }
-    let crc = reader.crc.finalize();
     if crc != entry.crc32 {
         scan.find(
             FindingKind::ZipCrcMismatch,
@@ -360,12 +363,14 @@ fn scan_npy_entry<R: Read + Seek>(
         read_fully(&mut reader, &mut head[12.min(end)..])?;
         numpy::parse_header(&head, Some(&entry.name))
     });
-    if settle(&reader, entry, scan) {
+    if reader.stopped.is_some() {
+        close(reader, entry, scan);
         return;
     }
     let array = match header {
         Ok(array) => array,
         Err(why) => {
+            close(reader, entry, scan);
             scan.find(FindingKind::MalformedHeader, format!("entry {name}: {why}"));
             return;
         }
@@ -383,8 +388,8 @@ fn scan_npy_entry<R: Read + Seek>(
         scan.enter("a pickle in a zip entry");
         pickle::scan_stream(&mut reader, &entry.name, None, pickles, scan);
         scan.enter("the zip entries");
-        settle(&reader, entry, scan);
     }
+    close(reader, entry, scan);
 }
 
 fn read_fully<R: Read>(reader: &mut R, out: &mut [u8]) -> Result<(), String> {
@@ -405,7 +410,8 @@ fn check_keras_config<R: Read + Seek>(
     let mut json =
         GuardedJson::new((&mut reader).take(MAX_KERAS_CONFIG), scan.limits.max_string, scan.deadline());
     let mut finder = LambdaFinder { found: false };
-    let mut deserializer = serde_json::Deserializer::from_reader(&mut json);
+    let mut deserializer =
+        serde_json::Deserializer::from_reader(BufReader::with_capacity(PARSE_BUFFER, &mut json));
     let parsed = (&mut finder).deserialize(&mut deserializer).and_then(|()| deserializer.end());
     if finder.found {
         scan.find(
@@ -414,7 +420,7 @@ fn check_keras_config<R: Read + Seek>(
         );
     }
     let stopped = json.stopped;
-    if settle(&reader, entry, scan) {
+    if close(reader, entry, scan) {
         return;
     }
     match (parsed, stopped) {

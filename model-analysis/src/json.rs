@@ -13,22 +13,23 @@ use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Vis
 use crate::finding::clip;
 use crate::limits::Budget;
 
-const BUFFER_LEN: usize = 64 * 1024;
+/// Buffer between the guard and serde_json: its reader takes one byte at a time, which
+/// only `BufReader` serves without a call per byte.
+pub(crate) const PARSE_BUFFER: usize = 64 * 1024;
 
 /// A reader of JSON text that stops (with an I/O error naming the budget, kept in
 /// [`GuardedJson::stopped`]) at the deadline or at a string longer than `max_string`.
+/// It follows strings through the bytes as they pass; read it through a `BufReader` of
+/// [`PARSE_BUFFER`] bytes.
 pub(crate) struct GuardedJson<R> {
     inner: R,
-    buf: Vec<u8>,
-    start: usize,
-    end: usize,
-    /// Lexer state over the bytes buffered so far.
+    /// Lexer state over the bytes passed so far.
     in_string: bool,
     escaped: bool,
     string_len: u64,
     max_string: u64,
     deadline: Option<Instant>,
-    /// Bytes handed to the parser.
+    /// Bytes passed to the parser's buffer.
     pub(crate) consumed: u64,
     /// The budget that stopped the reading, if one did.
     pub(crate) stopped: Option<Budget>,
@@ -38,9 +39,6 @@ impl<R: Read> GuardedJson<R> {
     pub(crate) fn new(inner: R, max_string: u64, deadline: Option<Instant>) -> Self {
         Self {
             inner,
-            buf: Vec::new(),
-            start: 0,
-            end: 0,
             in_string: false,
             escaped: false,
             string_len: 0,
@@ -59,33 +57,10 @@ impl<R: Read> GuardedJson<R> {
         })
     }
 
-    fn refill(&mut self) -> io::Result<()> {
-        if let Some(budget) = self.stopped {
-            return Err(self.stop(budget));
-        }
-        if self.deadline.is_some_and(|d| Instant::now() >= d) {
-            return Err(self.stop(Budget::Time));
-        }
-        self.buf.resize(BUFFER_LEN, 0);
-        let n = loop {
-            match self.inner.read(&mut self.buf) {
-                Ok(n) => break n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        };
-        self.start = 0;
-        self.end = n;
-        if self.too_long_string(n) {
-            return Err(self.stop(Budget::StringBytes));
-        }
-        Ok(())
-    }
-
-    /// Follows strings through the first `n` buffered bytes (valid JSON has quotes only
-    /// around strings): true when one runs past the cap.
-    fn too_long_string(&mut self, n: usize) -> bool {
-        for &b in &self.buf[..n] {
+    /// Follows strings through `bytes` (valid JSON has quotes only around strings):
+    /// true when one runs past the cap.
+    fn too_long_string(&mut self, bytes: &[u8]) -> bool {
+        for &b in bytes {
             if !self.in_string {
                 if b == b'"' {
                     self.in_string = true;
@@ -112,12 +87,17 @@ impl<R: Read> GuardedJson<R> {
 
 impl<R: Read> Read for GuardedJson<R> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        if self.start == self.end {
-            self.refill()?;
+        if let Some(budget) = self.stopped {
+            return Err(self.stop(budget));
         }
-        let n = (self.end - self.start).min(out.len());
-        out[..n].copy_from_slice(&self.buf[self.start..self.start + n]);
-        self.start += n;
+        // One look at the clock per buffer of the parser (64 KiB).
+        if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(self.stop(Budget::Time));
+        }
+        let n = self.inner.read(out)?;
+        if self.too_long_string(&out[..n]) {
+            return Err(self.stop(Budget::StringBytes));
+        }
         self.consumed += n as u64;
         Ok(n)
     }
@@ -201,8 +181,8 @@ mod tests {
         assert!(out.is_err());
         assert_eq!(stopped, Some(Budget::StringBytes));
         // Escapes count, and a long string split over refills is still seen.
-        let long = format!("[\"{}\"]", "\\n".repeat(BUFFER_LEN));
-        let (_, stopped) = read_all(long.as_bytes(), BUFFER_LEN as u64);
+        let long = format!("[\"{}\"]", "\\n".repeat(PARSE_BUFFER));
+        let (_, stopped) = read_all(long.as_bytes(), PARSE_BUFFER as u64);
         assert_eq!(stopped, Some(Budget::StringBytes));
     }
 

@@ -228,8 +228,9 @@ impl<'l> Scan<'l> {
         self.offset = None;
     }
 
-    /// Records a finding, dropping exact duplicates and anything past the cap (budget
-    /// findings excepted).
+    /// Records a finding, dropping exact duplicates. Past the cap, a finding takes the
+    /// place of a less severe one (so that a flood of minor findings cannot push out a
+    /// critical one), or is dropped and counted; budget findings are always kept.
     pub(crate) fn report(&mut self, mut finding: Finding) {
         finding.message = clip_message(finding.message);
         if self.findings.iter().any(|f| f == &finding) {
@@ -237,6 +238,19 @@ impl<'l> Scan<'l> {
         }
         if self.findings.len() >= MAX_FINDINGS && finding.kind != FindingKind::AnalysisBudgetExceeded {
             self.dropped_findings += 1;
+            let least = self
+                .findings
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| f.kind != FindingKind::AnalysisBudgetExceeded)
+                .min_by_key(|(_, f)| f.severity)
+                .map(|(i, f)| (i, f.severity));
+            if let Some((i, severity)) = least
+                && severity < finding.severity
+            {
+                self.findings.remove(i);
+                self.findings.push(finding);
+            }
             return;
         }
         self.findings.push(finding);
@@ -380,6 +394,20 @@ mod tests {
         let last = findings.last().expect("summary finding");
         assert_eq!(last.kind, FindingKind::CountExceedsLimit);
         assert!(last.message.starts_with("11 more"), "{}", last.message);
+    }
+
+    #[test]
+    fn a_flood_of_minor_findings_cannot_push_out_a_severe_one() {
+        let limits = Limits::default();
+        let mut scan = Scan::new(&limits);
+        for i in 0..MAX_FINDINGS + 10 {
+            scan.find(FindingKind::ZipAnomaly, format!("entry {i}"));
+        }
+        scan.find(FindingKind::PickleDangerousImport, "os.system");
+        let findings = scan.into_findings();
+        assert_eq!(findings.len(), MAX_FINDINGS + 1);
+        assert!(findings.iter().any(|f| f.kind == FindingKind::PickleDangerousImport));
+        assert!(findings.last().expect("summary").message.starts_with("11 more"));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use std::io::{Read, Seek};
 
-use crate::limits::Scan;
+use crate::limits::{Budget, Scan};
 use crate::source::Source;
 use crate::zip;
 
@@ -38,18 +38,24 @@ fn from_zip_directory<R: Read + Seek>(src: &mut Source<'_, R>, scan: &mut Scan) 
 
 fn zip_gguf_entry<R: Read + Seek>(src: &mut Source<'_, R>, probe_scan: &mut Scan) -> Option<u64> {
     let dir = zip::read_directory(src, probe_scan)?;
-    let candidates = dir
+    let mut candidates = dir
         .entries
         .iter()
-        .filter(|e| e.method == zip::METHOD_STORED && e.name.to_ascii_lowercase().ends_with(".gguf"))
-        .take(MAX_GGUF_ENTRIES);
-    for entry in candidates {
+        .filter(|e| e.method == zip::METHOD_STORED && e.name.to_ascii_lowercase().ends_with(".gguf"));
+    for entry in candidates.by_ref().take(MAX_GGUF_ENTRIES) {
         let Ok((start, _)) = zip::data_range(src, &dir, entry, probe_scan) else {
             continue;
         };
         if plausible_gguf(src, start) {
             return Some(start);
         }
+    }
+    if candidates.next().is_some() {
+        // The model may be among the entries not probed: not a pass.
+        probe_scan.exhaust(
+            Budget::Items,
+            format!("the first {MAX_GGUF_ENTRIES} .gguf entries of the executable's zip were probed"),
+        );
     }
     None
 }

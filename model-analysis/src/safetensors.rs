@@ -6,13 +6,13 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::hash::{BuildHasher, RandomState};
-use std::io::{self, Read, Seek};
+use std::io::{self, BufReader, Read, Seek};
 
 use serde::Serialize;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use crate::finding::{FindingKind, clip};
-use crate::json::{GuardedJson, MaybeString};
+use crate::json::{GuardedJson, MaybeString, PARSE_BUFFER};
 use crate::limits::{Budget, Scan};
 use crate::source::{ReadError, Source};
 
@@ -402,7 +402,7 @@ fn check_header<H: Read>(header: H, data_len: u64, info: &mut SafetensorsInfo, s
     };
     // The reference writer pads the JSON with trailing spaces to align the data: `end()`
     // accepts trailing whitespace and nothing else.
-    let json = io::Cursor::new(b"{").chain(&mut guard);
+    let json = BufReader::with_capacity(PARSE_BUFFER, io::Cursor::new(b"{").chain(&mut guard));
     let mut deserializer = serde_json::Deserializer::from_reader(json);
     let parsed = (&mut collector).deserialize(&mut deserializer).and_then(|()| deserializer.end());
     let stopped = collector.stopped.or(guard.stopped);
@@ -425,14 +425,16 @@ fn check_header<H: Read>(header: H, data_len: u64, info: &mut SafetensorsInfo, s
         (Err(e), None) => scan.find(FindingKind::MalformedHeader, format!("safetensors header JSON: {e}")),
     }
     let mut ranges = ranges;
-    layout_problems(&mut ranges, data_len, &mut problems);
+    // After an early stop only the ranges read are known: bytes after them are not a gap.
+    let complete = stopped.is_none();
+    layout_problems(&mut ranges, data_len, complete, &mut problems);
     problems.report(scan);
 }
 
 /// Sorted by start, the ranges must tile `0..data_len` exactly, as the reference loader
 /// requires: overlaps share bytes between tensors, gaps hide bytes, and anything past
 /// the end is out of bounds.
-fn layout_problems(ranges: &mut [(u64, u64)], data_len: u64, problems: &mut Problems) {
+fn layout_problems(ranges: &mut [(u64, u64)], data_len: u64, complete: bool, problems: &mut Problems) {
     ranges.sort_unstable();
     let mut covered_to = 0u64;
     for &(begin, end) in ranges.iter() {
@@ -458,7 +460,7 @@ fn layout_problems(ranges: &mut [(u64, u64)], data_len: u64, problems: &mut Prob
         }
         covered_to = covered_to.max(end);
     }
-    if covered_to < data_len && !ranges.is_empty() {
+    if complete && covered_to < data_len && !ranges.is_empty() {
         problems.push(FindingKind::SafetensorsOffsetGap, || {
             format!("bytes {covered_to}..{data_len} after the last tensor belong to no tensor")
         });

@@ -379,14 +379,23 @@ pub(crate) struct EntryReader<R> {
     inner: R,
     pub(crate) crc: crc32fast::Hasher,
     pub(crate) bytes: u64,
-    /// Bytes this entry may still draw from the file's budget of entry bytes.
+    /// Bytes this entry may read, drawn from the file's budget of entry bytes.
     allowance: u64,
+    /// Whether the budget (rather than the entry's own cap) set the allowance.
+    budget_bound: bool,
+    /// What was drawn from the file's budget for this entry.
+    drawn: u64,
     deadline: Option<Instant>,
     checked_at: u64,
     pub(crate) stopped: Option<Budget>,
 }
 
 impl<R> EntryReader<R> {
+    /// Ends the reading: what the caller settles with the analysis' budgets.
+    pub(crate) fn end(self) -> EntryEnd {
+        EntryEnd { unused: self.drawn.saturating_sub(self.bytes), stopped: self.stopped, bytes: self.bytes }
+    }
+
     fn stop(&mut self, budget: Budget) -> io::Error {
         self.stopped = Some(budget);
         io::Error::other(match budget {
@@ -410,6 +419,11 @@ impl<R: Read> Read for EntryReader<R> {
         }
         let room = self.allowance.saturating_sub(self.bytes);
         if room == 0 {
+            // At the entry's own cap this is its end (the caller checks the cap). At the
+            // budget's, it is the end only if the entry has no byte more.
+            if !self.budget_bound || self.inner.read(&mut [0u8; 1])? == 0 {
+                return Ok(0);
+            }
             return Err(self.stop(Budget::InflatedBytes));
         }
         let want = usize::try_from(room).unwrap_or(usize::MAX).min(out.len());
@@ -429,6 +443,15 @@ impl<R: Read> Read for EntryReader<R> {
         }
         Ok(n)
     }
+}
+
+/// How the reading of an entry ended.
+pub(crate) struct EntryEnd {
+    /// Bytes drawn from the file's budget but not read: to be given back.
+    pub(crate) unused: u64,
+    /// The budget that stopped the reading, if one did.
+    pub(crate) stopped: Option<Budget>,
+    pub(crate) bytes: u64,
 }
 
 /// The compressed bytes of an entry, read with an eye on the clock: a deflate stream of
@@ -459,7 +482,7 @@ pub(crate) struct EntryBudget {
     /// Most uncompressed bytes read from this entry (the per-entry cap is below it: one
     /// byte past that cap is read so that exceeding it shows).
     pub(crate) max_bytes: u64,
-    /// What is left of the file's budget of entry bytes.
+    /// What was drawn for this entry from the file's budget of entry bytes.
     pub(crate) allowance: u64,
     pub(crate) deadline: Option<Instant>,
 }
@@ -488,7 +511,9 @@ pub(crate) fn open_entry<'s, R: Read + Seek>(
         inner,
         crc: crc32fast::Hasher::new(),
         bytes: 0,
-        allowance: budget.allowance,
+        allowance: budget.allowance.min(capped),
+        budget_bound: budget.allowance < capped,
+        drawn: budget.allowance,
         deadline: budget.deadline,
         checked_at: 0,
         stopped: None,
