@@ -2,6 +2,12 @@
 //! metadata, pickle opcode analysis. Every parser here reads attacker-controlled bytes
 //! as root: lengths and counts are capped, nothing allocates from an unchecked length,
 //! and anything odd becomes a [`Finding`] rather than an error that hides the file.
+//!
+//! Every analysis also runs within budgets ([`Limits`]): a deadline checked inside every
+//! loop that can run long, a cap on the bytes it keeps in memory, and caps on the bytes of
+//! work (chat templates, zip entries, headers). A hostile file can make an analysis stop
+//! early, never make it pass: running out of a budget is an `analysis_budget_exceeded`
+//! finding (high) that names the budget and where the analysis stopped.
 #![forbid(unsafe_code)]
 
 pub mod chat_template;

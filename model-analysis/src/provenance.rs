@@ -430,4 +430,56 @@ mod tests {
         let tags = ollama_tags(&Root::host().expect("root"), dir.path(), SHA);
         assert_eq!(tags, ["llama3.2:3b", "someone/tuned:latest"]);
     }
+
+    fn manifests_naming(dir: &Path, count: usize, padding: usize) {
+        let layer = format!(r#"{{"layers":[{{"digest":"sha256:{SHA}"}}],"pad":"{}"}}"#, " ".repeat(padding));
+        let model_dir = dir.join("manifests/registry.local/library/m");
+        fs::create_dir_all(&model_dir).expect("mkdir");
+        for i in 0..count {
+            fs::write(model_dir.join(format!("t{i}")), &layer).expect("write");
+        }
+    }
+
+    fn budget_findings(scan: Scan<'_>) -> Vec<String> {
+        scan.into_findings()
+            .into_iter()
+            .filter(|f| f.kind == FindingKind::AnalysisBudgetExceeded)
+            .map(|f| f.message)
+            .collect()
+    }
+
+    #[test]
+    fn the_clock_stops_the_tag_lookup() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        manifests_naming(dir.path(), 200, 0);
+        let root = Root::host().expect("root");
+        let limits = Limits { deadline: Some(std::time::Duration::ZERO), ..Limits::default() };
+        let mut scan = Scan::new(&limits);
+        let tags = ollama_tags_within(&root, dir.path(), SHA, &mut scan);
+        assert!(tags.len() < 200, "{} tags", tags.len());
+        let messages = budget_findings(scan);
+        assert!(
+            messages[0].starts_with("time budget (0 ms) exhausted in the Ollama manifests"),
+            "{messages:?}"
+        );
+        assert_eq!(
+            ollama_tags(&root, dir.path(), SHA).len(),
+            200,
+            "the default deadline lets them all be read"
+        );
+    }
+
+    #[test]
+    fn the_manifest_budget_stops_the_tag_lookup() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // Nine manifests of almost 1 MiB: more than the 8 MiB budget.
+        manifests_naming(dir.path(), 9, 1_000_000);
+        let root = Root::host().expect("root");
+        let limits = Limits { deadline: None, ..Limits::default() };
+        let mut scan = Scan::new(&limits);
+        let tags = ollama_tags_within(&root, dir.path(), SHA, &mut scan);
+        assert_eq!(tags.len(), 8);
+        let messages = budget_findings(scan);
+        assert!(messages[0].starts_with("manifest budget (8.0 MiB) exhausted"), "{messages:?}");
+    }
 }
