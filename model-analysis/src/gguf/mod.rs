@@ -353,7 +353,7 @@ impl<R: Read + Seek> Parser<'_, '_, '_, R> {
                 crate::Finding::new(
                     FindingKind::CountExceedsLimit,
                     format!(
-                        "more than {MAX_CHAT_TEMPLATES} chat templates: the rest are assessed but not listed"
+                        "more than {MAX_CHAT_TEMPLATES} chat templates: the rest are not listed (they are assessed within the template budget)"
                     ),
                 )
                 .with_severity(Severity::Low),

@@ -111,6 +111,7 @@ pub fn classes() -> Vec<Class> {
         .stopped_by("zip entry byte budget"),
         class("zip-1gib-deflate", "m.pt", true, &[K::ZipBomb], zip_high_ratio),
         class("zip-nested", "m.zip", true, &[K::UnsupportedContainer], zip_nested),
+        class("zip-65k-pickles", "m.pt", true, &[], zip_tiny_pickles),
         class("zip-4k-names", "m.zip", true, &[K::AnalysisBudgetExceeded], zip_long_names)
             .stopped_by("memory budget"),
         class("npy-64k-header", "m.npy", true, &[K::NumpyObjectArray], npy_header_bomb),
@@ -430,6 +431,13 @@ fn zip_nested(path: &Path) -> io::Result<()> {
         inner = zip(&entries);
     }
     std::fs::write(path, inner)
+}
+
+/// 65,000 entries, each a tiny deflated pickle: every one is inflated and walked.
+fn zip_tiny_pickles(path: &Path) -> io::Result<()> {
+    let entries: Vec<ZipEntry> =
+        (0..65_000).map(|i| ZipEntry::deflated(&format!("archive/p{i}.pkl"), b"\x80\x02N.")).collect();
+    std::fs::write(path, zip_with_prefix(&[], &entries, 1))
 }
 
 /// 15,000 entries with 4 KiB names (a 62 MB directory).
