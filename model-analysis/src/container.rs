@@ -3,13 +3,17 @@
 //! Every pickle inside a zip is walked, whatever the archive turns out to be.
 
 use std::collections::HashSet;
-use std::io::{self, Read, Seek};
+use std::fmt;
+use std::io::{self, BufReader, Read, Seek};
+use std::mem::size_of;
 
 use serde::Serialize;
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use crate::finding::{Finding, FindingKind, Severity, clip};
 use crate::format::Format;
-use crate::limits::Scan;
+use crate::json::{GuardedJson, MaybeString, PARSE_BUFFER};
+use crate::limits::{Budget, Scan};
 use crate::numpy::{self, NumpyInfo};
 use crate::pickle::{self, PickleReport};
 use crate::source::Source;
@@ -104,23 +108,25 @@ pub(crate) fn analyze_zip<R: Read + Seek>(src: &mut Source<'_, R>, scan: &mut Sc
         return ZipContents { format: Format::Zip, container: info, pickle: None, numpy: None };
     };
     info.entry_count = dir.declared_entries;
-    info.entries = dir
-        .entries
-        .iter()
-        .take(MAX_ENTRIES_LISTED)
-        .map(|e| ContainerEntry {
+    for e in dir.entries.iter().take(MAX_ENTRIES_LISTED) {
+        let listed = ContainerEntry {
             name: clip(&e.name),
             method: zip::method_name(e.method),
             compressed_size: e.compressed_size,
             size: e.uncompressed_size,
-        })
-        .collect();
+        };
+        if !scan.keep((listed.name.len() + size_of::<ContainerEntry>()) as u64, "the zip listing") {
+            break;
+        }
+        info.entries.push(listed);
+    }
     check_structure(&dir, scan);
     let format = classify(&dir);
     let mut pickles = PickleReport::default();
     let mut arrays = NumpyInfo::default();
+    scan.enter("the zip entries");
     for entry in &dir.entries {
-        if scan.out_of_time() {
+        if scan.tick(64, dir.prefix_len.saturating_add(entry.local_header_offset)) {
             break;
         }
         let lower = entry.name.to_ascii_lowercase();
@@ -236,7 +242,17 @@ fn open<'s, R: Read + Seek>(
             return None;
         }
     };
-    match zip::open_entry(src, entry, start, scan.limits.max_zip_entry_bytes) {
+    let max_bytes = scan.limits.max_zip_entry_bytes;
+    let budget = zip::EntryBudget {
+        max_bytes,
+        allowance: scan.draw(Budget::InflatedBytes, max_bytes.saturating_add(1)),
+        deadline: scan.deadline(),
+    };
+    let opened = zip::open_entry(src, entry, start, &budget);
+    if !matches!(opened, Ok(Some(_))) {
+        scan.refund(Budget::InflatedBytes, budget.allowance);
+    }
+    match opened {
         Ok(Some(reader)) => Some(reader),
         Ok(None) => {
             scan.report(
@@ -258,6 +274,23 @@ fn open<'s, R: Read + Seek>(
     }
 }
 
+/// Ends the reading of an entry: gives back the entry bytes drawn but not read, and
+/// reports the budget that stopped the reading, if one did. True when one did.
+fn close<R>(reader: zip::EntryReader<R>, entry: &Entry, scan: &mut Scan) -> bool {
+    let end = reader.end();
+    scan.refund(Budget::InflatedBytes, end.unused);
+    let Some(budget) = end.stopped else {
+        return false;
+    };
+    match budget {
+        Budget::Time => {
+            scan.out_of_time();
+        }
+        _ => scan.exhaust(budget, format!("entry {}, after {} bytes", clip(&entry.name), end.bytes)),
+    }
+    true
+}
+
 fn scan_pickle_entry<R: Read + Seek>(
     src: &mut Source<'_, R>,
     dir: &Directory,
@@ -269,7 +302,9 @@ fn scan_pickle_entry<R: Read + Seek>(
         return;
     };
     let len_hint = (entry.method == zip::METHOD_STORED).then_some(entry.compressed_size);
+    scan.enter("a pickle in a zip entry");
     pickle::scan_stream(&mut reader, &entry.name, len_hint, pickles, scan);
+    scan.enter("the zip entries");
     finish_entry(reader, entry, scan);
 }
 
@@ -277,11 +312,16 @@ fn scan_pickle_entry<R: Read + Seek>(
 /// checked against the central directory.
 fn finish_entry<R: Read>(mut reader: zip::EntryReader<R>, entry: &Entry, scan: &mut Scan) {
     let name = clip(&entry.name);
-    if let Err(e) = io::copy(&mut reader, &mut io::sink()) {
+    let copied = io::copy(&mut reader, &mut io::sink());
+    let (bytes, crc) = (reader.bytes, reader.crc.clone().finalize());
+    if close(reader, entry, scan) {
+        return;
+    }
+    if let Err(e) = copied {
         scan.find(FindingKind::ZipAnomaly, format!("entry {name} does not decompress: {e}"));
         return;
     }
-    if reader.bytes > scan.limits.max_zip_entry_bytes {
+    if bytes > scan.limits.max_zip_entry_bytes {
         scan.find(
             FindingKind::ZipBomb,
             format!(
@@ -291,13 +331,12 @@ fn finish_entry<R: Read>(mut reader: zip::EntryReader<R>, entry: &Entry, scan: &
         );
         return;
     }
-    if reader.bytes != entry.uncompressed_size {
+    if bytes != entry.uncompressed_size {
         scan.find(
             FindingKind::ZipAnomaly,
-            format!("entry {name} holds {} bytes but declares {}", reader.bytes, entry.uncompressed_size),
+            format!("entry {name} holds {bytes} bytes but declares {}", entry.uncompressed_size),
         );
     }
-    let crc = reader.crc.finalize();
     if crc != entry.crc32 {
         scan.find(
             FindingKind::ZipCrcMismatch,
@@ -324,15 +363,21 @@ fn scan_npy_entry<R: Read + Seek>(
         read_fully(&mut reader, &mut head[12.min(end)..])?;
         numpy::parse_header(&head, Some(&entry.name))
     });
+    if reader.stopped.is_some() {
+        close(reader, entry, scan);
+        return;
+    }
     let array = match header {
         Ok(array) => array,
         Err(why) => {
+            close(reader, entry, scan);
             scan.find(FindingKind::MalformedHeader, format!("entry {name}: {why}"));
             return;
         }
     };
     let object = array.object_dtype;
-    if arrays.arrays.len() < numpy::MAX_ARRAYS_RECORDED {
+    if arrays.arrays.len() < numpy::MAX_ARRAYS_RECORDED && scan.keep(array.kept_size(), "NumPy array headers")
+    {
         arrays.arrays.push(array);
     }
     if object {
@@ -340,8 +385,11 @@ fn scan_npy_entry<R: Read + Seek>(
             FindingKind::NumpyObjectArray,
             format!("entry {name} is an array of Python objects: its data is a pickle"),
         );
+        scan.enter("a pickle in a zip entry");
         pickle::scan_stream(&mut reader, &entry.name, None, pickles, scan);
+        scan.enter("the zip entries");
     }
+    close(reader, entry, scan);
 }
 
 fn read_fully<R: Read>(reader: &mut R, out: &mut [u8]) -> Result<(), String> {
@@ -356,38 +404,99 @@ fn check_keras_config<R: Read + Seek>(
     entry: &Entry,
     scan: &mut Scan,
 ) {
-    let Some(reader) = open(src, dir, entry, Severity::Medium, scan) else {
+    let Some(mut reader) = open(src, dir, entry, Severity::Medium, scan) else {
         return;
     };
-    let mut text = Vec::new();
-    if reader.take(MAX_KERAS_CONFIG).read_to_end(&mut text).is_err() {
-        scan.find(FindingKind::MalformedHeader, "config.json does not decompress");
+    let mut json =
+        GuardedJson::new((&mut reader).take(MAX_KERAS_CONFIG), scan.limits.max_string, scan.deadline());
+    let mut finder = LambdaFinder { found: false };
+    let mut deserializer =
+        serde_json::Deserializer::from_reader(BufReader::with_capacity(PARSE_BUFFER, &mut json));
+    let parsed = (&mut finder).deserialize(&mut deserializer).and_then(|()| deserializer.end());
+    if finder.found {
+        scan.find(
+            FindingKind::KerasLambdaLayer,
+            "the Keras model has a Lambda layer (serialised Python code)",
+        );
+    }
+    let stopped = json.stopped;
+    if close(reader, entry, scan) {
         return;
     }
-    let Ok(config) = serde_json::from_slice::<serde_json::Value>(&text) else {
-        scan.find(FindingKind::MalformedHeader, "config.json is not valid JSON");
-        return;
-    };
-    let mut pending = vec![&config];
-    let mut visited = 0u32;
-    while let Some(value) = pending.pop() {
-        visited += 1;
-        if visited > 1_000_000 {
-            break;
+    match (parsed, stopped) {
+        (Ok(()), _) => {}
+        _ if finder.found => {}
+        (Err(_), Some(Budget::Time)) => {
+            scan.out_of_time();
         }
-        match value {
-            serde_json::Value::Object(map) => {
-                if map.get("class_name").and_then(|v| v.as_str()) == Some("Lambda") {
-                    scan.find(
-                        FindingKind::KerasLambdaLayer,
-                        "the Keras model has a Lambda layer (serialised Python code)",
-                    );
-                    return;
-                }
-                pending.extend(map.values());
+        (Err(_), Some(budget)) => scan.exhaust(budget, "a JSON string in the Keras config.json"),
+        (Err(e), None) if e.is_io() => {
+            scan.find(FindingKind::MalformedHeader, format!("config.json does not decompress: {e}"));
+        }
+        (Err(_), None) => scan.find(FindingKind::MalformedHeader, "config.json is not valid JSON"),
+    }
+}
+
+/// Walks a Keras config looking for an object whose `class_name` is `Lambda`, streamed:
+/// nothing of the config is kept.
+struct LambdaFinder {
+    found: bool,
+}
+
+impl<'de> DeserializeSeed<'de> for &mut LambdaFinder {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for &mut LambdaFinder {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a Keras config")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<MaybeString>()? {
+            if key.0.as_deref() == Some("class_name") {
+                let value: MaybeString = map.next_value()?;
+                self.found |= value.0.as_deref() == Some("Lambda");
+            } else if self.found {
+                map.next_value::<IgnoredAny>()?;
+            } else {
+                map.next_value_seed(&mut *self)?;
             }
-            serde_json::Value::Array(items) => pending.extend(items),
-            _ => {}
         }
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(&mut *self)?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
     }
 }

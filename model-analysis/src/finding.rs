@@ -19,6 +19,10 @@ pub enum Severity {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FindingKind {
+    /// The analysis ran out of one of its budgets (time, memory, bytes of work): what
+    /// follows the place the finding names was not inspected. A hostile file can make an
+    /// analysis stop early, never make it pass.
+    AnalysisBudgetExceeded,
     /// The file ends inside a header, or a length points past its end.
     TruncatedHeader,
     /// A header is structurally invalid (bad type tag, bad JSON, bad UTF-8...).
@@ -29,8 +33,6 @@ pub enum FindingKind {
     CountExceedsLimit,
     /// A length (string, header, array) is above a [`crate::Limits`] cap.
     LengthExceedsLimit,
-    /// The analysis ran out of time: what follows the finding was not inspected.
-    DeadlineExceeded,
     /// The file could not be read (I/O error).
     ReadFailed,
     /// A tensor's data lies (partly) outside the file.
@@ -93,7 +95,8 @@ impl FindingKind {
         use FindingKind as K;
         match self {
             K::PickleDangerousImport => Severity::Critical,
-            K::PickleUnresolvedImport
+            K::AnalysisBudgetExceeded
+            | K::PickleUnresolvedImport
             | K::PickleIndirectCall
             | K::PickleMalformed
             | K::PickleResourceLimit
@@ -110,7 +113,6 @@ impl FindingKind {
             | K::MalformedHeader
             | K::CountExceedsLimit
             | K::LengthExceedsLimit
-            | K::DeadlineExceeded
             | K::ReadFailed
             | K::PickleUnknownImport
             | K::NumpyObjectArray
@@ -162,6 +164,22 @@ pub(crate) fn clip(s: &str) -> String {
     format!("{}…", &s[..end])
 }
 
+/// Longest finding message: a message quotes at most a couple of clipped strings.
+const MESSAGE_MAX: usize = 3 * REPORT_STRING_MAX;
+
+/// Cuts a finding message to [`MESSAGE_MAX`] bytes (a message built from many file
+/// strings must not grow the report).
+pub(crate) fn clip_message(message: String) -> String {
+    if message.len() <= MESSAGE_MAX {
+        return message;
+    }
+    let mut end = MESSAGE_MAX;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &message[..end])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,6 +197,9 @@ mod tests {
         let f = Finding::new(FindingKind::PickleDangerousImport, "os.system");
         let json = serde_json::to_string(&f).expect("serialise");
         assert_eq!(json, r#"{"kind":"pickle_dangerous_import","severity":"critical","message":"os.system"}"#);
+        let f = Finding::new(FindingKind::AnalysisBudgetExceeded, "x");
+        let json = serde_json::to_string(&f).expect("serialise");
+        assert_eq!(json, r#"{"kind":"analysis_budget_exceeded","severity":"high","message":"x"}"#);
     }
 
     #[test]

@@ -2,6 +2,9 @@
 //!
 //! Content decides, never the name: the name is only compared with the content so that
 //! a pickle calling itself `model.safetensors` is reported.
+//!
+//! Sniffing looks at no more than the prefix it is given ([`SNIFF_LEN`] bytes from
+//! [`crate::analyze`]) and every loop here is bounded by it, so it needs no clock.
 
 use std::path::Path;
 
@@ -299,11 +302,11 @@ pub fn extension_mismatch(name: &Path, content: Format) -> Option<Finding> {
     )
 }
 
+/// The snake_case name serde gives the format (`pytorch_zip`).
 fn format_name(format: Format) -> String {
-    serde_json::to_value(format)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_else(|| format!("{format:?}"))
+    serde_json::to_string(&format)
+        .map(|json| json.trim_matches('"').to_owned())
+        .unwrap_or_else(|_| format!("{format:?}"))
 }
 
 #[cfg(test)]

@@ -2,6 +2,12 @@
 //! metadata, pickle opcode analysis. Every parser here reads attacker-controlled bytes
 //! as root: lengths and counts are capped, nothing allocates from an unchecked length,
 //! and anything odd becomes a [`Finding`] rather than an error that hides the file.
+//!
+//! Every analysis also runs within budgets ([`Limits`]): a deadline checked inside every
+//! loop that can run long, a cap on the bytes it keeps in memory, and caps on the bytes of
+//! work (chat templates, zip entries, headers). A hostile file can make an analysis stop
+//! early, never make it pass: running out of a budget is an `analysis_budget_exceeded`
+//! finding (high) that names the budget and where the analysis stopped.
 #![forbid(unsafe_code)]
 
 pub mod chat_template;
@@ -11,6 +17,7 @@ pub mod format;
 pub mod gguf;
 pub mod hash;
 mod identify;
+mod json;
 mod limits;
 mod llamafile;
 pub mod numpy;
@@ -33,7 +40,7 @@ pub use format::{Format, SNIFF_LEN, extension_mismatch, sniff};
 pub use gguf::GgufInfo;
 pub use hash::{HashBudget, HashError, sha256_file};
 pub use identify::identify;
-pub use limits::Limits;
+pub use limits::{DEFAULT_DEADLINE, Limits};
 pub use numpy::{NumpyArray, NumpyInfo};
 pub use open::{CheckedFile, Expected, FileStamp, OpenError, Root};
 pub use pickle::{ImportVerdict, PickleCall, PickleImport, PickleReport, PickleStream};
@@ -55,9 +62,21 @@ pub fn analyze<R: Read + Seek>(
     name: Option<&Path>,
     limits: &Limits,
 ) -> ModelReport {
+    let mut scan = Scan::new(limits);
+    let mut report = analyze_within(reader, size, name, &mut scan);
+    report.findings.extend(scan.into_findings());
+    report
+}
+
+/// [`analyze`] within the budgets of `scan`, whose findings are left there.
+fn analyze_within<R: Read + Seek>(
+    reader: &mut R,
+    size: u64,
+    name: Option<&Path>,
+    scan: &mut Scan,
+) -> ModelReport {
     let mut src = Source::new(reader, size);
     let mut prefix = vec![0u8; SNIFF_LEN];
-    let mut scan = Scan::new(limits);
     let read = src.seek_to(0).and_then(|()| src.read_up_to(&mut prefix));
     let n = match read {
         Ok(n) => n,
@@ -77,14 +96,13 @@ pub fn analyze<R: Read + Seek>(
         // bytes agree so far. Fail closed and walk it.
         format = Format::Pickle;
     }
-    let mut report = run(&mut src, format, &prefix, &mut scan);
+    let mut report = run(&mut src, format, &prefix, scan);
     if let Some(name) = name {
         if let Some(finding) = extension_mismatch(name, report.format) {
             scan.report(finding);
         }
         report.provenance = provenance_from_path(name);
     }
-    report.findings = scan.into_findings();
     report
 }
 
@@ -124,6 +142,7 @@ fn run<R: Read + Seek>(
         Format::Gguf => report.gguf = Some(gguf::parse(src, 0, scan)),
         Format::Safetensors => report.safetensors = safetensors::parse(src, scan),
         Format::Pickle | Format::PytorchLegacy => {
+            scan.enter("a pickle stream");
             let mut pickles = PickleReport::default();
             let max = if format == Format::PytorchLegacy { 5 } else { pickle::MAX_SEQUENCE };
             pickle::scan_sequence(src, 0, max, &mut pickles, scan);
@@ -190,11 +209,14 @@ fn analyze_npy<R: Read + Seek>(
     };
     if array.object_dtype {
         scan.find(FindingKind::NumpyObjectArray, "an array of Python objects: its data is a pickle");
+        scan.enter("the pickle of a NumPy object array");
         let mut pickles = PickleReport::default();
         pickle::scan_sequence(src, array.data_offset, 1, &mut pickles, scan);
         report.pickle = Some(pickles);
     }
-    report.numpy = Some(NumpyInfo { arrays: vec![array] });
+    if scan.keep(array.kept_size(), "the NumPy array header") {
+        report.numpy = Some(NumpyInfo { arrays: vec![array] });
+    }
 }
 
 /// Opens the regular file at `path` inside `root` (symlinks followed, but only inside
@@ -220,7 +242,8 @@ pub fn analyze_path(
 /// `root`.
 pub fn analyze_opened(opened: &mut CheckedFile, name: &Path, root: &Root, limits: &Limits) -> ModelReport {
     let size = opened.stamp.size;
-    let mut report = analyze(&mut opened.file, size, Some(name), limits);
+    let mut scan = Scan::new(limits);
+    let mut report = analyze_within(&mut opened.file, size, Some(name), &mut scan);
     // A Hugging Face snapshot entry is a symlink to its blob: the blob's name is the
     // digest. Where the descriptor really leads says so.
     if let Some(resolved) = open::resolved_path(&opened.file)
@@ -232,11 +255,12 @@ pub fn analyze_opened(opened: &mut CheckedFile, name: &Path, root: &Root, limits
             None => report.provenance = Some(more),
         }
     }
-    add_ollama_tags(root, name, &mut report);
+    add_ollama_tags(root, name, &mut report, &mut scan);
+    report.findings.extend(scan.into_findings());
     report
 }
 
-fn add_ollama_tags(root: &Root, path: &Path, report: &mut ModelReport) {
+fn add_ollama_tags(root: &Root, path: &Path, report: &mut ModelReport, scan: &mut Scan) {
     let Some(p) = report.provenance.as_mut() else {
         return;
     };
@@ -248,7 +272,7 @@ fn add_ollama_tags(root: &Root, path: &Path, report: &mut ModelReport) {
     };
     // <models>/blobs/sha256-<hex>: the manifests live beside `blobs`.
     if let Some(models_dir) = path.parent().and_then(Path::parent) {
-        p.tags = ollama_tags(root, models_dir, hex);
+        p.tags = provenance::ollama_tags_within(root, models_dir, hex, scan);
     }
 }
 

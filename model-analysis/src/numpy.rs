@@ -3,6 +3,8 @@
 //! objects (`descr` `|O`) stores its data as a pickle, which `np.load(...,
 //! allow_pickle=True)` unpickles.
 
+use std::mem::size_of;
+
 use serde::Serialize;
 
 use crate::finding::clip;
@@ -31,6 +33,14 @@ pub struct NumpyArray {
     pub object_dtype: bool,
     /// Where the data (the pickle, for object arrays) starts, from the array's start.
     pub data_offset: u64,
+}
+
+impl NumpyArray {
+    /// Bytes this record holds, for the memory budget.
+    pub(crate) fn kept_size(&self) -> u64 {
+        let text = self.name.as_ref().map_or(0, String::len) + self.version.len() + self.descr.len();
+        (size_of::<Self>() + text + self.shape.len() * size_of::<u64>()) as u64
+    }
 }
 
 /// Bytes needed before the header text: magic (6), version (2), length (2 or 4).

@@ -8,6 +8,7 @@ use std::path::{Component, Path};
 use serde::{Deserialize, Serialize};
 
 use crate::finding::{Finding, FindingKind, clip};
+use crate::limits::{Budget, Limits, Scan};
 use crate::open::Root;
 
 /// Manifest files larger than this are not read.
@@ -202,6 +203,20 @@ pub fn digest_finding(path: &Path, actual: &[u8; 32]) -> Option<Finding> {
 /// unreadable parts are skipped.
 #[must_use]
 pub fn ollama_tags(root: &Root, models_dir: &Path, digest_hex: &str) -> Vec<String> {
+    let limits = Limits::default();
+    ollama_tags_within(root, models_dir, digest_hex, &mut Scan::new(&limits))
+}
+
+/// [`ollama_tags`] within the budgets of an analysis: its clock, a budget of manifest
+/// bytes read ([`crate::limits::MANIFEST_BUDGET`]), and its memory budget for the tags.
+/// A budget that runs out stops the lookup, with its finding in `scan`.
+pub(crate) fn ollama_tags_within(
+    root: &Root,
+    models_dir: &Path,
+    digest_hex: &str,
+    scan: &mut Scan,
+) -> Vec<String> {
+    scan.enter("the Ollama manifests");
     let wanted = format!("sha256:{}", digest_hex.to_ascii_lowercase());
     let mut budget = MAX_MANIFEST_ENTRIES;
     let mut tags = Vec::new();
@@ -211,17 +226,29 @@ pub fn ollama_tags(root: &Root, models_dir: &Path, digest_hex: &str) -> Vec<Stri
             for model in list_dir(root, &manifests.join(&registry).join(&namespace), &mut budget) {
                 let model_dir = manifests.join(&registry).join(&namespace).join(&model);
                 for tag in list_dir(root, &model_dir, &mut budget) {
-                    if manifest_references(root, &model_dir.join(&tag), &wanted) {
-                        tags.push(if namespace == "library" {
-                            format!("{model}:{tag}")
-                        } else {
-                            format!("{namespace}/{model}:{tag}")
-                        });
+                    match manifest_references(root, &model_dir.join(&tag), &wanted, scan) {
+                        Lookup::Stop => return sorted(tags),
+                        Lookup::No => {}
+                        Lookup::Yes => {
+                            let name = if namespace == "library" {
+                                format!("{model}:{tag}")
+                            } else {
+                                format!("{namespace}/{model}:{tag}")
+                            };
+                            if !scan.keep(name.len() as u64 + 32, "Ollama tags") {
+                                return sorted(tags);
+                            }
+                            tags.push(name);
+                        }
                     }
                 }
             }
         }
     }
+    sorted(tags)
+}
+
+fn sorted(mut tags: Vec<String>) -> Vec<String> {
     tags.sort();
     tags
 }
@@ -263,21 +290,43 @@ struct Layer {
     digest: String,
 }
 
-fn manifest_references(root: &Root, path: &Path, wanted: &str) -> bool {
+/// Whether a manifest references the blob, or the lookup must stop (a budget ran out).
+enum Lookup {
+    Yes,
+    No,
+    Stop,
+}
+
+fn manifest_references(root: &Root, path: &Path, wanted: &str, scan: &mut Scan) -> Lookup {
+    if scan.spend(1024) {
+        return Lookup::Stop;
+    }
     let Ok(opened) = root.open_file(path, false, None) else {
-        return false;
+        return Lookup::No;
     };
-    if opened.stamp.size > MAX_MANIFEST_BYTES {
-        return false;
+    let size = opened.stamp.size;
+    if size > MAX_MANIFEST_BYTES {
+        return Lookup::No;
+    }
+    if scan.draw(Budget::ManifestBytes, size) < size {
+        scan.exhaust(Budget::ManifestBytes, "the blob's Ollama tags may be incomplete");
+        return Lookup::Stop;
     }
     let mut text = Vec::new();
     if opened.file.take(MAX_MANIFEST_BYTES).read_to_end(&mut text).is_err() {
-        return false;
+        return Lookup::No;
+    }
+    if scan.spend(text.len() as u64) {
+        return Lookup::Stop;
     }
     let Ok(manifest) = serde_json::from_slice::<Manifest>(&text) else {
-        return false;
+        return Lookup::No;
     };
-    manifest.layers.iter().chain(manifest.config.iter()).any(|layer| layer.digest == wanted)
+    if manifest.layers.iter().chain(manifest.config.iter()).any(|layer| layer.digest == wanted) {
+        Lookup::Yes
+    } else {
+        Lookup::No
+    }
 }
 
 #[cfg(test)]
@@ -380,5 +429,57 @@ mod tests {
         write("manifests/registry.local/library/broken/x", "not json");
         let tags = ollama_tags(&Root::host().expect("root"), dir.path(), SHA);
         assert_eq!(tags, ["llama3.2:3b", "someone/tuned:latest"]);
+    }
+
+    fn manifests_naming(dir: &Path, count: usize, padding: usize) {
+        let layer = format!(r#"{{"layers":[{{"digest":"sha256:{SHA}"}}],"pad":"{}"}}"#, " ".repeat(padding));
+        let model_dir = dir.join("manifests/registry.local/library/m");
+        fs::create_dir_all(&model_dir).expect("mkdir");
+        for i in 0..count {
+            fs::write(model_dir.join(format!("t{i}")), &layer).expect("write");
+        }
+    }
+
+    fn budget_findings(scan: Scan<'_>) -> Vec<String> {
+        scan.into_findings()
+            .into_iter()
+            .filter(|f| f.kind == FindingKind::AnalysisBudgetExceeded)
+            .map(|f| f.message)
+            .collect()
+    }
+
+    #[test]
+    fn the_clock_stops_the_tag_lookup() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        manifests_naming(dir.path(), 200, 0);
+        let root = Root::host().expect("root");
+        let limits = Limits { deadline: Some(std::time::Duration::ZERO), ..Limits::default() };
+        let mut scan = Scan::new(&limits);
+        let tags = ollama_tags_within(&root, dir.path(), SHA, &mut scan);
+        assert!(tags.len() < 200, "{} tags", tags.len());
+        let messages = budget_findings(scan);
+        assert!(
+            messages[0].starts_with("time budget (0 ms) exhausted in the Ollama manifests"),
+            "{messages:?}"
+        );
+        assert_eq!(
+            ollama_tags(&root, dir.path(), SHA).len(),
+            200,
+            "the default deadline lets them all be read"
+        );
+    }
+
+    #[test]
+    fn the_manifest_budget_stops_the_tag_lookup() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // Nine manifests of almost 1 MiB: more than the 8 MiB budget.
+        manifests_naming(dir.path(), 9, 1_000_000);
+        let root = Root::host().expect("root");
+        let limits = Limits { deadline: None, ..Limits::default() };
+        let mut scan = Scan::new(&limits);
+        let tags = ollama_tags_within(&root, dir.path(), SHA, &mut scan);
+        assert_eq!(tags.len(), 8);
+        let messages = budget_findings(scan);
+        assert!(messages[0].starts_with("manifest budget (8.0 MiB) exhausted"), "{messages:?}");
     }
 }

@@ -7,9 +7,11 @@
 //! (flag bits, bad CRCs, local/central disagreement, overlapping entries) into a finding.
 
 use std::io::{self, Read, Seek};
+use std::mem::size_of;
+use std::time::Instant;
 
 use crate::finding::{Finding, FindingKind, Severity, clip};
-use crate::limits::Scan;
+use crate::limits::{Budget, Scan};
 use crate::source::{ReadError, Source};
 
 const EOCD_SIG: u32 = 0x0605_4b50;
@@ -22,6 +24,11 @@ const EOCD_LEN: u64 = 22;
 const EOCD_SEARCH: u64 = EOCD_LEN + 0xffff;
 /// Longest entry name kept (names are clipped for reports anyway).
 const MAX_NAME: usize = 4096;
+/// Memory charged per directory entry beyond its name: the entry, and its slots in the
+/// sets and sorted copies the whole-archive checks make.
+const KEPT_PER_ENTRY: u64 = size_of::<Entry>() as u64 + 64;
+/// Bytes inflated between two looks at the clock.
+const INFLATE_CHECK_EVERY: u64 = 256 * 1024;
 
 pub(crate) const METHOD_STORED: u16 = 0;
 pub(crate) const METHOD_DEFLATED: u16 = 8;
@@ -71,12 +78,15 @@ pub(crate) fn read_directory<R: Read + Seek>(src: &mut Source<'_, R>, scan: &mut
             scan.report(finding);
             None
         }
+        Err(DirError::Reported) => None,
     }
 }
 
 enum DirError {
     Read(ReadError),
     Finding(Finding),
+    /// Already reported (a budget).
+    Reported,
 }
 
 impl From<ReadError> for DirError {
@@ -103,10 +113,11 @@ fn read_directory_inner<R: Read + Seek>(
         .checked_sub(end.cd_offset)
         .ok_or_else(|| anomaly("central directory offset points past its own position"))?;
     if end.cd_size > scan.limits.max_header_bytes {
-        return Err(DirError::Finding(Finding::new(
-            FindingKind::LengthExceedsLimit,
-            format!("zip central directory of {} bytes exceeds the header cap", end.cd_size),
-        )));
+        scan.exhaust(
+            Budget::HeaderBytes,
+            format!("a zip central directory of {} bytes was not read", end.cd_size),
+        );
+        return Err(DirError::Reported);
     }
     let cap = scan.limits.max_zip_entries as u64;
     if end.entries > cap {
@@ -123,21 +134,33 @@ fn read_directory_inner<R: Read + Seek>(
         );
     }
     src.seek_to(cd_start)?;
+    scan.enter("the zip central directory");
     let mut entries = Vec::new();
+    let mut stopped = false;
     while (entries.len() as u64) < end.entries.min(cap) {
-        if entries.len() % 1024 == 1023 && scan.out_of_time() {
-            break;
-        }
         if src.pos() + 46 > end.at {
             break;
         }
-        entries.push(read_central_entry(src, scan)?);
+        let at = src.pos();
+        let entry = read_central_entry(src, scan)?;
+        if scan.tick(src.pos() - at, at)
+            || !scan.keep(entry.name.len() as u64 + KEPT_PER_ENTRY, "zip directory entries")
+        {
+            stopped = true;
+            break;
+        }
+        entries.push(entry);
+    }
+    if stopped {
+        return Ok(Directory { entries, declared_entries: end.entries, prefix_len });
     }
     if (entries.len() as u64) < end.entries.min(cap) {
         scan.find(
             FindingKind::ZipAnomaly,
             format!("zip declares {} entries but its central directory holds {}", end.entries, entries.len()),
         );
+    } else if end.entries > cap {
+        scan.exhaust(Budget::Items, format!("the first {cap} of {} zip entries were read", end.entries));
     }
     Ok(Directory { entries, declared_entries: end.entries, prefix_len })
 }
@@ -349,38 +372,152 @@ pub(crate) fn data_range<R: Read + Seek>(
     Ok((start, entry.compressed_size))
 }
 
-/// A reader over an entry's uncompressed bytes that counts them and computes the CRC-32.
+/// A reader over an entry's uncompressed bytes that counts them, computes the CRC-32,
+/// and stops (with an I/O error, and the budget in [`EntryReader::stopped`]) when the
+/// analysis' share of entry bytes or its time runs out.
 pub(crate) struct EntryReader<R> {
     inner: R,
     pub(crate) crc: crc32fast::Hasher,
     pub(crate) bytes: u64,
+    /// Bytes this entry may read, drawn from the file's budget of entry bytes.
+    allowance: u64,
+    /// Whether the budget (rather than the entry's own cap) set the allowance.
+    budget_bound: bool,
+    /// What was drawn from the file's budget for this entry.
+    drawn: u64,
+    deadline: Option<Instant>,
+    checked_at: u64,
+    pub(crate) stopped: Option<Budget>,
+}
+
+impl<R> EntryReader<R> {
+    /// Ends the reading: what the caller settles with the analysis' budgets.
+    pub(crate) fn end(self) -> EntryEnd {
+        EntryEnd { unused: self.drawn.saturating_sub(self.bytes), stopped: self.stopped, bytes: self.bytes }
+    }
+
+    fn stop(&mut self, budget: Budget) -> io::Error {
+        self.stopped = Some(budget);
+        io::Error::other(match budget {
+            Budget::Time => "analysis deadline reached",
+            _ => "the file's budget of zip entry bytes is spent",
+        })
+    }
+
+    fn past_deadline(&self) -> bool {
+        self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
 }
 
 impl<R: Read> Read for EntryReader<R> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(out)?;
+        if let Some(budget) = self.stopped {
+            return Err(self.stop(budget));
+        }
+        if out.is_empty() {
+            return Ok(0);
+        }
+        let room = self.allowance.saturating_sub(self.bytes);
+        if room == 0 {
+            // At the entry's own cap this is its end (the caller checks the cap). At the
+            // budget's, it is the end only if the entry has no byte more.
+            if !self.budget_bound || self.inner.read(&mut [0u8; 1])? == 0 {
+                return Ok(0);
+            }
+            return Err(self.stop(Budget::InflatedBytes));
+        }
+        let want = usize::try_from(room).unwrap_or(usize::MAX).min(out.len());
+        let n = match self.inner.read(&mut out[..want]) {
+            Ok(n) => n,
+            // The raw reader stops at the deadline too (see `Deadlined`).
+            Err(_) if self.past_deadline() => return Err(self.stop(Budget::Time)),
+            Err(e) => return Err(e),
+        };
         self.crc.update(&out[..n]);
         self.bytes += n as u64;
+        if self.bytes - self.checked_at >= INFLATE_CHECK_EVERY {
+            self.checked_at = self.bytes;
+            if self.past_deadline() {
+                return Err(self.stop(Budget::Time));
+            }
+        }
         Ok(n)
     }
 }
 
-/// Opens an entry's uncompressed stream, capped at `max_bytes` (+1, so exceeding the
-/// cap is visible). `None` for compression methods this reader does not inflate.
+/// How the reading of an entry ended.
+pub(crate) struct EntryEnd {
+    /// Bytes drawn from the file's budget but not read: to be given back.
+    pub(crate) unused: u64,
+    /// The budget that stopped the reading, if one did.
+    pub(crate) stopped: Option<Budget>,
+    pub(crate) bytes: u64,
+}
+
+/// The compressed bytes of an entry, read with an eye on the clock: a deflate stream of
+/// empty blocks yields nothing for as long as its input lasts, and one `read` of the
+/// inflater would otherwise run through all of it.
+struct Deadlined<R> {
+    inner: R,
+    deadline: Option<Instant>,
+    since_check: u64,
+}
+
+impl<R: Read> Read for Deadlined<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(out)?;
+        self.since_check += n as u64;
+        if self.since_check >= INFLATE_CHECK_EVERY {
+            self.since_check = 0;
+            if self.deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(io::Error::other("analysis deadline reached"));
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// What reading one entry may spend.
+pub(crate) struct EntryBudget {
+    /// Most uncompressed bytes read from this entry (the per-entry cap is below it: one
+    /// byte past that cap is read so that exceeding it shows).
+    pub(crate) max_bytes: u64,
+    /// What was drawn for this entry from the file's budget of entry bytes.
+    pub(crate) allowance: u64,
+    pub(crate) deadline: Option<Instant>,
+}
+
+/// Opens an entry's uncompressed stream, capped at `budget.max_bytes` (+1, so exceeding
+/// the cap is visible). `None` for compression methods this reader does not inflate.
 pub(crate) fn open_entry<'s, R: Read + Seek>(
     src: &'s mut Source<'_, R>,
     entry: &Entry,
     start: u64,
-    max_bytes: u64,
+    budget: &EntryBudget,
 ) -> Result<Option<EntryReader<Box<dyn Read + 's>>>, ReadError> {
     src.seek_to(start)?;
-    let raw = Read::take(src, entry.compressed_size);
+    let raw = Deadlined {
+        inner: Read::take(src, entry.compressed_size),
+        deadline: budget.deadline,
+        since_check: 0,
+    };
+    let capped = budget.max_bytes.saturating_add(1);
     let inner: Box<dyn Read + 's> = match entry.method {
-        METHOD_STORED => Box::new(raw.take(max_bytes.saturating_add(1))),
-        METHOD_DEFLATED => Box::new(flate2::read::DeflateDecoder::new(raw).take(max_bytes.saturating_add(1))),
+        METHOD_STORED => Box::new(raw.take(capped)),
+        METHOD_DEFLATED => Box::new(flate2::read::DeflateDecoder::new(raw).take(capped)),
         _ => return Ok(None),
     };
-    Ok(Some(EntryReader { inner, crc: crc32fast::Hasher::new(), bytes: 0 }))
+    Ok(Some(EntryReader {
+        inner,
+        crc: crc32fast::Hasher::new(),
+        bytes: 0,
+        allowance: budget.allowance.min(capped),
+        budget_bound: budget.allowance < capped,
+        drawn: budget.allowance,
+        deadline: budget.deadline,
+        checked_at: 0,
+        stopped: None,
+    }))
 }
 
 /// Human name of a compression method, for findings.

@@ -8,13 +8,13 @@
 
 use std::collections::BTreeMap;
 use std::io::{Read, Seek};
+use std::mem::size_of;
 
 use serde::Serialize;
-use serde_json::Value;
 
-use crate::chat_template::{self, ChatTemplateInfo};
+use crate::chat_template::{self, Assessor, ChatTemplateInfo};
 use crate::finding::{FindingKind, REPORT_STRING_MAX, Severity, clip};
-use crate::limits::Scan;
+use crate::limits::{Budget, Scan};
 use crate::source::{ReadError, Source};
 
 /// Metadata read from a GGUF header.
@@ -34,7 +34,7 @@ pub struct GgufInfo {
     /// The quantisation `general.file_type` names (`Q4_K_M`...).
     pub quantization: Option<String>,
     /// Every `general.*` key: strings, numbers, booleans, short arrays.
-    pub general: BTreeMap<String, Value>,
+    pub general: BTreeMap<String, MetaValue>,
     /// Sum over tensor infos of the product of their dimensions, when the whole table
     /// was read.
     pub parameter_count: Option<u64>,
@@ -54,8 +54,13 @@ const MAX_KEPT_ELEMS: u64 = 64;
 /// thousands of long `general.*` values must not make a large report.
 const MAX_KEPT_STRING_BYTES: usize = 256 * 1024;
 const MAX_GENERAL_KEYS: usize = 256;
-/// Chat templates assessed per file (a file may name several).
+/// Chat templates listed per file (a file may name several; all are assessed, within the
+/// template budget).
 const MAX_CHAT_TEMPLATES: usize = 16;
+/// Template bytes read per step of the streamed assessment.
+const TEMPLATE_CHUNK: usize = 16 * 1024;
+/// Work charged per loop iteration, besides the bytes it reads.
+const STEP_COST: u64 = 16;
 /// GGML_MAX_DIMS.
 const MAX_DIMS: u32 = 4;
 const DEFAULT_ALIGNMENT: u64 = 32;
@@ -69,7 +74,10 @@ const MIN_TENSOR_INFO_BYTES: u64 = 4 + 1 + 4 + 4 + 8;
 enum Stop {
     Read(ReadError),
     Finding(FindingKind, String),
-    Deadline,
+    /// A budget ran out: what follows was not inspected.
+    Budget(Budget, String),
+    /// Stopped for a reason the scan has already reported (the deadline, memory).
+    Reported,
 }
 
 impl From<ReadError> for Stop {
@@ -85,7 +93,6 @@ struct Parser<'s, 'r, 'l, R> {
     wide: bool,
     /// Where the header may end: offset + max_header_bytes.
     header_end: u64,
-    steps: u64,
     kept_string_bytes: usize,
 }
 
@@ -93,7 +100,8 @@ struct Parser<'s, 'r, 'l, R> {
 pub(crate) fn parse<R: Read + Seek>(src: &mut Source<'_, R>, offset: u64, scan: &mut Scan) -> GgufInfo {
     let mut info = GgufInfo { offset, alignment: DEFAULT_ALIGNMENT, ..GgufInfo::default() };
     let header_end = offset.saturating_add(scan.limits.max_header_bytes);
-    let mut parser = Parser { src, scan, wide: true, header_end, steps: 0, kept_string_bytes: 0 };
+    scan.enter("the GGUF header");
+    let mut parser = Parser { src, scan, wide: true, header_end, kept_string_bytes: 0 };
     if let Err(stop) = parser.header(&mut info) {
         match stop {
             Stop::Read(ReadError::Truncated { at, wanted, len }) => parser.scan.find(
@@ -104,9 +112,8 @@ pub(crate) fn parse<R: Read + Seek>(src: &mut Source<'_, R>, offset: u64, scan: 
                 parser.scan.find(FindingKind::ReadFailed, format!("reading GGUF at offset {at}: {source}"));
             }
             Stop::Finding(kind, message) => parser.scan.find(kind, message),
-            Stop::Deadline => {
-                parser.scan.out_of_time();
-            }
+            Stop::Budget(budget, detail) => parser.scan.exhaust(budget, detail),
+            Stop::Reported => {}
         }
     }
     info
@@ -132,52 +139,70 @@ impl<R: Read + Seek> Parser<'_, '_, '_, R> {
         self.wide = version >= 2;
         info.tensor_count = self.count()?;
         info.kv_count = self.count()?;
-        self.check_count("KV pairs", info.kv_count, self.scan.limits.max_gguf_kv, MIN_KV_BYTES)?;
-        let tensors_plausible = self.check_count(
+        let kvs = self.walkable("KV pairs", info.kv_count, self.scan.limits.max_gguf_kv, MIN_KV_BYTES)?;
+        let tensors = self.walkable(
             "tensor infos",
             info.tensor_count,
             self.scan.limits.max_tensors,
             MIN_TENSOR_INFO_BYTES,
         );
-        for _ in 0..info.kv_count {
-            self.tick()?;
+        self.scan.enter("the GGUF key/value pairs");
+        for _ in 0..kvs {
+            self.tick(STEP_COST)?;
             self.kv(info)?;
         }
-        tensors_plausible?;
-        self.tensor_infos(info)
-    }
-
-    /// Rejects a count above its cap, or one the rest of the file cannot hold, before
-    /// looping over it.
-    fn check_count(&mut self, what: &str, count: u64, cap: u64, min_bytes: u64) -> Result<(), Stop> {
-        if count > cap {
-            return Err(Stop::Finding(
-                FindingKind::CountExceedsLimit,
-                format!("GGUF claims {count} {what}, above the cap of {cap}"),
+        if kvs < info.kv_count {
+            return Err(Stop::Budget(
+                Budget::Items,
+                format!("the first {kvs} of {} GGUF key/value pairs were parsed", info.kv_count),
             ));
         }
+        let tensors = tensors?;
+        self.scan.enter("the GGUF tensor infos");
+        self.tensor_infos(info, tensors)
+    }
+
+    /// How many of `count` items to walk: a count above its cap is reported and walked
+    /// up to the cap (so that what comes first is still inspected); one the rest of the
+    /// file cannot hold is rejected before looping over it.
+    fn walkable(&mut self, what: &str, count: u64, cap: u64, min_bytes: u64) -> Result<u64, Stop> {
+        if count > cap {
+            self.scan.find(
+                FindingKind::CountExceedsLimit,
+                format!(
+                    "GGUF claims {count} {what}, above the cap of {cap}: only the first {cap} are parsed"
+                ),
+            );
+        }
+        let walk = count.min(cap);
         let room = self.src.remaining() / min_bytes;
-        if count > room {
+        if walk > room {
             return Err(Stop::Finding(
                 FindingKind::TruncatedHeader,
                 format!("GGUF claims {count} {what}, but the file has room for at most {room}"),
             ));
         }
-        Ok(())
+        Ok(walk)
     }
 
-    fn tick(&mut self) -> Result<(), Stop> {
-        self.steps += 1;
-        if self.steps.is_multiple_of(4096) && self.scan.out_of_time() {
-            return Err(Stop::Deadline);
+    /// Spends work on the analysis' clock; stops at the deadline or past the header
+    /// byte budget.
+    fn tick(&mut self, cost: u64) -> Result<(), Stop> {
+        if self.scan.tick(cost, self.src.pos()) {
+            return Err(Stop::Reported);
         }
         if self.src.pos() > self.header_end {
-            return Err(Stop::Finding(
-                FindingKind::LengthExceedsLimit,
-                format!("GGUF header is longer than the cap of {} bytes", self.scan.limits.max_header_bytes),
+            return Err(Stop::Budget(
+                Budget::HeaderBytes,
+                format!("the GGUF header is longer than {} bytes", self.scan.limits.max_header_bytes),
             ));
         }
         Ok(())
+    }
+
+    /// Accounts for `bytes` kept in the report; stops when the memory budget is spent.
+    fn keep(&mut self, bytes: usize, what: &str) -> Result<(), Stop> {
+        if self.scan.keep(bytes as u64, what) { Ok(()) } else { Err(Stop::Reported) }
     }
 
     fn count(&mut self) -> Result<u64, Stop> {
@@ -186,6 +211,34 @@ impl<R: Read + Seek> Parser<'_, '_, '_, R> {
 
     /// A length-prefixed string: returned when at most `cap` bytes, else skipped.
     fn string(&mut self, cap: u64) -> Result<Result<String, u64>, Stop> {
+        let len = self.string_len()?;
+        if len > cap {
+            self.src.skip(len)?;
+            return Ok(Err(len));
+        }
+        let bytes = self.src.read_vec(len)?;
+        self.tick(len)?;
+        Ok(Ok(String::from_utf8_lossy(&bytes).into_owned()))
+    }
+
+    /// A length-prefixed string for the report: at most [`REPORT_STRING_MAX`] bytes are
+    /// read (and the cut marked), the rest is skipped. Returns the text and the length.
+    fn clipped_string(&mut self) -> Result<(String, u64), Stop> {
+        let len = self.string_len()?;
+        let read = len.min(REPORT_STRING_MAX as u64 + 3);
+        let bytes = self.src.read_vec(read)?;
+        self.src.skip(len - read)?;
+        self.tick(read)?;
+        let text = String::from_utf8_lossy(&bytes);
+        let mut text = clip(&text);
+        if len > read && !text.ends_with('…') {
+            text.push('…');
+        }
+        Ok((text, len))
+    }
+
+    /// A string's length, checked against the bytes left.
+    fn string_len(&mut self) -> Result<u64, Stop> {
         let len = self.count()?;
         if len > self.src.remaining() {
             return Err(Stop::Read(ReadError::Truncated {
@@ -194,12 +247,7 @@ impl<R: Read + Seek> Parser<'_, '_, '_, R> {
                 len: self.src.len(),
             }));
         }
-        if len > cap {
-            self.src.skip(len)?;
-            return Ok(Err(len));
-        }
-        let bytes = self.src.read_vec(len)?;
-        Ok(Ok(String::from_utf8_lossy(&bytes).into_owned()))
+        Ok(len)
     }
 
     fn kv(&mut self, info: &mut GgufInfo) -> Result<(), Stop> {
@@ -223,7 +271,8 @@ impl<R: Read + Seek> Parser<'_, '_, '_, R> {
                 ));
             }
             info.alignment = alignment;
-            info.general.insert(key, Value::from(alignment));
+            self.keep(key.len() + KEPT_ENTRY_OVERHEAD, "GGUF general.* metadata")?;
+            info.general.insert(key, MetaValue::Unsigned(alignment));
             return Ok(());
         }
         if !key.starts_with("general.") {
@@ -240,6 +289,7 @@ impl<R: Read + Seek> Parser<'_, '_, '_, R> {
             return self.skip_value(value_type, 0);
         }
         let value = self.value(value_type)?;
+        self.keep(key.len().min(REPORT_STRING_MAX) + value.kept_size(), "GGUF general.* metadata")?;
         match key.as_str() {
             "general.architecture" => info.architecture = value.as_str().map(str::to_owned),
             "general.name" => info.name = value.as_str().map(str::to_owned),
@@ -254,47 +304,82 @@ impl<R: Read + Seek> Parser<'_, '_, '_, R> {
         Ok(())
     }
 
+    /// Assesses a chat template as it is read, in pieces: its bytes are drawn from the
+    /// file's template budget (shared by all its templates), never held in memory.
     fn chat_template(&mut self, key: &str, info: &mut GgufInfo) -> Result<(), Stop> {
-        if info.chat_templates.len() >= MAX_CHAT_TEMPLATES {
-            let len = self.count()?;
-            self.src.skip(len)?;
+        let len = self.string_len()?;
+        let max_string = self.scan.limits.max_string;
+        if len > max_string {
             self.scan.find(
-                FindingKind::CountExceedsLimit,
-                format!("more than {MAX_CHAT_TEMPLATES} chat templates: {} not assessed", clip(key)),
+                FindingKind::LengthExceedsLimit,
+                format!(
+                    "{} is {len} bytes, above the cap of {max_string}: real chat templates are a few KiB",
+                    clip(key)
+                ),
+            );
+        }
+        self.scan.enter("a GGUF chat template");
+        let granted = self.scan.draw(Budget::TemplateBytes, len);
+        let mut assessor = Assessor::new();
+        let mut chunk = [0u8; TEMPLATE_CHUNK];
+        let mut left = granted;
+        let mut out_of_time = false;
+        while left > 0 && !out_of_time {
+            let n = usize::try_from(left).unwrap_or(TEMPLATE_CHUNK).min(TEMPLATE_CHUNK);
+            self.src.read_exact(&mut chunk[..n])?;
+            assessor.feed(&chunk[..n]);
+            left -= n as u64;
+            out_of_time = self.scan.tick(n as u64, self.src.pos());
+        }
+        self.scan.refund(Budget::TemplateBytes, left);
+        let assessed = assessor.finish(key, len);
+        // What was read is scored even when the reading stopped early.
+        if let Some(finding) = chat_template::risk_finding(&assessed) {
+            self.scan.report(finding);
+        }
+        if out_of_time {
+            return Err(Stop::Reported);
+        }
+        if assessed.assessed < len {
+            self.scan.exhaust(
+                Budget::TemplateBytes,
+                format!("{} assessed to byte {} of {len}", clip(key), assessed.assessed),
+            );
+        }
+        self.src.skip(len - assessed.assessed)?;
+        self.scan.enter("the GGUF key/value pairs");
+        if info.chat_templates.len() >= MAX_CHAT_TEMPLATES {
+            self.scan.report(
+                crate::Finding::new(
+                    FindingKind::CountExceedsLimit,
+                    format!(
+                        "more than {MAX_CHAT_TEMPLATES} chat templates: the rest are not listed (they are assessed within the template budget)"
+                    ),
+                )
+                .with_severity(Severity::Low),
             );
             return Ok(());
         }
-        match self.string(self.scan.limits.max_string)? {
-            Ok(template) => {
-                let assessed = chat_template::assess_chat_template(key, &template);
-                if let Some(finding) = chat_template::risk_finding(&assessed) {
-                    self.scan.report(finding);
-                }
-                info.chat_templates.push(assessed);
-            }
-            Err(len) => self.scan.find(
-                FindingKind::LengthExceedsLimit,
-                format!(
-                    "{key} is {len} bytes, above the cap of {}: not assessed",
-                    self.scan.limits.max_string
-                ),
-            ),
-        }
+        let kept = assessed.key.len() + assessed.sha256.len() + size_of::<ChatTemplateInfo>() + 256;
+        self.keep(kept, "GGUF chat template assessments")?;
+        info.chat_templates.push(assessed);
         Ok(())
     }
 
     /// Reads a `general.*` value for the report.
-    fn value(&mut self, value_type: u32) -> Result<Value, Stop> {
+    fn value(&mut self, value_type: u32) -> Result<MetaValue, Stop> {
         Ok(match value_type {
-            STRING => match self.string(self.scan.limits.max_string)? {
-                Ok(s) if self.kept_string_bytes + s.len().min(REPORT_STRING_MAX) <= MAX_KEPT_STRING_BYTES => {
-                    let s = clip(&s);
-                    self.kept_string_bytes += s.len();
-                    Value::from(s)
+            STRING => {
+                let (text, len) = self.clipped_string()?;
+                if len > self.scan.limits.max_string {
+                    MetaValue::Text(format!("<{len} bytes, not read>"))
+                } else if self.kept_string_bytes + text.len() <= MAX_KEPT_STRING_BYTES {
+                    self.kept_string_bytes += text.len();
+                    MetaValue::Text(text)
+                } else {
+                    MetaValue::Text(format!("<{len} bytes, not kept: report size cap>"))
                 }
-                Ok(s) => Value::from(format!("<{} bytes, not kept: report size cap>", s.len())),
-                Err(len) => Value::from(format!("<{len} bytes, not read>")),
-            },
+            }
             ARRAY => {
                 let elem_type = self.src.u32()?;
                 let count = self.count()?;
@@ -304,24 +389,24 @@ impl<R: Read + Seek> Parser<'_, '_, '_, R> {
                     self.skip_array_elems(elem_type, count, 1)?;
                 } else {
                     for _ in 0..kept {
-                        self.tick()?;
+                        self.tick(STEP_COST)?;
                         items.push(self.value(elem_type)?);
                     }
                     self.skip_array_elems(elem_type, count - kept, 1)?;
                 }
-                Value::Array(items)
+                MetaValue::List(items)
             }
-            UINT8 => Value::from(self.src.u8()?),
-            INT8 => Value::from(i8::from_le_bytes(self.src.array()?)),
-            UINT16 => Value::from(self.src.u16()?),
-            INT16 => Value::from(i16::from_le_bytes(self.src.array()?)),
-            UINT32 => Value::from(self.src.u32()?),
-            INT32 => Value::from(i32::from_le_bytes(self.src.array()?)),
-            UINT64 => Value::from(self.src.u64()?),
-            INT64 => Value::from(i64::from_le_bytes(self.src.array()?)),
-            FLOAT32 => Value::from(f32::from_le_bytes(self.src.array()?)),
-            FLOAT64 => Value::from(f64::from_le_bytes(self.src.array()?)),
-            BOOL => Value::from(self.src.u8()? != 0),
+            UINT8 => MetaValue::Unsigned(self.src.u8()?.into()),
+            INT8 => MetaValue::Signed(i8::from_le_bytes(self.src.array()?).into()),
+            UINT16 => MetaValue::Unsigned(self.src.u16()?.into()),
+            INT16 => MetaValue::Signed(i16::from_le_bytes(self.src.array()?).into()),
+            UINT32 => MetaValue::Unsigned(self.src.u32()?.into()),
+            INT32 => MetaValue::Signed(i32::from_le_bytes(self.src.array()?).into()),
+            UINT64 => MetaValue::Unsigned(self.src.u64()?),
+            INT64 => MetaValue::Signed(i64::from_le_bytes(self.src.array()?)),
+            FLOAT32 => MetaValue::Float(f32::from_le_bytes(self.src.array()?).into()),
+            FLOAT64 => MetaValue::Float(f64::from_le_bytes(self.src.array()?)),
+            BOOL => MetaValue::Bool(self.src.u8()? != 0),
             other => return Err(bad_type(other)),
         })
     }
@@ -333,7 +418,7 @@ impl<R: Read + Seek> Parser<'_, '_, '_, R> {
         }
         match value_type {
             STRING => {
-                let len = self.count()?;
+                let len = self.string_len()?;
                 self.src.skip(len)?;
                 Ok(())
             }
@@ -377,17 +462,17 @@ impl<R: Read + Seek> Parser<'_, '_, '_, R> {
             return Err(bad_type(elem_type));
         }
         for _ in 0..count {
-            self.tick()?;
+            self.tick(STEP_COST)?;
             self.skip_value(elem_type, depth)?;
         }
         Ok(())
     }
 
-    fn tensor_infos(&mut self, info: &mut GgufInfo) -> Result<(), Stop> {
+    fn tensor_infos(&mut self, info: &mut GgufInfo, walk: u64) -> Result<(), Stop> {
         let mut parameters: u128 = 0;
         let mut extents: Vec<(u64, u64, u32)> = Vec::new();
-        for _ in 0..info.tensor_count {
-            self.tick()?;
+        for _ in 0..walk {
+            self.tick(STEP_COST)?;
             let name = match self.string(MAX_KEY_LEN)? {
                 Ok(name) => name,
                 Err(len) => {
@@ -419,7 +504,15 @@ impl<R: Read + Seek> Parser<'_, '_, '_, R> {
             };
             parameters += u128::from(elements);
             info.tensors_read += 1;
+            // An extent, and its share of the vector's spare capacity.
+            self.keep(2 * size_of::<(u64, u64, u32)>(), "GGUF tensor extents")?;
             self.check_tensor_type(&name, ggml_type, &dims, offset, &mut extents);
+        }
+        if walk < info.tensor_count {
+            return Err(Stop::Budget(
+                Budget::Items,
+                format!("the first {walk} of {} GGUF tensor infos were parsed", info.tensor_count),
+            ));
         }
         info.parameter_count = Some(u64::try_from(parameters).unwrap_or(u64::MAX));
         self.check_tensor_extents(info, &extents);
@@ -500,9 +593,12 @@ fn bad_type(value_type: u32) -> Stop {
 const _: () = assert!(REPORT_STRING_MAX as u64 <= MAX_KEY_LEN);
 
 mod types;
+mod value;
 
 pub use types::file_type_name;
 use types::*;
+use value::KEPT_ENTRY_OVERHEAD;
+pub use value::MetaValue;
 
 #[cfg(test)]
 mod tests;

@@ -3,6 +3,7 @@
 #![allow(dead_code, unreachable_pub, reason = "each test binary uses a different subset of the builders")]
 
 pub mod gguf_writer;
+pub mod hostile;
 pub mod pickle_writer;
 pub mod zip_writer;
 
