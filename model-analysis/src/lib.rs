@@ -18,6 +18,7 @@ pub mod pickle;
 pub mod provenance;
 mod report;
 pub mod safetensors;
+pub mod signature;
 mod source;
 mod zip;
 
