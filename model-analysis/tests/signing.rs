@@ -27,7 +27,7 @@ fn python() -> Option<PathBuf> {
 /// signer is not installed.
 fn fixtures() -> Option<tempfile::TempDir> {
     let Some(python) = python() else {
-        println!(
+        eprintln!(
             "SKIPPED: no Python with model_signing (set MODELWATCH_TEST_PYTHON or run cargo xtask test)"
         );
         return None;
@@ -61,7 +61,7 @@ fn verify(dir: &Path, model: &Path, sig: &str, store: &TrustStore) -> SignatureV
 fn expect_invalid(verdict: &SignatureVerdict, because: &str) {
     match verdict {
         SignatureVerdict::Invalid { reason } => {
-            assert!(reason.contains(because), "{reason:?} lacks {because:?}")
+            assert!(reason.contains(because), "{reason:?} lacks {because:?}");
         }
         other => panic!("expected Invalid ({because}), got {other:?}"),
     }
@@ -188,7 +188,7 @@ fn broken_bundles_are_invalid_with_a_reason() {
     let truncated = &good.as_bytes()[..good.len() / 2];
     match authenticate(truncated, &store) {
         Err(SignatureVerdict::Invalid { reason }) => {
-            assert!(reason.contains("not a Sigstore bundle"), "{reason}")
+            assert!(reason.contains("not a Sigstore bundle"), "{reason}");
         }
         other => panic!("{other:?}"),
     }
