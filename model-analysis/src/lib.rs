@@ -25,7 +25,9 @@ pub mod open;
 pub mod pickle;
 pub mod provenance;
 mod report;
+pub mod runtime_version;
 pub mod safetensors;
+pub mod signature;
 mod source;
 mod zip;
 
