@@ -5,6 +5,11 @@
 //! `file.f_path` sits in an anonymous union at byte 64; older kernels place it elsewhere),
 //! so nothing here may be a compile-time constant. A field the kernel lacks clears the
 //! matching [`feature`] bit and the programs skip the work that needs it.
+//!
+//! The global lives in `.rodata`, which the loader freezes (`BPF_F_RDONLY_PROG`): the
+//! verifier then knows every value read from it as a constant. That is what lets the
+//! typed programs load a field at `pointer + offset` directly: the verifier checks the
+//! constant offset against the pointer's BTF type.
 
 /// All offsets are in bytes from the start of their struct or tracepoint record.
 #[repr(C)]
@@ -75,8 +80,15 @@ pub struct KernelOffsets {
     pub task_nsproxy: u32,
     pub nsproxy_mnt_ns: u32,
     pub mnt_namespace_inum: u32,
+    /// `dentry->d_iname` (6.14+: `d_shortname.string`): short names live inline there.
+    pub dentry_d_iname: u32,
+    /// BTF type ids (in the kernel's vmlinux BTF) of `struct file` and `struct mount`:
+    /// the typed programs hand them to `bpf_rdonly_cast` to type a pointer again after
+    /// a helper read. They are verifier constants because this global is frozen.
+    pub btf_struct_file: u32,
+    pub btf_struct_mount: u32,
 }
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 50 * 4);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 53 * 4);
 
 /// Bits of [`KernelOffsets::features`].
 pub mod feature {
@@ -96,4 +108,13 @@ pub mod feature {
     pub const UNLINKED: u32 = 64;
     /// nsproxy/mnt_namespace: a file's mount namespace is known.
     pub const MOUNT_NS: u32 = 128;
+    /// dentry d_iname: the typed programs load short names directly.
+    pub const INLINE_NAMES: u32 = 256;
 }
+
+/// The helper number the typed programs call in place of the `bpf_rdonly_cast` kfunc.
+/// No kernel has a helper by that number: userspace rewrites every such call into a
+/// kfunc call (`BPF_PSEUDO_KFUNC_CALL` with the function's vmlinux BTF id) before the
+/// object is loaded, where the kernel has the function (6.2+). Left alone, the verifier
+/// refuses the program and the helper variant is loaded instead.
+pub const KFUNC_RDONLY_CAST: u32 = 0x4d57_0001;

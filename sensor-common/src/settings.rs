@@ -17,24 +17,41 @@ pub struct Settings {
     /// nanoseconds of the last record are folded into the next record's `repeats`.
     /// 0 turns folding off.
     pub dedup_window_ns: u64,
+    /// Per extension length n: bit `b & 63` is set when some watched extension of
+    /// that length ends in byte `b` (lower case). A name whose extension fails this test
+    /// costs no map lookup, and nearly every name fails it.
+    pub extension_last_bytes: [u64; EXTENSION_CAP],
 }
-const _: () = assert!(core::mem::size_of::<Settings>() == 32);
+const _: () = assert!(core::mem::size_of::<Settings>() == 32 + 8 * EXTENSION_CAP);
 
 impl Settings {
     pub const DEFAULT_SIZE_THRESHOLD: u64 = 64 << 20;
     pub const DEFAULT_DEDUP_WINDOW_NS: u64 = 1_000_000_000;
+
+    /// The defaults, usable in a `static`.
+    pub const DEFAULT: Self = Self {
+        size_threshold: Self::DEFAULT_SIZE_THRESHOLD,
+        self_tgid: 0,
+        listen_marked_any_port: 1,
+        extension_lengths: 0,
+        _pad: 0,
+        dedup_window_ns: Self::DEFAULT_DEDUP_WINDOW_NS,
+        extension_last_bytes: [0; EXTENSION_CAP],
+    };
+
+    /// Sets `extension_lengths` and `extension_last_bytes` for watching `key`.
+    pub fn watch_extension(&mut self, key: &ExtensionKey) {
+        let len = key.iter().position(|b| *b == 0).unwrap_or(EXTENSION_CAP);
+        if (1..EXTENSION_CAP).contains(&len) {
+            self.extension_lengths |= 1 << len;
+            self.extension_last_bytes[len] |= 1 << (key[len - 1] & 63);
+        }
+    }
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Self {
-            size_threshold: Self::DEFAULT_SIZE_THRESHOLD,
-            self_tgid: 0,
-            listen_marked_any_port: 1,
-            extension_lengths: 0,
-            _pad: 0,
-            dedup_window_ns: Self::DEFAULT_DEDUP_WINDOW_NS,
-        }
+        Self::DEFAULT
     }
 }
 
@@ -43,7 +60,8 @@ impl Default for Settings {
 pub type ExtensionKey = [u8; EXTENSION_CAP];
 pub const EXTENSION_CAP: usize = 16;
 
-/// Builds an [`ExtensionKey`] from `"gguf"` or `".gguf"`; `None` when empty or too long.
+/// Builds an [`ExtensionKey`] from `"gguf"` or `".gguf"` (lower case, as the kernel
+/// compares names); `None` when empty or too long.
 #[must_use]
 pub fn extension_key(ext: &str) -> Option<ExtensionKey> {
     let ext = ext.strip_prefix('.').unwrap_or(ext).as_bytes();
@@ -69,4 +87,24 @@ pub mod mark {
     /// process, before userspace has looked at the file: a listener opened right after
     /// the load is then forwarded too. Userspace confirms it (`MODEL_LOADER`) or clears it.
     pub const PROVISIONAL: u32 = 8;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watched_extensions_set_their_length_and_last_byte() {
+        let mut settings = Settings::DEFAULT;
+        for ext in ["gguf", ".PT", "safetensors"] {
+            settings.watch_extension(&extension_key(ext).expect("valid"));
+        }
+        assert_eq!(settings.extension_lengths, (1 << 4) | (1 << 2) | (1 << 11));
+        assert_eq!(settings.extension_last_bytes[4], 1 << (b'f' & 63));
+        assert_eq!(settings.extension_last_bytes[2], 1 << (b't' & 63));
+        assert_eq!(settings.extension_last_bytes[11], 1 << (b's' & 63));
+        assert_eq!(settings.extension_last_bytes[3], 0);
+        assert!(extension_key("a.b").is_none() && extension_key("").is_none());
+        assert!(extension_key("sixteen-letters!").is_none());
+    }
 }

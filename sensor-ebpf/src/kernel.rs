@@ -1,46 +1,34 @@
-//! Reads of kernel objects through BTF-resolved offsets. Every read goes through
-//! `bpf_probe_read_kernel`, so a wrong pointer yields an error, never a fault.
+//! Reads of kernel objects through BTF-resolved offsets, in either read mode
+//! ([`crate::reads`]): a wrong pointer yields an error or zero, never a fault.
 
-use aya_ebpf::helpers::{bpf_get_current_task, bpf_probe_read_kernel};
 use sensor_common::{FileIdentity, offsets::feature};
 
-use crate::offsets::{has, off};
+use crate::{
+    offsets::{has, off},
+    reads::{Reads, probe},
+};
 
 /// A failed read or a missing kernel feature; the caller counts it.
 pub(crate) struct ReadError;
 
 pub(crate) type KResult<T> = Result<T, ReadError>;
 
-/// Reads a `T` at `base + offset`.
-#[inline(always)]
-pub(crate) fn read<T>(base: u64, offset: u32) -> KResult<T> {
-    if base == 0 {
-        return Err(ReadError);
-    }
-    // SAFETY: bpf_probe_read_kernel checks the address; a bad one returns an error.
-    unsafe { bpf_probe_read_kernel((base + u64::from(offset)) as *const T) }.map_err(|_| ReadError)
-}
-
-#[inline(always)]
-pub(crate) fn current_task() -> u64 {
-    // SAFETY: no arguments; returns the current task_struct pointer.
-    unsafe { bpf_get_current_task() }
-}
-
 /// `current->files->fdt->fd[fd]`: the `struct file` behind a descriptor.
 ///
 /// NB: no `max_fds` check: the descriptor was just returned by the kernel, and an fd
-/// table is only ever replaced by a larger one, so `fd < max_fds` holds.
+/// table is only ever replaced by a larger one, so `fd < max_fds` holds. `fdt->fd` is a
+/// `struct file **` indexed by a variable, which no typed load can follow: that one read
+/// is a helper call in both modes, and the typed mode types the file again.
 #[inline(always)]
-pub(crate) fn file_of_fd(fd: u64) -> KResult<u64> {
+pub(crate) fn file_of_fd<R: Reads>(fd: u64) -> KResult<u64> {
     if !has(feature::FILE_IDENTITY) {
         return Err(ReadError);
     }
-    let files: u64 = read(current_task(), off!(task_files))?;
-    let fdt: u64 = read(files, off!(files_fdt))?;
-    let fd_array: u64 = read(fdt, off!(fdtable_fd))?;
-    let file: u64 = read(fd_array, (fd * 8) as u32)?;
-    if file == 0 { Err(ReadError) } else { Ok(file) }
+    let files: u64 = R::field(R::task(), off!(task_files))?;
+    let fdt: u64 = R::field(files, off!(files_fdt))?;
+    let fd_array: u64 = R::field(fdt, off!(fdtable_fd))?;
+    let file: u64 = probe(fd_array, (fd * 8) as u32)?;
+    if file == 0 { Err(ReadError) } else { Ok(R::retype(file, off!(btf_struct_file))) }
 }
 
 /// The inode of an open file and the two fields the filter needs; the rest of its
@@ -52,51 +40,47 @@ pub(crate) struct Inode {
 }
 
 #[inline(always)]
-pub(crate) fn inode_of(file: u64) -> KResult<Inode> {
-    let ptr: u64 = read(file, off!(file_f_inode))?;
-    let mode: u16 = read(ptr, off!(inode_i_mode))?;
-    Ok(Inode { ptr, mode: u32::from(mode), size: read(ptr, off!(inode_i_size))? })
+pub(crate) fn inode_of<R: Reads>(file: u64) -> KResult<Inode> {
+    let ptr: u64 = R::field(file, off!(file_f_inode))?;
+    let mode: u16 = R::field(ptr, off!(inode_i_mode))?;
+    Ok(Inode { ptr, mode: u32::from(mode), size: R::field(ptr, off!(inode_i_size))? })
 }
 
 /// The full identity of a forwarded file.
 #[inline(always)]
-pub(crate) fn file_identity(inode: &Inode) -> KResult<FileIdentity> {
-    let sb: u64 = read(inode.ptr, off!(inode_i_sb))?;
+pub(crate) fn file_identity<R: Reads>(inode: &Inode) -> KResult<FileIdentity> {
+    let sb: u64 = R::field(inode.ptr, off!(inode_i_sb))?;
     Ok(FileIdentity {
-        dev: read(sb, off!(super_block_s_dev))?,
+        dev: R::field(sb, off!(super_block_s_dev))?,
         mode: inode.mode,
-        ino: read(inode.ptr, off!(inode_i_ino))?,
+        ino: R::field(inode.ptr, off!(inode_i_ino))?,
         size: inode.size,
-        mtime_sec: read(inode.ptr, off!(inode_mtime_sec))?,
-        mtime_nsec: read(inode.ptr, off!(inode_mtime_nsec))?,
-        rdev: read(inode.ptr, off!(inode_i_rdev))?,
-        ctime_sec: read(inode.ptr, off!(inode_ctime_sec))?,
-        ctime_nsec: read(inode.ptr, off!(inode_ctime_nsec))?,
+        mtime_sec: R::field(inode.ptr, off!(inode_mtime_sec))?,
+        mtime_nsec: R::field(inode.ptr, off!(inode_mtime_nsec))?,
+        rdev: R::field(inode.ptr, off!(inode_i_rdev))?,
+        ctime_sec: R::field(inode.ptr, off!(inode_ctime_sec))?,
+        ctime_nsec: R::field(inode.ptr, off!(inode_ctime_nsec))?,
         _pad: 0,
     })
 }
 
 /// `file->f_path.dentry` alone (the filter needs no mount).
 #[inline(always)]
-pub(crate) fn file_dentry(file: u64) -> KResult<u64> {
-    read(file, off!(file_f_path) + off!(path_dentry))
+pub(crate) fn file_dentry<R: Reads>(file: u64) -> KResult<u64> {
+    R::field(file, off!(file_f_path) + off!(path_dentry))
 }
 
-/// `dentry->d_name`: length and name pointer in one read. The userspace resolver
-/// checks that `name` follows `len` directly (`struct qstr` on 64-bit kernels).
+/// `dentry->d_name`: length and name pointer.
 #[inline(always)]
-pub(crate) fn dentry_name(dentry: u64) -> KResult<(u32, u64)> {
-    let raw: [u8; 12] = read(dentry, off!(dentry_d_name_len))?;
-    let len = u32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]]);
-    let name = u64::from_le_bytes([raw[4], raw[5], raw[6], raw[7], raw[8], raw[9], raw[10], raw[11]]);
-    Ok((len, name))
+pub(crate) fn dentry_name<R: Reads>(dentry: u64) -> KResult<(u32, u64)> {
+    R::qstr(dentry, off!(dentry_d_name_len), off!(dentry_d_name_name))
 }
 
 /// `file->f_path`: (vfsmount, dentry).
 #[inline(always)]
-pub(crate) fn file_path(file: u64) -> KResult<(u64, u64)> {
-    let path = file + u64::from(off!(file_f_path));
-    Ok((read(path, off!(path_mnt))?, read(path, off!(path_dentry))?))
+pub(crate) fn file_path<R: Reads>(file: u64) -> KResult<(u64, u64)> {
+    let path = off!(file_f_path);
+    Ok((R::field(file, path + off!(path_mnt))?, R::field(file, path + off!(path_dentry))?))
 }
 
 pub(crate) const S_IFMT: u32 = 0o170_000;

@@ -17,6 +17,7 @@ mod names;
 mod offsets;
 mod path;
 mod probes;
+mod reads;
 
 #[cfg(not(test))]
 #[panic_handler]

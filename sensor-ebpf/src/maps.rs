@@ -60,11 +60,21 @@ pub(crate) struct WalkState {
 #[map]
 pub(crate) static WALK: PerCpuArray<WalkState> = PerCpuArray::with_max_entries(1, 0);
 
-/// Where the name filter builds its extension key (see `names.rs`).
-#[repr(C)]
+/// Bytes of [`NameScratch::tail`]: 16 for a tail read by a helper, then room for a
+/// dentry's inline name loaded word by word (see `names.rs`); a power of two, so that a
+/// masked index stays inside.
+pub(crate) const NAME_TAIL: usize = 64;
+
+/// Where the name filter copies a name's last bytes and builds its extension key (see
+/// `names.rs`). Aligned for the word loads of inline names.
+#[repr(C, align(8))]
 pub(crate) struct NameScratch {
-    pub(crate) tail: [u8; 16],
+    pub(crate) tail: [u8; NAME_TAIL],
     pub(crate) key: [u8; 16],
+    /// Index just past the name's last byte in `tail`.
+    pub(crate) end: u32,
+    /// Bytes after the name's last dot (its extension's length).
+    pub(crate) ext_len: u32,
 }
 
 #[map]
@@ -147,6 +157,56 @@ pub(crate) struct PendingMmap {
 #[map]
 pub(crate) static MMAP_PENDING: HashMap<u64, PendingMmap> = HashMap::with_max_entries(16_384, 0);
 
+/// Entries in `MMAP_PENDING`: while it is zero (nearly always), a mapping's exit and a
+/// thread's exit skip the hash lookup. Counted only for inserts and removals that
+/// happened, so it can never read zero while an entry exists.
+#[map]
+pub(crate) static MMAP_IN_FLIGHT: Array<u64> = Array::with_max_entries(1, 0);
+
+/// Parks a candidate mapping until its syscall returns; false when the map is full.
+#[inline(always)]
+pub(crate) fn park_mmap(key: u64, pending: &PendingMmap) -> bool {
+    if MMAP_PENDING.insert(&key, pending, 0).is_err() {
+        return false;
+    }
+    in_flight_add(1);
+    true
+}
+
+/// Takes the parked mapping of `key`, if any.
+#[inline(always)]
+pub(crate) fn take_mmap(key: u64) -> Option<PendingMmap> {
+    let in_flight = MMAP_IN_FLIGHT.get_ptr(0)?;
+    // SAFETY: a map value; read once, racing updates only make this lookup happen.
+    if unsafe { core::ptr::read_volatile(in_flight) } == 0 {
+        return None;
+    }
+    // SAFETY: copied out before the entry is removed.
+    let pending = (unsafe { MMAP_PENDING.get(&key) }).copied()?;
+    if MMAP_PENDING.remove(&key).is_ok() {
+        in_flight_add(u64::MAX);
+    }
+    Some(pending)
+}
+
+/// Adds `delta` (wrapping: `u64::MAX` is -1) to `MMAP_IN_FLIGHT`, atomically.
+#[inline(always)]
+fn in_flight_add(delta: u64) {
+    let Some(slot) = MMAP_IN_FLIGHT.get_ptr_mut(0) else { return };
+    // NB: `core` offers no atomic read-modify-write on this target; this is the BPF
+    // atomic add (`BPF_ATOMIC | BPF_ADD`, no fetch) that C's `__sync_fetch_and_add` emits.
+    #[cfg(target_arch = "bpf")]
+    // SAFETY: an 8-byte aligned map value shared by all CPUs, only ever updated atomically.
+    unsafe {
+        core::arch::asm!("lock *(u64 *)({slot} + 0) += {delta}", slot = in(reg) slot, delta = in(reg) delta);
+    }
+    #[cfg(not(target_arch = "bpf"))]
+    // SAFETY: as above (host builds exist for lints only).
+    unsafe {
+        *slot = (*slot).wrapping_add(delta);
+    }
+}
+
 #[inline(always)]
 pub(crate) fn count(index: u32) {
     if let Some(slot) = COUNTERS.get_ptr_mut(index) {
@@ -155,9 +215,13 @@ pub(crate) fn count(index: u32) {
     }
 }
 
+/// What `settings()` reads should the lookup ever fail (it cannot for index 0).
+static DEFAULT_SETTINGS: Settings = Settings::DEFAULT;
+
+/// The settings, in place: the hot path reads a field or two, never the whole value.
 #[inline(always)]
-pub(crate) fn settings() -> Settings {
-    SETTINGS.get(0).copied().unwrap_or_default()
+pub(crate) fn settings() -> &'static Settings {
+    SETTINGS.get(0).unwrap_or(&DEFAULT_SETTINGS)
 }
 
 #[inline(always)]

@@ -231,6 +231,7 @@ fn hook(status: &crate::source::HookStatus) -> Hook {
         attached: status.attached,
         reason: status.reason.clone(),
         verified_insns: status.verified_insns.unwrap_or(0),
+        reads: status.reads.as_str().to_owned(),
     }
 }
 

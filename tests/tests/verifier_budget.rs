@@ -43,3 +43,30 @@ fn every_program_is_within_its_verifier_budget() {
     }
     assert!(checked > 0 || hooks.iter().all(|h| h["verified_insns"].as_u64().unwrap_or(0) == 0));
 }
+
+/// Hooks with a typed variant run it wherever the kernel has `bpf_rdonly_cast` (6.2+),
+/// and say why not elsewhere; the others report how they read.
+#[test]
+fn each_hook_reports_how_it_reads_kernel_memory() {
+    require_privileges!();
+    let vmlinux = std::fs::read("/sys/kernel/btf/vmlinux").expect("BTF");
+    let has_cast = vmlinux.windows(16).any(|w| w == b"bpf_rdonly_cast\0");
+    let forced_helper = std::env::var("MODELWATCH_KERNEL_READS").is_ok_and(|v| v == "helper");
+    let sensor = Sensor::start(&[]);
+    let hooks = sensor.status["sensor_status"]["hooks"].as_array().expect("hooks").clone();
+    for hook in hooks.iter().filter(|h| h["attached"] == true) {
+        let point = hook["attach_point"].as_str().unwrap_or("");
+        let reads = hook["reads"].as_str().unwrap_or("");
+        let reason = hook["reason"].as_str().unwrap_or("");
+        eprintln!("reads: {point} {reads} ({reason})");
+        match point {
+            "sock:inet_sock_set_state" => assert_eq!(reads, "none", "{point}"),
+            "raw:sched_process_fork" => assert_eq!(reads, "helper", "{point}"),
+            _ if has_cast && !forced_helper => assert_eq!(reads, "typed", "{point}: {reason}"),
+            _ => {
+                assert_eq!(reads, "helper", "{point}");
+                assert!(reason.contains("helper reads: "), "{point} does not say why: {reason}");
+            }
+        }
+    }
+}

@@ -37,10 +37,12 @@ pub(crate) fn vm_packages() -> anyhow::Result<()> {
     install_packages(&VM_PACKAGES)
 }
 
-/// Installs what `cargo xtask bench` compares against, if missing: Linux audit, and
-/// bpftrace for the raw_syscalls experiment.
+/// Installs what `cargo xtask bench` uses, if missing: Linux audit (compared against),
+/// bpftool (per-program run time and translated programs), and bpftrace for the
+/// raw_syscalls experiment.
 pub(crate) fn bench_packages(bpftrace: bool) -> anyhow::Result<()> {
-    install_packages(if bpftrace { &["auditd", "bpftrace"] } else { &["auditd"] })
+    install_packages(&["auditd", "bpftool"])?;
+    if bpftrace { install_packages(&["bpftrace"]) } else { Ok(()) }
 }
 
 fn install_packages(packages: &[&str]) -> anyhow::Result<()> {

@@ -17,34 +17,47 @@ use sensor_common::{ARGV_CAP, EventKind, ExecEvent, PathHeader, counters, offset
 use crate::{
     bounds::at_most,
     emit::{header, scratch, submit},
-    kernel::{KResult, ReadError, current_task, file_path, read},
+    kernel::{KResult, ReadError, file_path},
     maps::{MARKED, RUNTIME_COMMS, Ring, count},
     offsets::{has, off},
     path::walk,
+    reads::{Helper, Reads, Typed},
 };
+
+// Twice: typed reads, then helper reads (see `reads.rs`).
 
 #[tracepoint]
 pub(crate) fn sched_process_exec(_ctx: TracePointContext) -> u32 {
+    on_exec::<Typed>()
+}
+
+#[tracepoint]
+pub(crate) fn helper_sched_process_exec(_ctx: TracePointContext) -> u32 {
+    on_exec::<Helper>()
+}
+
+#[inline(always)]
+fn on_exec<R: Reads>() -> u32 {
     count(counters::EXEC_SEEN);
     mark_if_runtime();
-    if try_exec().is_err() {
+    if try_exec::<R>().is_err() {
         count(counters::READ_ERRORS);
     }
     0
 }
 
 #[inline(always)]
-fn try_exec() -> KResult<()> {
+fn try_exec<R: Reads>() -> KResult<()> {
     let buf = scratch().ok_or(ReadError)?;
     let event = buf.cast::<ExecEvent>();
-    let task = current_task();
+    let task = R::task();
     let ppid = if has(feature::PARENT) {
-        let parent: u64 = read(task, off!(task_real_parent))?;
-        read::<u32>(parent, off!(task_tgid))?
+        let parent: u64 = R::field(task, off!(task_real_parent))?;
+        R::field::<u32>(parent, off!(task_tgid))?
     } else {
         0
     };
-    let mm: u64 = if has(feature::EXEC_DETAILS) { read(task, off!(task_mm))? } else { 0 };
+    let mm: u64 = if has(feature::EXEC_DETAILS) { R::field(task, off!(task_mm))? } else { 0 };
     // SAFETY: `event` points at this CPU's scratch value, which is larger than an
     // ExecEvent plus a path tail; fields are written in place because the record is
     // too large for the BPF stack.
@@ -53,13 +66,13 @@ fn try_exec() -> KResult<()> {
         for word in 0..ARGV_CAP / 8 {
             argv.add(word).write(0);
         }
-        let (argv_len, truncated) = read_argv(mm, addr_of_mut!((*event).argv).cast());
+        let (argv_len, truncated) = read_argv::<R>(mm, addr_of_mut!((*event).argv).cast());
         addr_of_mut!((*event).ppid).write(ppid);
         addr_of_mut!((*event).argv_len).write(argv_len);
         addr_of_mut!((*event).argv_truncated).write(truncated);
         addr_of_mut!((*event).marks).write(current_marks());
     }
-    let path = exe_path(mm, buf);
+    let path = exe_path::<R>(mm, buf);
     let size = size_of::<ExecEvent>() + usize::from(path.len);
     // SAFETY: as above.
     unsafe {
@@ -92,8 +105,9 @@ fn current_marks() -> u32 {
 
 /// Copies `mm->arg_start..arg_end` (NUL-separated arguments) into `dst`.
 #[inline(always)]
-fn read_argv(mm: u64, dst: *mut u8) -> (u32, u32) {
-    let (Ok(start), Ok(end)) = (read::<u64>(mm, off!(mm_arg_start)), read::<u64>(mm, off!(mm_arg_end)))
+fn read_argv<R: Reads>(mm: u64, dst: *mut u8) -> (u32, u32) {
+    let (Ok(start), Ok(end)) =
+        (R::field::<u64>(mm, off!(mm_arg_start)), R::field::<u64>(mm, off!(mm_arg_end)))
     else {
         return (0, 0);
     };
@@ -113,11 +127,11 @@ fn read_argv(mm: u64, dst: *mut u8) -> (u32, u32) {
 }
 
 #[inline(always)]
-fn exe_path(mm: u64, buf: *mut u8) -> PathHeader {
-    let exe = read::<u64>(mm, off!(mm_exe_file)).ok();
-    match exe.map(file_path) {
+fn exe_path<R: Reads>(mm: u64, buf: *mut u8) -> PathHeader {
+    let exe = R::field::<u64>(mm, off!(mm_exe_file)).ok();
+    match exe.map(file_path::<R>) {
         // SAFETY: the tail starts right after the record, inside the scratch value.
-        Some(Ok((mnt, dentry))) => walk(unsafe { buf.add(size_of::<ExecEvent>()) }, dentry, mnt),
+        Some(Ok((mnt, dentry))) => walk::<R>(unsafe { buf.add(size_of::<ExecEvent>()) }, dentry, mnt),
         _ => PathHeader { len: 0, depth: 0, flags: sensor_common::path_flags::TRUNCATED },
     }
 }

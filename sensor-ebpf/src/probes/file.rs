@@ -12,11 +12,12 @@ pub(super) use crate::kernel::Inode;
 use super::dedup;
 use crate::{
     emit::{header, scratch, submit},
-    kernel::{KResult, ReadError, S_IFCHR, S_IFMT, S_IFREG, current_task, file_path, read},
+    kernel::{KResult, ReadError, S_IFCHR, S_IFMT, S_IFREG, file_path},
     maps::{ACCEL_MAJORS, MARKED, Ring, count, is_marked, settings},
     names::name_reason,
     offsets::{has, off},
     path::walk,
+    reads::Reads,
 };
 
 /// Why `file` is worth forwarding ([`reason`] bits); 0 when it is not.
@@ -25,7 +26,7 @@ use crate::{
 /// lookup is a measurable share of the hook's cost, so the common case (a small file
 /// with an ordinary name) is decided with as few as possible.
 #[inline(always)]
-pub(super) fn candidate_reason(file: u64, inode: &Inode, tgid: u32) -> u32 {
+pub(super) fn candidate_reason<R: Reads>(file: u64, inode: &Inode, tgid: u32) -> u32 {
     match inode.mode & S_IFMT {
         S_IFREG => {
             let marked = if is_marked(tgid) { reason::MARKED_RUNTIME } else { 0 };
@@ -34,11 +35,11 @@ pub(super) fn candidate_reason(file: u64, inode: &Inode, tgid: u32) -> u32 {
             } else if marked != 0 {
                 marked
             } else {
-                name_reason(file)
+                name_reason::<R>(file)
             }
         }
         S_IFCHR if is_marked(tgid) => {
-            let rdev: u32 = read(inode.ptr, off!(inode_i_rdev)).unwrap_or(0);
+            let rdev: u32 = R::field(inode.ptr, off!(inode_i_rdev)).unwrap_or(0);
             if is_accelerator(rdev) { reason::ACCELERATOR } else { 0 }
         }
         _ => 0,
@@ -55,7 +56,7 @@ fn is_accelerator(rdev: u32) -> bool {
 
 /// Builds a [`FileEvent`] with the path in this CPU's scratch buffer and sends it.
 #[inline(always)]
-pub(super) fn emit_file(
+pub(super) fn emit_file<R: Reads>(
     kind: EventKind,
     file: u64,
     identity: FileIdentity,
@@ -71,10 +72,10 @@ pub(super) fn emit_file(
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
     let Some(repeats) = dedup::admit(tgid, kind, &identity) else { return Ok(()) };
     let buf = scratch().ok_or(ReadError)?;
-    let (mnt, dentry) = file_path(file)?;
+    let (mnt, dentry) = file_path::<R>(file)?;
     // SAFETY: the scratch value is SCRATCH_SIZE bytes; the path tail starts after the
     // fixed record and `walk` stays below PATH_CAP + NAME_CAP from there.
-    let path = walk(unsafe { buf.add(size_of::<FileEvent>()) }, dentry, mnt);
+    let path = walk::<R>(unsafe { buf.add(size_of::<FileEvent>()) }, dentry, mnt);
     let size = size_of::<FileEvent>() + usize::from(path.len);
     let event = FileEvent {
         header: header(kind, size),
@@ -82,9 +83,9 @@ pub(super) fn emit_file(
         mmap,
         fd,
         reason: why,
-        open_flags: read(file, off!(file_f_flags)).unwrap_or(0),
+        open_flags: R::field(file, off!(file_f_flags)).unwrap_or(0),
         repeats,
-        mnt_ns: mount_namespace(),
+        mnt_ns: mount_namespace::<R>(),
         _pad: 0,
         path,
     };
@@ -101,13 +102,13 @@ pub(super) fn emit_file(
 
 /// `current->nsproxy->mnt_ns->ns.inum`, 0 when unknown.
 #[inline(always)]
-fn mount_namespace() -> u32 {
+fn mount_namespace<R: Reads>() -> u32 {
     if !has(feature::MOUNT_NS) {
         return 0;
     }
-    let Ok(nsproxy) = read::<u64>(current_task(), off!(task_nsproxy)) else { return 0 };
-    let Ok(mnt_ns) = read::<u64>(nsproxy, off!(nsproxy_mnt_ns)) else { return 0 };
-    read::<u32>(mnt_ns, off!(mnt_namespace_inum)).unwrap_or(0)
+    let Ok(nsproxy) = R::field::<u64>(R::task(), off!(task_nsproxy)) else { return 0 };
+    let Ok(mnt_ns) = R::field::<u64>(nsproxy, off!(nsproxy_mnt_ns)) else { return 0 };
+    R::field::<u32>(mnt_ns, off!(mnt_namespace_inum)).unwrap_or(0)
 }
 
 const O_WRONLY: u32 = 1;

@@ -11,9 +11,9 @@ use aya_ebpf::{EbpfContext as _, macros::raw_tracepoint, programs::RawTracePoint
 use sensor_common::{counters, offsets::feature, settings::mark};
 
 use crate::{
-    kernel::read,
     maps::{MARKED, count},
     offsets::{has, off},
+    reads::probe,
 };
 
 #[raw_tracepoint(tracepoint = "sched_process_fork")]
@@ -25,7 +25,7 @@ pub(crate) fn sched_process_fork(ctx: RawTracePointContext) -> i32 {
     }
     // SAFETY: argument 1 of this raw tracepoint is the child's task_struct.
     let child: u64 = unsafe { *(ctx.as_ptr() as *const u64).add(1) };
-    let (Ok(pid), Ok(tgid)) = (read::<u32>(child, off!(task_pid)), read::<u32>(child, off!(task_tgid)))
+    let (Ok(pid), Ok(tgid)) = (probe::<u32>(child, off!(task_pid)), probe::<u32>(child, off!(task_tgid)))
     else {
         return 0;
     };

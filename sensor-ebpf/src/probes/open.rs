@@ -12,61 +12,91 @@ use super::file::{candidate_reason, emit_file};
 use crate::{
     kernel::{KResult, file_identity, file_of_fd, inode_of},
     maps::{count, settings},
-    offsets::off,
+    reads::{Helper, Reads, Typed},
 };
+
+// Each program twice: typed reads (loaded first), then helper reads (the fallback; see
+// `reads.rs`), under `helper_<name>`.
 
 #[tracepoint]
 pub(crate) fn sys_exit_openat(ctx: TracePointContext) -> u32 {
-    on_open_exit(&ctx)
+    on_open_exit::<Typed>(&ctx)
+}
+
+#[tracepoint]
+pub(crate) fn helper_sys_exit_openat(ctx: TracePointContext) -> u32 {
+    on_open_exit::<Helper>(&ctx)
 }
 
 #[tracepoint]
 pub(crate) fn sys_exit_openat2(ctx: TracePointContext) -> u32 {
-    on_open_exit(&ctx)
+    on_open_exit::<Typed>(&ctx)
+}
+
+#[tracepoint]
+pub(crate) fn helper_sys_exit_openat2(ctx: TracePointContext) -> u32 {
+    on_open_exit::<Helper>(&ctx)
 }
 
 #[tracepoint]
 pub(crate) fn sys_exit_open(ctx: TracePointContext) -> u32 {
-    on_open_exit(&ctx)
+    on_open_exit::<Typed>(&ctx)
+}
+
+#[tracepoint]
+pub(crate) fn helper_sys_exit_open(ctx: TracePointContext) -> u32 {
+    on_open_exit::<Helper>(&ctx)
 }
 
 #[inline(always)]
-fn on_open_exit(ctx: &TracePointContext) -> u32 {
-    if try_open_exit(ctx).is_err() {
+fn on_open_exit<R: Reads>(ctx: &TracePointContext) -> u32 {
+    if try_open_exit::<R>(ctx).is_err() {
         count(counters::READ_ERRORS);
     }
     0
 }
 
 #[inline(always)]
-fn try_open_exit(ctx: &TracePointContext) -> KResult<()> {
+fn try_open_exit<R: Reads>(ctx: &TracePointContext) -> KResult<()> {
     let fd = syscall_ret(ctx);
     if fd < 0 {
         return Ok(());
     }
     count(counters::OPEN_SEEN);
     let tgid = ctx.tgid();
-    let file = file_of_fd(fd as u64)?;
-    let inode = inode_of(file)?;
-    let why = candidate_reason(file, &inode, tgid);
+    let file = file_of_fd::<R>(fd as u64)?;
+    let inode = inode_of::<R>(file)?;
+    let why = candidate_reason::<R>(file, &inode, tgid);
     // The sensor's own reads of candidates are not events (checked last: rare).
     if why == 0 || tgid == settings().self_tgid {
         return Ok(());
     }
     let kind = if why == reason::ACCELERATOR { EventKind::AcceleratorOpen } else { EventKind::FileOpen };
-    emit_file(kind, file, file_identity(&inode)?, why, fd as i32, MmapFields::default())
+    emit_file::<R>(kind, file, file_identity::<R>(&inode)?, why, fd as i32, MmapFields::default())
 }
 
 /// The `ret` field of a `sys_exit_*` record. Every kernel this sensor knows puts it at
-/// byte 16 (after the common header and `__syscall_nr`); a direct context load is a
-/// plain memory access, where the generic path costs a helper call.
+/// byte 16 (after the common header and `__syscall_nr`).
 #[inline(always)]
 pub(super) fn syscall_ret(ctx: &TracePointContext) -> i64 {
-    if off!(tp_sys_exit_ret) == 16 {
-        // SAFETY: the record is at least 24 bytes (tracefs format checked at start-up).
-        unsafe { *(ctx.as_ptr() as *const i64).add(2) }
-    } else {
-        // SAFETY: the offset comes from this tracepoint's format.
-        unsafe { ctx.read_at(off!(tp_sys_exit_ret) as usize) }.unwrap_or(-1)
-    }
+    record_field!(ctx, tp_sys_exit_ret, 16) as i64
 }
+
+/// A 64-bit field of a syscall tracepoint record, `$usual` being the byte offset every
+/// known kernel gives it (`args[i]` of a `sys_enter_*` record at 16 + 8 i). There a
+/// direct context load is a plain memory access, where the generic path costs a helper
+/// call; the offset itself comes from the frozen `OFFSETS`, which the verifier knows, so
+/// it removes whichever branch cannot run. (A context load needs its offset in the
+/// instruction: a computed one is refused.)
+macro_rules! record_field {
+    ($ctx:expr, $field:ident, $usual:literal) => {
+        if $crate::offsets::off!($field) == $usual {
+            // SAFETY: the record holds the field at `$usual` (the format checked at start-up).
+            unsafe { *($ctx.as_ptr() as *const u64).add($usual / 8) }
+        } else {
+            // SAFETY: the offset comes from this tracepoint's format.
+            unsafe { $ctx.read_at::<u64>($crate::offsets::off!($field) as usize) }.unwrap_or(u64::MAX)
+        }
+    };
+}
+pub(super) use record_field;

@@ -1,5 +1,6 @@
 //! Attaching programs: the strong backend first where allowed, tracepoints for the rest,
-//! with the outcome of every hook recorded.
+//! each with typed kernel reads where the verifier accepts them, else helper reads; the
+//! outcome of every hook is recorded.
 
 use aya::{
     Btf, Ebpf,
@@ -9,10 +10,14 @@ use aya::{
 use super::{
     error::LoadError,
     hooks::{
-        AttachPoint, Backend, BackendChoice, Hook, HookStatus, STRONG, TRACEPOINTS, VERIFIER_REJECTED, Watch,
+        AttachPoint, Backend, BackendChoice, HELPER_PREFIX, Hook, HookStatus, Reads, STRONG, TRACEPOINTS,
+        VERIFIER_REJECTED, Variants, Watch,
     },
     offsets::TracepointFields,
 };
+
+/// Whether the typed programs may be tried on this kernel, or why not.
+pub(super) type TypedReads = Result<(), String>;
 
 /// Attaches every hook. `prefix` selects a program family (`floor_` for benchmarks).
 ///
@@ -23,13 +28,14 @@ pub(super) fn attach_all(
     fields: &TracepointFields,
     prefix: &str,
     backend: BackendChoice,
+    typed: &TypedReads,
 ) -> Result<Vec<HookStatus>, LoadError> {
     let mut statuses = Vec::new();
     let mut refused = Vec::new();
     if backend == BackendChoice::Auto && prefix.is_empty() {
         let btf = Btf::from_sys_fs().ok();
         for hook in STRONG {
-            let status = attach(ebpf, hook, fields, prefix, btf.as_ref());
+            let status = attach(ebpf, hook, fields, prefix, btf.as_ref(), typed);
             if status.attached {
                 statuses.push(status);
             } else {
@@ -43,7 +49,7 @@ pub(super) fn attach_all(
         if replaced {
             continue;
         }
-        let mut status = attach(ebpf, hook, fields, prefix, None);
+        let mut status = attach(ebpf, hook, fields, prefix, None, typed);
         if hook.required && !status.attached {
             return Err(LoadError::Hook {
                 watches: hook.watches.as_str(),
@@ -53,64 +59,110 @@ pub(super) fn attach_all(
             });
         }
         if let Some((_, why)) = refused.iter().find(|(watches, _)| *watches == hook.watches) {
-            status.reason = format!("fallback: {why}");
+            status.reason = join(&format!("fallback: {why}"), &status.reason);
         }
         statuses.push(status);
     }
     Ok(statuses)
 }
 
+/// Loads and attaches one hook: its typed variant first where it has one and the kernel
+/// may accept it, else (or when the verifier refuses it) its helper variant.
 fn attach(
     ebpf: &mut Ebpf,
     hook: Hook,
     fields: &TracepointFields,
     prefix: &str,
     btf: Option<&Btf>,
+    typed: &TypedReads,
 ) -> HookStatus {
     let mut status = HookStatus::new(&hook);
     if let Some(missing) = missing_fields(hook, fields) {
         status.reason = format!("tracepoint fields unavailable: {missing}");
         return status;
     }
-    let name = format!("{prefix}{}", hook.program);
-    let result = match ebpf.program_mut(&name) {
-        None => Err(format!("program {name} is missing from the object")),
-        Some(program) => match hook.point {
-            AttachPoint::Tracepoint { category, name } => {
-                program.try_into().map_err(|e: ProgramError| e.to_string()).and_then(|p: &mut TracePoint| {
-                    p.load().map_err(|e| describe(&e))?;
-                    p.attach(category, name).map_err(|e| describe(&e))?;
-                    Ok(p.info().ok().and_then(|info| info.verified_instruction_count()))
-                })
+    if !prefix.is_empty() || hook.variants != Variants::TypedAndHelper {
+        // The floor's programs read nothing; single-variant hooks have one program.
+        status.reads = if prefix.is_empty() { status.reads } else { Reads::None };
+        return finish(status, load_and_attach(ebpf, hook, &format!("{prefix}{}", hook.program), btf));
+    }
+    let why_helper = match typed {
+        Err(why) => why.clone(),
+        Ok(()) => match load_and_attach(ebpf, hook, hook.program, btf) {
+            // Only the verifier's refusal is about the reads; any other refusal (the
+            // program type, the attach point) would refuse the helper variant too.
+            Err(Failure::Load(reason)) if reason.starts_with(VERIFIER_REJECTED) => {
+                format!("typed program refused: {reason}")
             }
-            AttachPoint::RawTracepoint { name } => program
-                .try_into()
-                .map_err(|e: ProgramError| e.to_string())
-                .and_then(|p: &mut RawTracePoint| {
-                    p.load().map_err(|e| describe(&e))?;
-                    p.attach(name).map_err(|e| describe(&e))?;
-                    Ok(p.info().ok().and_then(|info| info.verified_instruction_count()))
-                }),
-            AttachPoint::FExit { function } => match btf {
-                None => Err("no BTF for fexit".to_owned()),
-                Some(btf) => {
-                    program.try_into().map_err(|e: ProgramError| e.to_string()).and_then(|p: &mut FExit| {
-                        p.load(function, btf).map_err(|e| describe(&e))?;
-                        p.attach().map_err(|e| describe(&e))?;
-                        Ok(p.info().ok().and_then(|info| info.verified_instruction_count()))
-                    })
-                }
-            },
+            other => return finish(status, other),
         },
     };
+    status.reads = Reads::Helper;
+    status = finish(status, load_and_attach(ebpf, hook, &format!("{HELPER_PREFIX}{}", hook.program), btf));
+    status.reason = join(&format!("helper reads: {why_helper}"), &status.reason);
+    status
+}
+
+/// Why a program is not attached: refused at load (the verifier, a missing kfunc), or
+/// loaded but not attached (a missing tracepoint or function).
+enum Failure {
+    Load(String),
+    Attach(String),
+}
+
+fn finish(mut status: HookStatus, result: Result<Option<u32>, Failure>) -> HookStatus {
     match result {
         Ok(insns) => {
             status.attached = true;
             status.verified_insns = insns;
         }
-        Err(reason) => status.reason = reason,
+        Err(Failure::Load(reason) | Failure::Attach(reason)) => status.reason = reason,
     }
     status
+}
+
+fn load_and_attach(
+    ebpf: &mut Ebpf,
+    hook: Hook,
+    name: &str,
+    btf: Option<&Btf>,
+) -> Result<Option<u32>, Failure> {
+    let load = |e: ProgramError| Failure::Load(describe(&e));
+    let attach = |e: ProgramError| Failure::Attach(describe(&e));
+    let wrong_type = |e: ProgramError| Failure::Load(e.to_string());
+    let Some(program) = ebpf.program_mut(name) else {
+        return Err(Failure::Load(format!("program {name} is missing from the object")));
+    };
+    match hook.point {
+        AttachPoint::Tracepoint { category, name } => {
+            let p: &mut TracePoint = program.try_into().map_err(wrong_type)?;
+            p.load().map_err(load)?;
+            p.attach(category, name).map_err(attach)?;
+            Ok(p.info().ok().and_then(|info| info.verified_instruction_count()))
+        }
+        AttachPoint::RawTracepoint { name } => {
+            let p: &mut RawTracePoint = program.try_into().map_err(wrong_type)?;
+            p.load().map_err(load)?;
+            p.attach(name).map_err(attach)?;
+            Ok(p.info().ok().and_then(|info| info.verified_instruction_count()))
+        }
+        AttachPoint::FExit { function } => {
+            let btf = btf.ok_or_else(|| Failure::Load("no BTF for fexit".to_owned()))?;
+            let p: &mut FExit = program.try_into().map_err(wrong_type)?;
+            p.load(function, btf).map_err(load)?;
+            p.attach().map_err(attach)?;
+            Ok(p.info().ok().and_then(|info| info.verified_instruction_count()))
+        }
+    }
+}
+
+/// `first; second`, or whichever is not empty.
+fn join(first: &str, second: &str) -> String {
+    match (first.is_empty(), second.is_empty()) {
+        (_, true) => first.to_owned(),
+        (true, false) => second.to_owned(),
+        (false, false) => format!("{first}; {second}"),
+    }
 }
 
 fn missing_fields(hook: Hook, fields: &TracepointFields) -> Option<&'static str> {

@@ -9,32 +9,24 @@ use sensor_common::settings::{Settings, extension_key};
 use super::{error::LoadError, settings::FilterSettings};
 
 pub(super) fn configure_maps(ebpf: &mut Ebpf, settings: &FilterSettings) -> Result<(), LoadError> {
-    let extension_lengths = settings
-        .extensions
-        .iter()
-        .map(|ext| ext.trim_start_matches('.').len())
-        .filter(|len| (1..16).contains(len))
-        .fold(0u32, |bits, len| bits | (1 << len));
-    let value = Settings {
+    let mut value = Settings {
         size_threshold: settings.size_threshold,
         self_tgid: std::process::id(),
         listen_marked_any_port: u32::from(settings.listen_marked_any_port),
-        extension_lengths,
-        _pad: 0,
         dedup_window_ns: settings.dedup_window_ns,
+        ..Settings::DEFAULT
     };
+    let mut extensions = Vec::with_capacity(settings.extensions.len());
+    for ext in &settings.extensions {
+        let key = extension_key(ext).ok_or_else(|| {
+            LoadError::Setting(format!("extension {ext:?} must be 1 to 15 characters without dots"))
+        })?;
+        value.watch_extension(&key);
+        extensions.push((key, 1u8));
+    }
     let map = ebpf.map_mut("SETTINGS").ok_or_else(|| missing_map("SETTINGS"))?;
     let mut array: Array<&mut MapData, Settings> = Array::try_from(map).map_err(map_error("SETTINGS"))?;
     array.set(0, &value, 0).map_err(map_error("SETTINGS"))?;
-    let mut extensions = Vec::with_capacity(settings.extensions.len());
-    for ext in &settings.extensions {
-        extensions.push((
-            extension_key(ext).ok_or_else(|| {
-                LoadError::Setting(format!("extension {ext:?} must be 1 to 15 characters without dots"))
-            })?,
-            1u8,
-        ));
-    }
     fill(ebpf, "EXTENSIONS", extensions)?;
     fill(ebpf, "PORTS", settings.ports.iter().map(|port| (*port, 1u8)))?;
     fill(ebpf, "ACCEL_MAJORS", settings.accelerator_majors.iter().map(|m| (*m, 1u8)))?;

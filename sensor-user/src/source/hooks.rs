@@ -86,15 +86,54 @@ impl LoadAdvice {
     }
 }
 
+/// How a loaded program reads kernel memory (the eBPF crate's `reads.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reads {
+    /// Direct loads through BTF-typed pointers; helper reads only where no typed load
+    /// can reach (an fd table slot, a long name, a path component's copy).
+    Typed,
+    /// A `bpf_probe_read_kernel` call for every read.
+    Helper,
+    /// The program reads nothing beyond its own context and maps.
+    None,
+}
+
+impl Reads {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Typed => "typed",
+            Self::Helper => "helper",
+            Self::None => "none",
+        }
+    }
+}
+
+/// Which read variants the object has for a hook.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Variants {
+    /// `<program>` with typed reads, and `helper_<program>` as its fallback.
+    TypedAndHelper,
+    /// One program, with helper reads.
+    HelperOnly,
+    /// One program that reads no kernel memory.
+    NoReads,
+}
+
+/// Prefix of the helper-read variant of a program.
+pub const HELPER_PREFIX: &str = "helper_";
+
 /// One program and where it attaches.
 #[derive(Clone, Copy, Debug)]
 pub struct Hook {
-    /// Program (function) name in the eBPF object.
+    /// Program (function) name in the eBPF object (the typed variant where there are two).
     pub program: &'static str,
     pub point: AttachPoint,
     pub watches: Watch,
     /// The sensor refuses to run without it.
     pub required: bool,
+    pub variants: Variants,
 }
 
 impl Hook {
@@ -134,11 +173,23 @@ impl Hook {
 pub(super) const VERIFIER_REJECTED: &str = "the verifier rejected it";
 
 const fn tracepoint(program: &'static str, category: &'static str, watches: Watch, required: bool) -> Hook {
-    Hook { program, point: AttachPoint::Tracepoint { category, name: program }, watches, required }
+    Hook {
+        program,
+        point: AttachPoint::Tracepoint { category, name: program },
+        watches,
+        required,
+        variants: Variants::TypedAndHelper,
+    }
 }
 
 const fn fexit(program: &'static str, function: &'static str, watches: Watch) -> Hook {
-    Hook { program, point: AttachPoint::FExit { function }, watches, required: false }
+    Hook {
+        program,
+        point: AttachPoint::FExit { function },
+        watches,
+        required: false,
+        variants: Variants::TypedAndHelper,
+    }
 }
 
 /// The portable backend, in attach order. Exit and fork come first so that no process
@@ -150,6 +201,8 @@ pub const TRACEPOINTS: [Hook; 9] = [
         point: AttachPoint::RawTracepoint { name: "sched_process_fork" },
         watches: Watch::Fork,
         required: false,
+        // Two reads of a marked parent's child only: not worth a second variant.
+        variants: Variants::HelperOnly,
     },
     tracepoint("sched_process_exec", "sched", Watch::Exec, true),
     tracepoint("sys_exit_openat", "syscalls", Watch::Open, true),
@@ -157,7 +210,13 @@ pub const TRACEPOINTS: [Hook; 9] = [
     tracepoint("sys_exit_open", "syscalls", Watch::Open, false),
     tracepoint("sys_enter_mmap", "syscalls", Watch::Mmap, true),
     tracepoint("sys_exit_mmap", "syscalls", Watch::Mmap, true),
-    tracepoint("inet_sock_set_state", "sock", Watch::Listen, true),
+    Hook {
+        program: "inet_sock_set_state",
+        point: AttachPoint::Tracepoint { category: "sock", name: "inet_sock_set_state" },
+        watches: Watch::Listen,
+        required: true,
+        variants: Variants::NoReads,
+    },
 ];
 
 /// Stronger hooks, tried first; each replaces the tracepoints that watch the same thing.
@@ -201,6 +260,8 @@ pub struct HookStatus {
     pub reason: String,
     /// Instructions the verifier processed, where the kernel reports it.
     pub verified_insns: Option<u32>,
+    /// How the attached program reads kernel memory.
+    pub reads: Reads,
 }
 
 impl HookStatus {
@@ -213,6 +274,11 @@ impl HookStatus {
             attached: false,
             reason: String::new(),
             verified_insns: None,
+            reads: match hook.variants {
+                Variants::TypedAndHelper => Reads::Typed,
+                Variants::HelperOnly => Reads::Helper,
+                Variants::NoReads => Reads::None,
+            },
         }
     }
 }

@@ -4,19 +4,25 @@
 
 use aya::{Ebpf, EbpfLoader};
 
+use sensor_common::offsets::KernelOffsets;
+
 use super::{
-    attach::attach_all,
+    attach::{TypedReads, attach_all},
     btf::Btf,
     error::LoadError,
     filters::configure_maps,
     hooks::{HookStatus, TRACEPOINT_BLIND_SPOTS, Watch},
+    kfuncs::{Kfuncs, patch},
     offsets::{resolve_structs, resolve_tracepoints},
     settings::FilterSettings,
     tracefs,
 };
 
 /// The eBPF object built by `build.rs` from `sensor-ebpf`.
-static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sensor-ebpf"));
+pub(super) static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sensor-ebpf"));
+
+/// `helper`: never try the typed programs (for comparing the two read modes).
+const READS_ENV: &str = "MODELWATCH_KERNEL_READS";
 
 /// A loaded object and the status of every hook.
 pub struct Loaded {
@@ -52,15 +58,19 @@ fn load_programs(settings: &FilterSettings, prefix: &str) -> Result<Loaded, Load
     let fields = resolve_tracepoints(&tracefs_root, &mut resolved.missing);
     fields.apply(&mut resolved.offsets);
     let ringbuf = ringbuf_size(settings.ringbuf_bytes)?;
+    let kfuncs = Kfuncs::resolve(&btf);
+    let typed = typed_reads(kfuncs, &resolved.offsets);
+    drop(btf);
+    let (object, _) = patch(OBJECT, kfuncs).map_err(|e| LoadError::Setting(e.to_string()))?;
     let mut ebpf = EbpfLoader::new()
         .override_global("OFFSETS", &resolved.offsets, true)
         .map_max_entries("FILE_EVENTS", ringbuf)
         .map_max_entries("PROCESS_EVENTS", ringbuf)
         .map_max_entries("MARKED", pid_max())
-        .load(OBJECT)
+        .load(object.bytes())
         .map_err(LoadError::Object)?;
     configure_maps(&mut ebpf, settings)?;
-    let hooks = attach_all(&mut ebpf, &fields, prefix, settings.backend)?;
+    let hooks = attach_all(&mut ebpf, &fields, prefix, settings.backend, &typed)?;
     let mut missing = resolved.missing;
     let on_tracepoints = |watch| {
         hooks
@@ -71,6 +81,22 @@ fn load_programs(settings: &FilterSettings, prefix: &str) -> Result<Loaded, Load
         missing.extend(TRACEPOINT_BLIND_SPOTS.iter().map(|s| (*s).to_owned()));
     }
     Ok(Loaded { ebpf, hooks, missing })
+}
+
+/// Whether the typed programs can load here: they need `bpf_rdonly_cast` (6.2+) and
+/// the type ids it takes. The verifier may still refuse one; the helper variant then
+/// loads for that hook.
+fn typed_reads(kfuncs: Kfuncs, offsets: &KernelOffsets) -> TypedReads {
+    if std::env::var(READS_ENV).is_ok_and(|v| v == "helper") {
+        return Err(format!("{READS_ENV}=helper"));
+    }
+    if kfuncs.rdonly_cast.is_none() {
+        return Err("this kernel has no bpf_rdonly_cast kfunc (6.2+)".to_owned());
+    }
+    if offsets.btf_struct_file == 0 || offsets.btf_struct_mount == 0 {
+        return Err("struct file or struct mount is missing from this kernel's BTF".to_owned());
+    }
+    Ok(())
 }
 
 /// Every process may be marked at once: `MARKED` holds up to `pid_max` entries (its

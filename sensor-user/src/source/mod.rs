@@ -8,6 +8,7 @@ pub mod counters;
 pub mod error;
 mod filters;
 pub mod hooks;
+pub mod kfuncs;
 pub mod loader;
 pub mod marks;
 pub mod offsets;

@@ -67,6 +67,7 @@ pub fn feature_name(bit: u32) -> &'static str {
         feature::EXIT_CODE => "exit codes",
         feature::UNLINKED => "the deleted-file flag",
         feature::MOUNT_NS => "mount namespaces of files (paths are then read only through the process)",
+        feature::INLINE_NAMES => "direct loads of short file names (a helper read each instead)",
         _ => "unknown feature",
     }
 }
@@ -155,6 +156,17 @@ pub fn resolve_structs(btf: &Btf) -> Resolved {
         o.mnt_namespace_inum = g.member("mnt_namespace", "ns.inum");
         g.finish();
     }
+    {
+        let mut g = Group { resolved: &mut resolved, btf, feature: feature::INLINE_NAMES, ok: true };
+        // 6.14 moved the inline name into a union (`d_shortname`) and kept `d_iname` as a
+        // macro for its bytes.
+        o.dentry_d_iname = g.first_of("dentry", &["d_iname", "d_shortname.string"]);
+        g.finish();
+    }
+    // Type ids for `bpf_rdonly_cast`; 0 (void) when missing, which the typed programs'
+    // loader checks before trying them (see `kfuncs`).
+    o.btf_struct_file = btf.struct_id("file").unwrap_or(0);
+    o.btf_struct_mount = btf.struct_id("mount").unwrap_or(0);
     let features = resolved.offsets.features;
     resolved.offsets = KernelOffsets { features, ..*o };
     resolved

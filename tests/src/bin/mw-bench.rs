@@ -5,13 +5,17 @@
 //! - `mw-bench mmap N PATH`   mmap + munmap of one page of an open small file;
 //! - `mw-bench exec N`        fork + exec `/bin/true` + wait;
 //! - `mw-bench bind N`        socket + bind 127.0.0.1:0 + listen + close;
-//! - `mw-bench storm SECS PATH` open + mmap + munmap + close of PATH until SECS elapse.
+//! - `mw-bench storm SECS PROCS PATH` PROCS processes, each doing open + mmap + munmap +
+//!   close of PATH until SECS elapse (two candidate records per round);
+//! - `mw-bench paced RATE SECS PATH` open + close of PATH at RATE per second for SECS
+//!   (one candidate record each), on a steady clock: a millisecond's opens at each tick.
 //!
 //! Prints one line of `key=value` pairs (`ns_per_op=...`, or the storm's counts) and
 //! exits 0; any failed syscall exits 1 naming it.
 
 use std::{
     ffi::CString,
+    process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
@@ -20,9 +24,14 @@ fn main() {
     let arg = |i: usize| args.get(i).map(String::as_str).unwrap_or_else(|| usage());
     let count = |i: usize| arg(i).parse::<u64>().unwrap_or_else(|_| usage());
     match arg(0) {
-        "storm" => {
+        "storm" => storm(arg(1), count(2), arg(3)),
+        "storm-worker" => {
             let secs: f64 = arg(1).parse().unwrap_or_else(|_| usage());
-            storm(Duration::from_secs_f64(secs), &c_path(arg(2)));
+            storm_worker(Duration::from_secs_f64(secs), &c_path(arg(2)));
+        }
+        "paced" => {
+            let secs: f64 = arg(2).parse().unwrap_or_else(|_| usage());
+            paced(count(1), Duration::from_secs_f64(secs), &c_path(arg(3)));
         }
         "open" => timed("open", count(1), open_close(&c_path(arg(2)))),
         "mmap" => timed("mmap", count(1), map_unmap(&c_path(arg(2)))),
@@ -33,7 +42,9 @@ fn main() {
 }
 
 fn usage() -> ! {
-    eprintln!("usage: mw-bench open|mmap N PATH | exec|bind N | storm SECS PATH");
+    eprintln!(
+        "usage: mw-bench open|mmap N PATH | exec|bind N | storm SECS PROCS PATH | paced RATE SECS PATH"
+    );
     std::process::exit(2)
 }
 
@@ -145,9 +156,41 @@ fn bind_listen() {
     }
 }
 
+/// `procs` workers at once (this executable again, `storm-worker`), so that the storm is
+/// not limited to one core; prints their summed counts.
+fn storm(secs: &str, procs: u64, path: &str) {
+    let exe = std::env::current_exe().unwrap_or_else(|_| fail("current_exe"));
+    let workers: Vec<_> = (0..procs.max(1))
+        .map(|_| {
+            Command::new(&exe)
+                .args(["storm-worker", secs, path])
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap_or_else(|_| fail("spawning a storm worker"))
+        })
+        .collect();
+    let (mut pairs, mut elapsed_ns) = (0u64, 0u64);
+    for worker in workers {
+        let out = worker.wait_with_output().unwrap_or_else(|_| fail("waiting for a storm worker"));
+        if !out.status.success() {
+            eprintln!("mw-bench: a storm worker failed: {}", out.status);
+            std::process::exit(1);
+        }
+        let line = String::from_utf8_lossy(&out.stdout);
+        let field = |key: &str| {
+            line.split_whitespace()
+                .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('=')?.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        pairs += field("opens");
+        elapsed_ns = elapsed_ns.max(field("elapsed_ns"));
+    }
+    print_line(&format!("op=storm procs={procs} opens={pairs} maps={pairs} elapsed_ns={elapsed_ns}"));
+}
+
 /// As many open + mmap pairs of `path` as fit in `duration`: two candidate records
 /// each when `path` is model-like.
-fn storm(duration: Duration, path: &CString) {
+fn storm_worker(duration: Duration, path: &CString) {
     let start = Instant::now();
     let mut pairs: u64 = 0;
     loop {
@@ -165,6 +208,28 @@ fn storm(duration: Duration, path: &CString) {
     }
     let elapsed = start.elapsed();
     print_line(&format!("op=storm opens={pairs} maps={pairs} elapsed_ns={}", elapsed.as_nanos()));
+}
+
+/// `rate` opens + closes of `path` per second for `duration`: at each millisecond tick,
+/// the opens due by then (absolute deadlines, so a late tick catches up instead of
+/// drifting). The kernel stamps each record at the syscall; the subscriber measures
+/// from there.
+fn paced(rate: u64, duration: Duration, path: &CString) {
+    let tick = Duration::from_millis(1);
+    let start = Instant::now();
+    let mut opens: u64 = 0;
+    let mut open_close = open_close(path);
+    while start.elapsed() < duration {
+        let due = (start.elapsed().as_secs_f64() * rate as f64) as u64;
+        while opens < due {
+            open_close();
+            opens += 1;
+        }
+        let next = start + tick * u32::try_from(start.elapsed().as_millis() + 1).unwrap_or(u32::MAX);
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+    }
+    let elapsed = start.elapsed();
+    print_line(&format!("op=paced rate={rate} opens={opens} elapsed_ns={}", elapsed.as_nanos()));
 }
 
 fn print_line(line: &str) {

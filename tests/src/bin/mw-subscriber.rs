@@ -6,11 +6,12 @@
 //! open, then counts events until IDLE_MS pass without one after the first event on a
 //! path ending in PATH_SUFFIX (or SIGTERM), and prints one JSON summary: events by kind,
 //! the storm's file events, losses announced by `events_lost`, the storm's delivery rate,
-//! and the sensor's status counters at the end.
+//! the latency from the syscall (the kernel's timestamp on the event) to its arrival
+//! here, and the sensor's status counters at the end.
 
 use std::{
     collections::BTreeMap,
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime},
 };
 
 use modelwatch_tests::grpc;
@@ -25,6 +26,10 @@ struct Tally {
     lost: BTreeMap<String, u64>,
     first: Option<Instant>,
     last: Option<Instant>,
+    /// Syscall-to-arrival latency of each storm event, in microseconds.
+    latencies_us: Vec<u64>,
+    /// Sum of the `repeats` the kernel folded into the storm's records.
+    storm_repeats: u64,
 }
 
 impl Tally {
@@ -34,14 +39,16 @@ impl Tally {
             Some(Payload::ModelFileOpened(opened)) => {
                 if storm(opened.file.as_ref()) {
                     self.storm_opened += 1;
-                    self.mark_storm();
+                    self.storm_repeats += opened.repeats;
+                    self.mark_storm(event);
                 }
                 "model_file_opened"
             }
             Some(Payload::ModelFileMapped(mapped)) => {
                 if storm(mapped.file.as_ref()) {
                     self.storm_mapped += 1;
-                    self.mark_storm();
+                    self.storm_repeats += mapped.repeats;
+                    self.mark_storm(event);
                 }
                 "model_file_mapped"
             }
@@ -59,10 +66,33 @@ impl Tally {
         *self.by_kind.entry(kind).or_default() += 1;
     }
 
-    fn mark_storm(&mut self) {
+    fn mark_storm(&mut self, event: &Event) {
         let now = Instant::now();
         self.first.get_or_insert(now);
         self.last = Some(now);
+        if let Some(time) = &event.time {
+            let nanos = u32::try_from(time.nanos).unwrap_or(0);
+            let stamped =
+                SystemTime::UNIX_EPOCH + Duration::new(u64::try_from(time.seconds).unwrap_or(0), nanos);
+            let latency = SystemTime::now().duration_since(stamped).unwrap_or_default();
+            self.latencies_us.push(u64::try_from(latency.as_micros()).unwrap_or(u64::MAX));
+        }
+    }
+
+    /// p50, p99, p99.9 and max of the latencies, in microseconds.
+    fn latency_summary(&mut self) -> serde_json::Value {
+        self.latencies_us.sort_unstable();
+        let at = |q: f64| {
+            let n = self.latencies_us.len();
+            if n == 0 { 0 } else { self.latencies_us[((q * n as f64) as usize).min(n - 1)] }
+        };
+        json!({
+            "n": self.latencies_us.len(),
+            "p50": at(0.5),
+            "p99": at(0.99),
+            "p999": at(0.999),
+            "max": self.latencies_us.last().copied().unwrap_or(0),
+        })
     }
 }
 
@@ -103,11 +133,14 @@ async fn main() {
         (Some(first), Some(last)) => last.duration_since(first).as_secs_f64(),
         _ => 0.0,
     };
+    let latency = tally.latency_summary();
     let summary = json!({
         "by_kind": tally.by_kind,
         "storm_opened": tally.storm_opened,
         "storm_mapped": tally.storm_mapped,
         "storm_span_s": span,
+        "storm_repeats": tally.storm_repeats,
+        "latency_us": latency,
         "lost": tally.lost,
         "kernel_counters": status.as_ref().map(|s| s.kernel_counters.clone()).unwrap_or_default(),
         "records_received": status.as_ref().map_or(0, |s| s.records_received),

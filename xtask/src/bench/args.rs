@@ -20,6 +20,15 @@ pub(crate) struct BenchArgs {
     /// Storms per ring-buffer size (each against a fresh sensor).
     #[arg(long, default_value_t = 3)]
     pub(crate) storm_runs: usize,
+    /// Processes generating each storm (the machine's cores are shared with the sensor).
+    #[arg(long, default_value_t = 4)]
+    pub(crate) storm_procs: u64,
+    /// Seconds of each latency measurement (one per rate).
+    #[arg(long, default_value_t = 10)]
+    pub(crate) latency_secs: u64,
+    /// Leave out the configuration with helper reads (the typed reads' comparison point).
+    #[arg(long)]
+    pub(crate) no_helper_reads: bool,
     /// Also storm with this ring buffer (bytes, a power of two; 0: only the default).
     #[arg(long, default_value_t = 16 << 20)]
     pub(crate) storm_large_ring: u64,
@@ -52,6 +61,11 @@ pub(crate) enum Part {
     /// The make -j2 build.
     Build,
     Storm,
+    /// Syscall-to-subscriber latency at paced rates.
+    Latency,
+    /// Per-program run time (`bpf_stats`), typed vs helper reads, and what the verifier made
+    /// of each program.
+    Kernel,
     Idle,
 }
 
@@ -66,6 +80,7 @@ impl BenchArgs {
             args.processes = 500;
             args.storm_secs = 2;
             args.storm_runs = 1;
+            args.latency_secs = 2;
         }
         args
     }

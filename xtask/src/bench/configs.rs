@@ -5,6 +5,9 @@ use std::{process::Command, time::Duration};
 
 use super::{Context, audit, daemon::Daemon, sensor};
 
+/// The sensor's switch to helper reads (its loader's `MODELWATCH_KERNEL_READS`).
+pub(crate) const HELPER_READS: (&str, &str) = ("MODELWATCH_KERNEL_READS", "helper");
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Config {
     /// Nothing loaded.
@@ -13,6 +16,10 @@ pub(crate) enum Config {
     Floor,
     /// The full sensor, default configuration.
     Modelwatch,
+    /// The full sensor with a `bpf_probe_read_kernel` call for every kernel read (the
+    /// programs' fallback, and the previous round's kernel side): the typed reads'
+    /// gain, measured in the same run.
+    ModelwatchHelper,
     /// auditd with one rule on the same syscalls.
     Auditd,
     /// Experiment: one `raw_syscalls:sys_exit` program (bpftrace), fires on every syscall.
@@ -27,6 +34,7 @@ impl Config {
             Self::Baseline => "baseline",
             Self::Floor => "floor",
             Self::Modelwatch => "modelwatch",
+            Self::ModelwatchHelper => "modelwatch, helper reads",
             Self::Auditd => "auditd",
             Self::RawSyscalls => "bpftrace raw_syscalls:sys_exit",
             Self::PerSyscall => "bpftrace sys_exit_openat+mmap",
@@ -62,6 +70,9 @@ pub(crate) fn start(config: Config, ctx: &mut Context) -> anyhow::Result<Session
                 ctx.notes.hooks = Some(sensor::hooks_summary(&sensor.status()?));
             }
             Session::Sensor(sensor)
+        }
+        Config::ModelwatchHelper => {
+            Session::Sensor(sensor::Sensor::start_with(&ctx.bins, &ctx.dir, &[], &[HELPER_READS])?)
         }
         Config::Auditd => Session::Audit(audit::start(&ctx.dir, ctx.audit_quiet)?),
         Config::RawSyscalls => bpftrace("tracepoint:raw_syscalls:sys_exit { }")?,

@@ -13,6 +13,8 @@ mod configs;
 mod daemon;
 mod host;
 mod idle;
+mod kernel;
+mod latency;
 mod project;
 mod report;
 mod sensor;
@@ -49,6 +51,8 @@ pub(crate) struct Context {
     project: PathBuf,
     scale: f64,
     storm_secs: u64,
+    storm_procs: u64,
+    latency_secs: u64,
     idle_secs: u64,
     processes: usize,
     /// `-a never,task` is loaded outside the auditd passes (see `audit.rs`).
@@ -88,6 +92,9 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
     }
     if !workloads.is_empty() {
         let mut configs = vec![Config::Baseline, Config::Floor, Config::Modelwatch];
+        if !args.no_helper_reads {
+            configs.push(Config::ModelwatchHelper);
+        }
         if !args.no_auditd {
             configs.push(Config::Auditd);
             ran_auditd = true;
@@ -100,6 +107,12 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
     results.load_end = host::load_average();
     if wants(Part::Storm) {
         results.storms = storm::series(&ctx, args.storm_large_ring, args.storm_runs)?;
+    }
+    if wants(Part::Latency) {
+        results.latency = latency::run(&ctx)?;
+    }
+    if wants(Part::Kernel) {
+        results.kernel = kernel::run(&ctx)?;
     }
     if wants(Part::Idle) {
         eprintln!("bench: sensor idle for {} s, then {} live processes", args.idle_secs, args.processes);
@@ -195,6 +208,8 @@ impl Context {
             project: dir.join("project"),
             scale: args.scale,
             storm_secs: args.storm_secs,
+            storm_procs: args.storm_procs,
+            latency_secs: args.latency_secs,
             idle_secs: args.idle_secs,
             processes: args.processes,
             audit_quiet: false,

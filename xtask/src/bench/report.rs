@@ -7,6 +7,8 @@ use super::{
     configs::Config,
     host,
     idle::Idle,
+    kernel::KernelCosts,
+    latency::Latency,
     stats::{Summary, summarize},
     storm::Storm,
     targets,
@@ -29,6 +31,8 @@ pub(crate) struct Results {
     scale: f64,
     samples: BTreeMap<(Workload, Config), Vec<f64>>,
     pub(crate) storms: Vec<(String, Vec<Storm>)>,
+    pub(crate) latency: Vec<Latency>,
+    pub(crate) kernel: KernelCosts,
     pub(crate) idle: Option<Idle>,
     pub(crate) tracers: Vec<String>,
     /// The 1-minute load average at the start of every configuration's pass.
@@ -49,6 +53,8 @@ impl Results {
             scale,
             samples: BTreeMap::new(),
             storms: Vec::new(),
+            latency: Vec::new(),
+            kernel: KernelCosts::default(),
             idle: None,
             tracers: Vec::new(),
             loads: Vec::new(),
@@ -130,6 +136,8 @@ fn render(r: &Results, date: &str, time: &str) -> String {
     workload_table(&mut out, r);
     added_table(&mut out, r);
     storm_table(&mut out, r);
+    latency_table(&mut out, &r.latency);
+    kernel_table(&mut out, &r.kernel);
     idle_table(&mut out, r.idle.as_ref());
     targets::table(&mut out, r);
     out
@@ -176,15 +184,18 @@ fn added_table(out: &mut String, r: &Results) {
         return;
     }
     out.push_str("## Added cost (configuration − baseline)\n\n");
-    out.push_str("| workload | modelwatch | floor | auditd | modelwatch / floor | modelwatch / auditd |\n");
-    out.push_str("|---|---:|---:|---:|---:|---:|\n");
+    out.push_str(
+        "| workload | modelwatch | modelwatch, helper reads | floor | auditd | modelwatch / floor | ",
+    );
+    out.push_str("modelwatch / auditd |\n|---|---:|---:|---:|---:|---:|---:|\n");
     for workload in rows {
         let cell = |c| r.added(workload, c).map_or("—".into(), signed_duration);
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} |",
             workload.label(),
             cell(Config::Modelwatch),
+            cell(Config::ModelwatchHelper),
             cell(Config::Floor),
             cell(Config::Auditd),
             targets::ratio_text(targets::added_ratio(r, workload, Config::Floor), false),
@@ -198,10 +209,18 @@ fn storm_table(out: &mut String, r: &Results) {
     if r.storms.is_empty() {
         return;
     }
-    out.push_str("## Candidate storm (open + mmap of a small `.gguf`, one process, gRPC subscriber)\n\n");
-    out.push_str("| ring buffer | storms | generated/s | delivered/s (median) | delivered / generated | ");
-    out.push_str("announced lost: kernel / lagged | unaccounted | kernel counted | sensor CPU/event |\n");
-    out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    let procs = r.storms.iter().flat_map(|(_, runs)| runs.first()).map(|s| s.procs).next().unwrap_or(0);
+    let _ = writeln!(
+        out,
+        "## Candidate storm (open + mmap of a small `.gguf`, {procs} processes, gRPC subscriber)\n"
+    );
+    out.push_str(
+        "| ring buffer, folding | storms | generated/s | delivered/s (median) | delivered / generated | ",
+    );
+    out.push_str(
+        "folded | announced lost: kernel / lagged | unaccounted | kernel counted | sensor CPU/event | ",
+    );
+    out.push_str("latency p50 / p99 |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for (label, runs) in &r.storms {
         let rate = |f: fn(&Storm) -> f64| {
             summarize(&runs.iter().map(f).collect::<Vec<_>>()).map_or(0.0, |s| s.median)
@@ -210,24 +229,100 @@ fn storm_table(out: &mut String, r: &Results) {
         let unaccounted: i64 = runs.iter().map(Storm::unaccounted).sum();
         let _ = writeln!(
             out,
-            "| {label} | {} | {:.0} | {:.0} | {} / {} | {} / {} | {unaccounted} | {} | {:.2} µs |",
+            "| {label} | {} | {:.0} | {:.0} | {} / {} | {} | {} / {} | {unaccounted} | {} | {:.2} µs | {} / {} |",
             runs.len(),
             rate(Storm::generated_per_sec),
             rate(Storm::delivered_per_sec),
             sum(|s| s.delivered),
             sum(|s| s.generated),
+            sum(|s| s.folded),
             sum(|s| s.kernel_lost),
             sum(|s| s.lagged),
             sum(|s| s.kernel_candidates),
             rate(Storm::sensor_us_per_event),
+            duration(rate(|s| s.latency_p50_us as f64) * 1e3),
+            duration(rate(|s| s.latency_p99_us as f64) * 1e3),
         );
     }
-    out.push_str("\nCounts are summed over the storms. *Kernel counted*: the sensor's own open/mmap ");
-    out.push_str("`*_forwarded` + `*_lost` counters. *Sensor CPU/event*: the sensor process's CPU time ");
+    out.push_str("\nCounts are summed over the storms. *Folding off*: a configuration with ");
     out.push_str(
-        "(all threads) during the storm per delivered event (median); one core sustains its inverse. \
-         *Unaccounted*: generated − delivered − announced lost; below zero when the kernel also \
-         dropped other processes' candidates during the storm (its counters cover them all).\n\n",
+        "`[kernel] dedup_window_ms = 0`, so that every open and map is a record; *folding on*: the ",
+    );
+    out.push_str("defaults, where the kernel folds one process's repeats of one file within a second ");
+    out.push_str(
+        "(*folded*: its `open_folded` + `mmap_folded` counters). *Kernel counted*: the sensor's own ",
+    );
+    out.push_str(
+        "open/mmap `*_forwarded` + `*_lost` counters. *Sensor CPU/event*: the sensor process's CPU ",
+    );
+    out.push_str("time (all threads) during the storm per delivered event (median); one core sustains its ");
+    out.push_str(
+        "inverse. *Unaccounted*: generated − delivered − folded − announced lost; below zero when the \
+         kernel also dropped or folded other processes' candidates during the storm (its counters \
+         cover them all). *Latency*: from the kernel's timestamp in the syscall to the subscriber.\n\n",
+    );
+}
+
+fn latency_table(out: &mut String, latency: &[Latency]) {
+    if latency.is_empty() {
+        return;
+    }
+    out.push_str("## Latency, syscall to gRPC subscriber (open + close of a `.gguf` at a steady rate)\n\n");
+    out.push_str(
+        "| rate | generated | delivered | p50 | p99 | p99.9 | max |\n|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for l in latency {
+        let us = |v: u64| duration(v as f64 * 1e3);
+        let _ = writeln!(
+            out,
+            "| {}/s | {} | {} | {} | {} | {} | {} |",
+            l.rate,
+            l.generated,
+            l.delivered,
+            us(l.p50),
+            us(l.p99),
+            us(l.p999),
+            us(l.max)
+        );
+    }
+    out.push_str(
+        "\nFolding off (every open is an event); the drain's batching wake-up as shipped (every 10 ms \
+         while records flow). Latency: the subscriber's clock at arrival minus the kernel's timestamp \
+         on the event.\n\n",
+    );
+}
+
+fn kernel_table(out: &mut String, kernel: &KernelCosts) {
+    if kernel.modes.is_empty() {
+        return;
+    }
+    out.push_str("## The programs: verifier, translated code, run time per invocation (`bpf_stats`)\n\n");
+    out.push_str("| read mode | program | verified insns | xlated insns | `bpf_probe_read_kernel` calls | ");
+    out.push_str("ns/run, open | ns/run, mmap | ns/run, exec |\n|---|---|---:|---:|---:|---:|---:|---:|\n");
+    for (mode, programs) in &kernel.modes {
+        for p in programs {
+            let run = |w| p.runs.get(&w).map_or("—".to_owned(), |(_, ns)| format!("{ns:.0}"));
+            let _ = writeln!(
+                out,
+                "| {mode} | `{}` ({}) | {} | {} | {} | {} | {} | {} |",
+                p.name,
+                p.reads,
+                p.verified_insns,
+                p.xlated_insns,
+                p.probe_reads,
+                run(Workload::Open),
+                run(Workload::Mmap),
+                run(Workload::Exec),
+            );
+        }
+    }
+    out.push_str(
+        "\nEach mode against a fresh sensor (helper reads: `MODELWATCH_KERNEL_READS=helper`). \
+         *ns/run*: the kernel's `run_time_ns / run_cnt` for that program while the workload ran \
+         (half the usual iterations), `kernel.bpf_stats_enabled` on only then; a program that did \
+         not run shows —. *`bpf_probe_read_kernel` calls*: call sites left in the translated \
+         program (`bpftool prog dump xlated`); a typed load is a plain load there (`BPF_PROBE_MEM` \
+         once JITed).\n\n",
     );
 }
 

@@ -24,6 +24,16 @@ impl Sensor {
     /// Starts the sensor with its defaults (plus `extra` flags) and waits until its
     /// socket answers: probes attached, pipeline running.
     pub(crate) fn start(bins: &Binaries, dir: &Path, extra: &[&str]) -> anyhow::Result<Self> {
+        Self::start_with(bins, dir, extra, &[])
+    }
+
+    /// As [`Sensor::start`], with `env` set for the sensor.
+    pub(crate) fn start_with(
+        bins: &Binaries,
+        dir: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         let socket_dir = dir.join("sensor");
         // A socket left by a previous run is not a live sensor; start clean.
         let _ = fs::remove_dir_all(&socket_dir);
@@ -32,6 +42,7 @@ impl Sensor {
         let log = fs::OpenOptions::new().create(true).append(true).open(dir.join("sensor.log"))?;
         let mut command = Command::new(&bins.modelwatch);
         command.args(["run", "--output", "none", "--socket"]).arg(&socket).args(extra);
+        command.envs(env.iter().copied());
         command.stdout(Stdio::null()).stderr(log);
         let daemon = Daemon::spawn("modelwatch", &mut command, libc::SIGTERM)?;
         let mut sensor = Self { daemon, modelwatch: bins.modelwatch.clone(), socket };

@@ -1,7 +1,13 @@
-//! The candidate storm: one process opens and maps a small GGUF file as fast as it can
-//! for a fixed time (every open and every map is a candidate: two records per pair),
+//! The candidate storm: several processes open and map a small GGUF file as fast as they
+//! can for a fixed time (every open and every map is a candidate: two records per pair),
 //! while a gRPC subscriber counts what reaches it. Whatever is not delivered must be
 //! announced as lost (`events_lost`); the rest is unaccounted loss.
+//!
+//! The kernel folds one process's repeated opens of one file within a second into one
+//! record (`dedup_window_ms`), which would turn the storm into a few records a second.
+//! The throughput storms therefore run with folding off (a configuration file with
+//! `dedup_window_ms = 0`); one more storm with the defaults shows the folding itself:
+//! there, generated = delivered + folded + announced lost.
 
 use std::{
     path::Path,
@@ -35,6 +41,13 @@ pub(crate) struct Storm {
     pub(crate) kernel_candidates: u64,
     /// CPU time the sensor process used from the storm's start to the last delivery.
     pub(crate) sensor_cpu_secs: f64,
+    /// Opens and maps the kernel folded (its `*_folded` counters): 0 with folding off.
+    pub(crate) folded: u64,
+    /// Syscall-to-subscriber latency of the delivered events, p50 and p99 (µs).
+    pub(crate) latency_p50_us: u64,
+    pub(crate) latency_p99_us: u64,
+    /// Processes that generated it.
+    pub(crate) procs: u64,
 }
 
 impl Storm {
@@ -51,9 +64,9 @@ impl Storm {
         self.generated as f64 / self.storm_secs.max(1e-9)
     }
 
-    /// Generated but neither delivered nor announced as lost.
+    /// Generated but neither delivered, folded nor announced as lost.
     pub(crate) fn unaccounted(&self) -> i64 {
-        self.generated as i64 - (self.delivered + self.kernel_lost + self.lagged) as i64
+        self.generated as i64 - (self.delivered + self.folded + self.kernel_lost + self.lagged) as i64
     }
 }
 
@@ -73,6 +86,14 @@ pub(crate) fn write_model(path: &Path) -> anyhow::Result<()> {
     std::fs::write(path, out).context("writing the storm's model file")
 }
 
+/// A configuration file that turns the kernel's folding of repeated opens off; returns
+/// its path.
+pub(crate) fn no_folding_config(dir: &Path) -> anyhow::Result<String> {
+    let path = dir.join("no-folding.toml");
+    std::fs::write(&path, "[kernel]\ndedup_window_ms = 0\n").context("writing the storm's configuration")?;
+    Ok(path.to_string_lossy().into_owned())
+}
+
 /// Runs one storm against a fresh sensor (`extra`: its flags, e.g. a ring buffer size).
 pub(crate) fn run(ctx: &Context, extra: &[&str]) -> anyhow::Result<Storm> {
     let sensor = Sensor::start(&ctx.bins, &ctx.dir, extra)?;
@@ -83,8 +104,11 @@ pub(crate) fn run(ctx: &Context, extra: &[&str]) -> anyhow::Result<Storm> {
     let cpu_before = host::cpu_seconds(sensor.pid())?;
     let secs = format!("{}", ctx.storm_secs);
     let model = ctx.model_file.to_string_lossy().into_owned();
-    let out =
-        Command::new(&ctx.bins.mw_bench).args(["storm", &secs, &model]).stderr(Stdio::inherit()).output()?;
+    let procs = ctx.storm_procs.to_string();
+    let out = Command::new(&ctx.bins.mw_bench)
+        .args(["storm", &secs, &procs, &model])
+        .stderr(Stdio::inherit())
+        .output()?;
     if !out.status.success() {
         super::signals::check()?;
         bail!("mw-bench storm failed: {}", out.status);
@@ -114,26 +138,35 @@ pub(crate) fn run(ctx: &Context, extra: &[&str]) -> anyhow::Result<Storm> {
             .map(|k| number(&counters[*k]))
             .sum(),
         sensor_cpu_secs,
+        folded: number(&counters["open_folded"]) + number(&counters["mmap_folded"]),
+        latency_p50_us: summary["latency_us"]["p50"].as_u64().unwrap_or(0),
+        latency_p99_us: summary["latency_us"]["p99"].as_u64().unwrap_or(0),
+        procs: ctx.storm_procs,
     })
 }
 
-/// `runs` storms with the default ring buffer, then as many with `large_ring` bytes (0:
-/// none), each labelled with its ring buffer size.
+/// `runs` storms with folding off and the default ring buffer, then as many with
+/// `large_ring` bytes (0: none), then one with the defaults (folding on), each series
+/// labelled.
 pub(crate) fn series(
     ctx: &Context,
     large_ring: u64,
     runs: usize,
 ) -> anyhow::Result<Vec<(String, Vec<Storm>)>> {
-    let mut rings = vec![(String::from("1 MiB (default)"), None)];
+    let config = no_folding_config(&ctx.dir)?;
+    let mut plans =
+        vec![(String::from("1 MiB (default), folding off"), vec!["--config", config.as_str()], runs)];
+    let large = large_ring.to_string();
     if large_ring > 0 {
-        rings.push((super::report::bytes(large_ring), Some(large_ring.to_string())));
+        let label = format!("{}, folding off", super::report::bytes(large_ring));
+        plans.push((label, vec!["--config", config.as_str(), "--ring-buffer-bytes", large.as_str()], runs));
     }
+    plans.push((String::from("1 MiB (default), folding on (defaults)"), Vec::new(), 1));
     let mut series = Vec::new();
-    for (label, size) in rings {
-        let extra: Vec<&str> = size.iter().flat_map(|s| ["--ring-buffer-bytes", s.as_str()]).collect();
+    for (label, extra, runs) in plans {
         let mut storms = Vec::new();
         for run in 0..runs {
-            eprintln!("bench: storm {}/{runs} with a {label} ring buffer", run + 1);
+            eprintln!("bench: storm {}/{runs}: {label}, {} processes", run + 1, ctx.storm_procs);
             storms.push(self::run(ctx, &extra)?);
         }
         series.push((label, storms));

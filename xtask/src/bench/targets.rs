@@ -37,10 +37,17 @@ pub(crate) fn table(out: &mut String, r: &Results) {
     let mut rows = Vec::new();
     for workload in [Workload::Open, Workload::Mmap, Workload::Exec, Workload::Bind] {
         if let Some(ratio) = added_ratio(r, workload, Config::Floor) {
+            let ours = r.added(workload, Config::Modelwatch).unwrap_or(f64::INFINITY);
+            // mmap: the floor adds about nothing there, so an absolute bound stands in.
+            let (target, met) = if workload == Workload::Mmap {
+                ("≤ 1.25 × floor added, or ≤ 150 ns", ratio <= 1.25 || ours <= 150.0)
+            } else {
+                ("≤ 1.25 × floor added", ratio <= 1.25)
+            };
             rows.push(Row {
-                target: format!("{}: modelwatch added ≤ 1.25 × floor added", workload.label()),
-                measured: format!("{ratio:.2}"),
-                met: Some(ratio <= 1.25),
+                target: format!("{}: modelwatch added {target}", workload.label()),
+                measured: format!("{ratio:.2} ({})", super::report::duration(ours)),
+                met: Some(met),
             });
         }
         if let Some(ratio) = added_ratio(r, workload, Config::Auditd) {
@@ -62,27 +69,49 @@ pub(crate) fn table(out: &mut String, r: &Results) {
         });
     }
     if let Some((label, runs)) = r.storms.first() {
-        let rate = summarize(&runs.iter().map(Storm::delivered_per_sec).collect::<Vec<_>>())
-            .map_or(0.0, |s| s.median);
+        let median = |f: fn(&Storm) -> f64| {
+            summarize(&runs.iter().map(f).collect::<Vec<_>>()).map_or(0.0, |s| s.median)
+        };
+        let rate = median(Storm::delivered_per_sec);
         rows.push(Row {
-            target: format!("storm ({label} ring): ≥ 200,000 events/s delivered"),
+            target: format!("storm ({label}): ≥ 200,000 events/s delivered"),
             measured: format!("{rate:.0}/s"),
             met: Some(rate >= 200_000.0),
         });
-        let unaccounted: i64 = runs.iter().map(Storm::unaccounted).sum();
+        for (label, runs) in &r.storms {
+            let unaccounted: i64 = runs.iter().map(Storm::unaccounted).sum();
+            rows.push(Row {
+                target: format!("storm ({label}): zero unaccounted loss"),
+                measured: unaccounted.to_string(),
+                // Below zero: the kernel's loss counters also cover candidates of other
+                // processes during the storm, so more was announced than the storm lost.
+                met: Some(unaccounted <= 0),
+            });
+        }
+        let cpu = median(Storm::sensor_us_per_event);
         rows.push(Row {
-            target: format!("storm ({label} ring): zero unaccounted loss"),
-            measured: unaccounted.to_string(),
-            // Below zero: the kernel's loss counters also cover candidates of other
-            // processes during the storm, so more was announced than the storm lost.
-            met: Some(unaccounted <= 0),
+            target: "sensor CPU per storm event ≤ 2.5 µs (1 subscriber)".into(),
+            measured: format!("{cpu:.2} µs"),
+            met: Some(cpu <= 2.5),
+        });
+    }
+    if let Some(slow) = r.latency.iter().find(|l| l.rate == 1_000) {
+        rows.push(Row {
+            target: "latency, syscall to subscriber, at 1,000/s: p99 ≤ 15 ms".into(),
+            measured: super::report::duration(slow.p99 as f64 * 1e3),
+            met: Some(slow.p99 <= 15_000),
         });
     }
     if let Some(idle) = &r.idle {
         rows.push(Row {
-            target: "idle CPU < 0.5% of one core".into(),
+            target: "idle CPU ≤ 0.1% of one core".into(),
             measured: format!("{:.3}%", idle.cpu_percent),
-            met: Some(idle.cpu_percent < 0.5),
+            met: Some(idle.cpu_percent <= 0.1),
+        });
+        rows.push(Row {
+            target: "idle RSS ≤ 16 MB".into(),
+            measured: format!("{:.1} MB", mb(idle.rss_idle_kib)),
+            met: Some(mb(idle.rss_idle_kib) <= 16.0),
         });
         let enough = idle.processes_cached >= 10_000;
         rows.push(Row {

@@ -47,8 +47,13 @@ impl Workload {
 
 /// Runs `workload` once and returns nanoseconds per operation (per build for `make`).
 pub(crate) fn run(workload: Workload, ctx: &Context) -> anyhow::Result<f64> {
+    run_scaled(workload, ctx, 1.0)
+}
+
+/// As [`run`], with `factor` times the usual iterations.
+pub(crate) fn run_scaled(workload: Workload, ctx: &Context, factor: f64) -> anyhow::Result<f64> {
     super::signals::check()?;
-    let n = ((workload.iterations() as f64 * ctx.scale).round() as u64).max(1).to_string();
+    let n = ((workload.iterations() as f64 * ctx.scale * factor).round() as u64).max(1).to_string();
     let small = ctx.small_file.to_string_lossy().into_owned();
     let args: Vec<&str> = match workload {
         Workload::Open => vec!["open", &n, &small],

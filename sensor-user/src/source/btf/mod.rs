@@ -1,6 +1,7 @@
-//! A small reader of the kernel's BTF (`/sys/kernel/btf/vmlinux`) that answers one
-//! question: at which byte offset does `struct X` keep member `a.b.c`? Anonymous
-//! unions and structs are searched through, as C does.
+//! A small reader of the kernel's BTF (`/sys/kernel/btf/vmlinux`) that answers three
+//! questions: at which byte offset does `struct X` keep member `a.b.c` (anonymous
+//! unions and structs are searched through, as C does), and which type ids do a struct
+//! and a function (a kfunc) have.
 //!
 //! aya loads BTF but keeps member lookup private, and the maintained crate that exposes
 //! it is LGPL; this reader is a few hundred lines against the kernel's
@@ -174,6 +175,26 @@ impl Btf {
     #[must_use]
     pub fn has_struct(&self, name: &str) -> bool {
         self.structs.contains_key(name)
+    }
+
+    /// The type id of `struct name` (what `bpf_rdonly_cast` takes).
+    #[must_use]
+    pub fn struct_id(&self, name: &str) -> Option<u32> {
+        self.structs.get(name).copied()
+    }
+
+    /// The type id of function `name` (a kfunc's id in a `BPF_PSEUDO_KFUNC_CALL`).
+    /// A linear scan: asked once or twice at start-up, it is not worth an index.
+    #[must_use]
+    pub fn func_id(&self, name: &str) -> Option<u32> {
+        let index = self
+            .types
+            .iter()
+            .enumerate()
+            .skip(1)
+            .find(|(_, ty)| ty.kind == Kind::Func && self.name(ty.name_off) == Some(name))?
+            .0;
+        u32::try_from(index).ok()
     }
 
     /// Byte offset of `path` (`"f_path"`, `"d_name.len"`) inside `struct structure`.

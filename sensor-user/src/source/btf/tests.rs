@@ -89,6 +89,21 @@ fn finds_direct_anonymous_and_nested_members() {
 }
 
 #[test]
+fn struct_and_function_ids() {
+    let mut b = Builder::new();
+    let int = b.int("int", 4);
+    let proto = b.head("", 13, 0, false, int);
+    let func = b.head("bpf_rdonly_cast", 12, 0, false, proto);
+    let file = b.composite(4, "file", 4, &[("f", int, 0)]);
+    let btf = Btf::parse(&b.bytes()).expect("parse");
+    assert_eq!(btf.func_id("bpf_rdonly_cast"), Some(func));
+    assert_eq!(btf.func_id("file"), None, "a struct is not a function");
+    assert_eq!(btf.func_id("nope"), None);
+    assert_eq!(btf.struct_id("file"), Some(file));
+    assert_eq!(btf.struct_id("int"), None);
+}
+
+#[test]
 fn missing_things_are_named_errors() {
     let btf = Btf::parse(&sample()).expect("parse");
     assert_eq!(btf.member_offset("nope", "a"), Err(BtfError::NoStruct("nope".into())));
