@@ -5,7 +5,7 @@ mod bench;
 mod imports;
 mod pyenv;
 mod setup;
-mod vm;
+pub(crate) mod vm;
 
 use std::process::Command;
 

@@ -8,10 +8,10 @@ use anyhow::{Context as _, bail};
 /// Debian packages the build and the tests need (LLVM 22 for bpf-linker).
 const PACKAGES: [&str; 4] = ["llvm-22-dev", "libpolly-22-dev", "libzstd-dev", "pkg-config"];
 
-/// Debian packages `cargo xtask vm-test` needs on top: the emulator, a static busybox
-/// for the guests' initramfs, and cpio to pack it. Not part of `run`: only the VM tests
-/// need them.
-const VM_PACKAGES: [&str; 3] = ["qemu-system-x86", "busybox-static", "cpio"];
+/// Debian packages `cargo xtask vm-test` needs on top: a static busybox for the guests'
+/// initramfs and cpio to pack it, then per guest architecture (`vm_packages`). Not part
+/// of `run`: only the VM tests need them.
+const VM_PACKAGES: [&str; 2] = ["busybox-static", "cpio"];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";
 
@@ -32,9 +32,32 @@ pub(crate) fn python() -> anyhow::Result<()> {
     if has_venv { Ok(()) } else { install_packages(&["python3", "python3-venv", "python3-pip"]) }
 }
 
-/// Installs what the VM tests need, if missing.
-pub(crate) fn vm_packages() -> anyhow::Result<()> {
-    install_packages(&VM_PACKAGES)
+/// Installs what the VM tests need for guests of `arches`, if missing: the emulator of
+/// each, and for an architecture other than this machine's, Debian's cross compiler and
+/// C library (the static cross builds link with them) and that architecture in dpkg's
+/// list (`apt-get download` of its kernels and busybox).
+pub(crate) fn vm_packages(arches: &[crate::vm::Arch]) -> anyhow::Result<()> {
+    install_packages(&VM_PACKAGES)?;
+    for arch in arches {
+        let facts = arch.facts();
+        install_packages(&[facts.qemu_package])?;
+        if crate::vm::Arch::host() != Some(*arch) {
+            add_foreign_architecture(facts.deb_arch)?;
+            install_packages(facts.cross_packages)?;
+        }
+    }
+    Ok(())
+}
+
+/// `dpkg --add-architecture` and an index update, once.
+fn add_foreign_architecture(deb_arch: &str) -> anyhow::Result<()> {
+    let out = Command::new("dpkg").arg("--print-foreign-architectures").output().context("running dpkg")?;
+    if String::from_utf8_lossy(&out.stdout).lines().any(|a| a.trim() == deb_arch) {
+        return Ok(());
+    }
+    eprintln!("setup: adding the {deb_arch} architecture to dpkg (for its kernel packages)");
+    run_checked(Command::new("dpkg").args(["--add-architecture", deb_arch]))?;
+    run_checked(Command::new("apt-get").arg("update").arg("-q"))
 }
 
 /// Installs what `cargo xtask bench` uses, if missing: Linux audit (compared against),

@@ -1,11 +1,15 @@
 //! `cargo xtask vm-test`: the end-to-end suite on the host kernel and on Debian's kernels
-//! in QEMU, then a matrix of kernel × test and of the backend each hook loaded with.
+//! in QEMU (x86_64 generic, PREEMPT_RT and cloud; arm64), then a matrix of kernel × test
+//! and of the backend each hook loaded with.
 //!
-//! Static binaries (`static_build`) go into one busybox initramfs (`initramfs`) whose
-//! `/init` runs every test executable (`suite`); each kernel (`kernels`) boots it in turn
-//! (`qemu`), and the serial console is read back into results (`console`, `report`, `matrix`).
-//! Logs: `target/vm/<kernel>/console.log` and `stderr.log`; matrix: `target/vm/matrix.md`.
+//! Static binaries per architecture (`static_build`, `arch`) go into one busybox
+//! initramfs per architecture (`initramfs`) whose `/init` runs the test executables
+//! (`suite`: all of them, or the named smoke subset); each kernel (`kernels`) boots it in
+//! turn (`qemu`), and the serial console is read back into results (`console`, `report`,
+//! `matrix`). Logs: `target/vm/<kernel>/console.log` and `stderr.log`; matrix:
+//! `target/vm/matrix.md`.
 
+mod arch;
 mod console;
 mod initramfs;
 mod kernels;
@@ -16,6 +20,7 @@ mod static_build;
 mod suite;
 
 use std::{
+    collections::BTreeMap,
     io::Write as _,
     path::{Path, PathBuf},
     process::{Command, Stdio},
@@ -24,26 +29,36 @@ use std::{
 
 use anyhow::{Context as _, bail};
 
-use self::{report::Run, static_build::StaticBinaries, suite::SuiteOptions};
+pub(crate) use self::arch::Arch;
+use self::{
+    arch::STDERR_MARKER, kernels::Coverage, report::Run, static_build::StaticBinaries, suite::SuiteOptions,
+};
 
 #[derive(clap::Args)]
 pub(crate) struct VmTestArgs {
-    /// Only the kernel packages whose name contains this (repeatable), e.g. `6.12`.
+    /// Only the kernel packages whose name contains this (repeatable), e.g. `6.12`, `rt`.
     #[arg(long = "kernel")]
     kernels: Vec<String>,
+    /// Only kernels of this architecture (repeatable; default: all).
+    #[arg(long = "arch", value_enum)]
+    arches: Vec<Arch>,
     /// Do not run the suite on the host kernel.
     #[arg(long)]
     no_host: bool,
     /// Backends to run the guests' suite with (repeatable): `auto` (fexit where the
-    /// kernel allows it) and `tracepoint` (the fallback). Default: both.
+    /// kernel allows it) and `tracepoint` (the fallback). Default: both for the kernels
+    /// that run the whole suite, `auto` for the smoke columns.
     #[arg(long = "backend")]
     backends: Vec<String>,
+    /// Run only the smoke subset, on every kernel.
+    #[arg(long)]
+    smoke: bool,
     /// Pass `--nocapture` to the tests: their output as it happens, in the console log.
     #[arg(long)]
     nocapture: bool,
     /// Limit in seconds for one kernel's boot, suite and power-off (and for the host run).
     /// Measured under TCG on 2 cores, everything passing: about 120 s on 6.12 and 250 s
-    /// on 6.1, whose verifier is slower on the fexit programs.
+    /// on 6.1 for the whole suite.
     #[arg(long, default_value_t = 720)]
     timeout_secs: u64,
 }
@@ -51,44 +66,69 @@ pub(crate) struct VmTestArgs {
 const VM_DIR: &str = "target/vm";
 
 pub(crate) fn run(args: &VmTestArgs) -> anyhow::Result<()> {
-    crate::setup::vm_packages()?;
-    let binaries = static_build::build()?;
-    let kernels = kernels::ensure(&args.kernels)?;
+    let started = Instant::now();
+    let arches: Vec<Arch> = if args.arches.is_empty() { Arch::ALL.to_vec() } else { args.arches.clone() };
+    crate::setup::vm_packages(&arches)?;
+    let kernels = kernels::ensure(&args.kernels, &arches)?;
     // Half a kernel's limit for each executable: a hung one is killed and named, and the
     // others still report.
     let options = SuiteOptions { suite_timeout_secs: args.timeout_secs / 2, nocapture: args.nocapture };
-    let initrd = initramfs::build(&binaries, options)?;
-    let suites: Vec<String> = binaries.tests.iter().map(|t| t.name.clone()).collect();
-    let mut runs = Vec::new();
+    let mut needed: Vec<Arch> = kernels.iter().map(|k| k.spec.arch).collect();
     if !args.no_host {
-        runs.push(run_host(&binaries, &suites, options, Duration::from_secs(args.timeout_secs))?);
+        needed.extend(Arch::host());
     }
-    let backends: Vec<&str> = if args.backends.is_empty() {
-        vec!["auto", "tracepoint"]
-    } else {
-        args.backends.iter().map(String::as_str).collect()
-    };
+    needed.sort_unstable();
+    needed.dedup();
+    let mut builds = BTreeMap::new();
+    let mut setup_times = Vec::new();
+    for arch in needed {
+        let build_started = Instant::now();
+        let binaries = static_build::build(arch)?;
+        let initrd = initramfs::build(arch, &binaries, options)?;
+        setup_times.push((format!("static {} build + initramfs", arch.name()), build_started.elapsed()));
+        builds.insert(arch, (binaries, initrd));
+    }
+    let mut runs = Vec::new();
+    if !args.no_host
+        && let Some((binaries, _)) = Arch::host().and_then(|arch| builds.get(&arch))
+    {
+        runs.push(run_host(binaries, options, Duration::from_secs(args.timeout_secs))?);
+    }
     for kernel in &kernels {
-        for backend in &backends {
-            let label = format!("{} {backend}", kernel.package);
+        let (binaries, initrd) = &builds[&kernel.spec.arch];
+        let smoke = args.smoke || kernel.spec.coverage == Coverage::Smoke;
+        let suites: Vec<String> =
+            suite::plan(&test_paths(binaries), smoke).into_iter().map(|p| p.name).collect();
+        for backend in backends(args, smoke) {
+            let label = format!("{} {backend}", kernel.spec.package);
             let dir = log_dir(&label.replace(' ', "-"))?;
-            eprintln!("vm-test: booting {label} (TCG; logs in {})", dir.display());
-            let started = Instant::now();
+            let subset = if smoke { ", smoke subset" } else { "" };
+            eprintln!(
+                "vm-test: booting {label} ({}{subset}, TCG; logs in {})",
+                kernel.spec.arch.name(),
+                dir.display()
+            );
+            let column_started = Instant::now();
             let stderr_log = dir.join("stderr.log");
+            let _ = std::fs::remove_file(&stderr_log);
+            let boot =
+                qemu::Boot { arch: kernel.spec.arch, vmlinuz: &kernel.vmlinuz, initrd, backend, smoke };
             let (console, ending) = qemu::boot(
-                &kernel.vmlinuz,
-                &initrd,
-                backend,
+                &boot,
                 &dir.join("console.log"),
                 &stderr_log,
                 Duration::from_secs(args.timeout_secs),
             )?;
-            let output = report::Output { console, stderr: read_lines(&stderr_log) };
-            eprintln!("vm-test: {label} finished in {} s", started.elapsed().as_secs());
-            runs.push(report::parse(&label, &output, &suites, &ending, started.elapsed()));
+            let output = split_stderr(console, read_lines(&stderr_log));
+            eprintln!("vm-test: {label} finished in {} s", column_started.elapsed().as_secs());
+            let mut run = report::parse(&label, &output, &suites, &ending, column_started.elapsed());
+            run.column =
+                matrix::Column { arch: kernel.spec.arch.name(), flavour: kernel.spec.flavour, smoke };
+            runs.push(run);
         }
     }
-    let matrix = matrix::render(&runs);
+    setup_times.push(("whole vm-test".to_owned(), started.elapsed()));
+    let matrix = matrix::render(&runs, &setup_times);
     std::fs::write(Path::new(VM_DIR).join("matrix.md"), &matrix).context("writing target/vm/matrix.md")?;
     std::io::stdout().write_all(matrix.as_bytes())?;
     let failed: Vec<&str> = runs.iter().filter(|run| run.failed()).map(|run| run.label.as_str()).collect();
@@ -98,22 +138,46 @@ pub(crate) fn run(args: &VmTestArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The backends a column runs with.
+fn backends(args: &VmTestArgs, smoke: bool) -> Vec<&str> {
+    if !args.backends.is_empty() {
+        args.backends.iter().map(String::as_str).collect()
+    } else if smoke {
+        vec!["auto"]
+    } else {
+        vec!["auto", "tracepoint"]
+    }
+}
+
+/// (name, path) of every test executable.
+fn test_paths(binaries: &StaticBinaries) -> Vec<(String, String)> {
+    binaries.tests.iter().map(|t| (t.name.clone(), t.path.display().to_string())).collect()
+}
+
+/// The console's lines, and the stderr lines: from the second serial port's file, plus
+/// those the guest replayed on its console (see `arch::GuestStderr`).
+fn split_stderr(console: Vec<String>, mut stderr: Vec<String>) -> report::Output {
+    let mut kept = Vec::with_capacity(console.len());
+    for line in console {
+        match line.find(STDERR_MARKER) {
+            Some(at) => stderr.push(line[at + STDERR_MARKER.len()..].to_owned()),
+            None => kept.push(line),
+        }
+    }
+    report::Output { console: kept, stderr }
+}
+
 /// The same static executables and the same loop, on the host kernel.
-fn run_host(
-    binaries: &StaticBinaries,
-    suites: &[String],
-    options: SuiteOptions,
-    timeout: Duration,
-) -> anyhow::Result<Run> {
+fn run_host(binaries: &StaticBinaries, options: SuiteOptions, timeout: Duration) -> anyhow::Result<Run> {
     let dir = log_dir("host")?;
     eprintln!("vm-test: running the suite on the host kernel (logs in {})", dir.display());
-    let tests: Vec<(String, String)> =
-        binaries.tests.iter().map(|t| (t.name.clone(), t.path.display().to_string())).collect();
+    let planned = suite::plan(&test_paths(binaries), false);
+    let suites: Vec<String> = planned.iter().map(|p| p.name.clone()).collect();
     let stderr_log = dir.join("stderr.log");
     let _ = std::fs::remove_file(&stderr_log);
     let script = format!(
         "echo \"@@mw kernel $(uname -r)\"\n{}",
-        suite::script(&tests, &stderr_log.display().to_string(), options)
+        suite::script(&planned, &stderr_log.display().to_string(), options)
     );
     let started = Instant::now();
     let child = Command::new("sh")
@@ -125,7 +189,9 @@ fn run_host(
         .context("starting sh")?;
     let (console, ending) = console::capture(child, timeout, &dir.join("console.log"))?;
     let output = report::Output { console, stderr: read_lines(&stderr_log) };
-    Ok(report::parse("host", &output, suites, &ending, started.elapsed()))
+    let mut run = report::parse("host", &output, &suites, &ending, started.elapsed());
+    run.column = matrix::Column { arch: Arch::host().map_or("?", Arch::name), flavour: "host", smoke: false };
+    Ok(run)
 }
 
 /// The lines of a log that may be missing (nothing was written) or not UTF-8.

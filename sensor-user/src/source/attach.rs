@@ -34,7 +34,7 @@ pub(super) fn attach_all(
     let mut refused = Vec::new();
     if backend == BackendChoice::Auto && prefix.is_empty() {
         let btf = Btf::from_sys_fs().ok();
-        for hook in STRONG {
+        for hook in STRONG.into_iter().filter(Hook::exists_here) {
             let status = attach(ebpf, hook, fields, prefix, btf.as_ref(), typed);
             if status.attached {
                 statuses.push(status);
@@ -43,7 +43,7 @@ pub(super) fn attach_all(
             }
         }
     }
-    for hook in TRACEPOINTS {
+    for hook in TRACEPOINTS.into_iter().filter(Hook::exists_here) {
         let replaced =
             statuses.iter().any(|s| s.watches == hook.watches && s.attached && s.backend == Backend::Fexit);
         if replaced {

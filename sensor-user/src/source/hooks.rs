@@ -134,9 +134,18 @@ pub struct Hook {
     /// The sensor refuses to run without it.
     pub required: bool,
     pub variants: Variants,
+    /// The one architecture whose kernels have it (`std::env::consts::ARCH`), or `None`
+    /// for all.
+    pub only_on: Option<&'static str>,
 }
 
 impl Hook {
+    /// Whether this architecture's kernels have the hook's attach point.
+    #[must_use]
+    pub fn exists_here(&self) -> bool {
+        self.only_on.is_none_or(|arch| arch == std::env::consts::ARCH)
+    }
+
     #[must_use]
     pub fn backend(&self) -> Backend {
         match self.point {
@@ -179,6 +188,7 @@ const fn tracepoint(program: &'static str, category: &'static str, watches: Watc
         watches,
         required,
         variants: Variants::TypedAndHelper,
+        only_on: None,
     }
 }
 
@@ -189,6 +199,7 @@ const fn fexit(program: &'static str, function: &'static str, watches: Watch) ->
         watches,
         required: false,
         variants: Variants::TypedAndHelper,
+        only_on: None,
     }
 }
 
@@ -203,11 +214,13 @@ pub const TRACEPOINTS: [Hook; 9] = [
         required: false,
         // Two reads of a marked parent's child only: not worth a second variant.
         variants: Variants::HelperOnly,
+        only_on: None,
     },
     tracepoint("sched_process_exec", "sched", Watch::Exec, true),
     tracepoint("sys_exit_openat", "syscalls", Watch::Open, true),
     tracepoint("sys_exit_openat2", "syscalls", Watch::Open, false),
-    tracepoint("sys_exit_open", "syscalls", Watch::Open, false),
+    // arm64 (like every architecture since) has no `open` syscall: glibc opens with openat.
+    Hook { only_on: Some("x86_64"), ..tracepoint("sys_exit_open", "syscalls", Watch::Open, false) },
     tracepoint("sys_enter_mmap", "syscalls", Watch::Mmap, true),
     tracepoint("sys_exit_mmap", "syscalls", Watch::Mmap, true),
     Hook {
@@ -216,6 +229,7 @@ pub const TRACEPOINTS: [Hook; 9] = [
         watches: Watch::Listen,
         required: true,
         variants: Variants::NoReads,
+        only_on: None,
     },
 ];
 
@@ -231,8 +245,18 @@ pub const STRONG: [Hook; 2] = [
 /// on them (the fexit backend sees the kernel's own open, whatever its origin).
 pub const TRACEPOINT_BLIND_SPOTS: [&str; 2] = [
     "opens submitted through io_uring (IORING_OP_OPENAT) bypass the syscall tracepoints",
-    "32-bit compat syscalls (ia32 openat, mmap2) are not traced by syscall tracepoints",
+    COMPAT_BLIND_SPOT,
 ];
+
+/// The kernel does not trace the syscalls of 32-bit processes (compat mode).
+#[cfg(target_arch = "x86_64")]
+const COMPAT_BLIND_SPOT: &str =
+    "32-bit compat syscalls (ia32 openat, mmap2) are not traced by syscall tracepoints";
+#[cfg(target_arch = "aarch64")]
+const COMPAT_BLIND_SPOT: &str =
+    "32-bit AArch32 compat syscalls (openat, mmap2) are not traced by syscall tracepoints";
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+const COMPAT_BLIND_SPOT: &str = "32-bit compat syscalls are not traced by syscall tracepoints";
 
 /// Which backends the sensor may use.
 #[derive(

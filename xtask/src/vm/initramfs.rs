@@ -11,24 +11,24 @@ use std::{
 use anyhow::{Context as _, bail};
 
 use super::{
+    arch::{Arch, GuestStderr, STDERR_MARKER},
+    kernels::fetch_package,
     static_build::StaticBinaries,
     suite::{self, SuiteOptions},
 };
 
-/// Debian's `busybox-static`.
+/// Debian's `busybox-static` on this machine; for another architecture, the same
+/// package of that architecture, unpacked under `target/vm/packages`.
 const BUSYBOX: &str = "/bin/busybox";
 
 /// Host programs the tests call where busybox's applet lacks what they use (util-linux
-/// `setpriv --reuid`), copied with their shared libraries. Ahead of busybox on PATH.
+/// `setpriv --reuid`), copied with their shared libraries into guests of the host's
+/// architecture (ahead of busybox on PATH). Elsewhere the tests that need them skip.
 const HOST_TOOLS: [&str; 1] = ["/usr/bin/setpriv"];
 
 /// The harness finds `modelwatch` and `mw-actor` in the parent of the test executable's
 /// directory (`workspace_binary`), as in cargo's `target/<profile>/deps/`.
 const GUEST_DIR: &str = "/mw";
-
-/// The guest's second serial port: the sensor's stderr goes there (a file on the host),
-/// so that the first one carries libtest's results undisturbed.
-const GUEST_STDERR: &str = "/dev/ttyS1";
 
 /// Prepares the system as a distribution's init would, for what the sensor and the tests
 /// use, then runs the suite and powers off. `/dev/console` does not exist until devtmpfs
@@ -49,26 +49,33 @@ mount -t bpf bpf /sys/fs/bpf
 # 127.0.0.1 and [::].
 ip link set lo up
 hostname mw-guest
-# `mw.backend=tracepoint` on the kernel command line: the same suite on the fallback.
+# On the kernel command line: `mw.backend=tracepoint` runs the same suite on the
+# fallback, `mw.suite=smoke` runs the smoke subset.
 for arg in $(cat /proc/cmdline); do
-    case "$arg" in mw.backend=*) export MODELWATCH_BACKEND="${arg#mw.backend=}" ;; esac
+    case "$arg" in
+        mw.backend=*) export MODELWATCH_BACKEND="${arg#mw.backend=}" ;;
+        mw.suite=*) MW_SUITE="${arg#mw.suite=}" ;;
+    esac
 done
-echo "@@mw kernel $(uname -r)"
+echo "@@mw kernel $(uname -r) $(uname -m)"
 echo "@@mw backend ${MODELWATCH_BACKEND:-auto}"
 "#;
 
-/// Builds `target/vm/initramfs.cpio.gz`, the same for every kernel (nothing in it
-/// depends on the kernel: no modules are needed).
-pub(crate) fn build(binaries: &StaticBinaries, options: SuiteOptions) -> anyhow::Result<PathBuf> {
-    let root = Path::new("target/vm/initramfs");
-    let _ = std::fs::remove_dir_all(root);
+/// Builds `target/vm/initramfs-<arch>.cpio.gz`, the same for every kernel of that
+/// architecture (nothing in it depends on the kernel: no modules are needed); the full
+/// suite and the smoke subset are both in its `/init`.
+pub(crate) fn build(arch: Arch, binaries: &StaticBinaries, options: SuiteOptions) -> anyhow::Result<PathBuf> {
+    let root = PathBuf::from(format!("target/vm/initramfs-{}", arch.name()));
+    let _ = std::fs::remove_dir_all(&root);
     for dir in ["bin", "dev", "proc", "sys", "tmp", "run", "root", "mw/deps"] {
         std::fs::create_dir_all(root.join(dir))
             .with_context(|| format!("creating {dir} in the initramfs"))?;
     }
-    copy_executable(Path::new(BUSYBOX), &root.join("bin/busybox"))?;
-    for tool in HOST_TOOLS {
-        copy_with_libraries(root, Path::new(tool))?;
+    copy_executable(&busybox(arch)?, &root.join("bin/busybox"))?;
+    if Arch::host() == Some(arch) {
+        for tool in HOST_TOOLS {
+            copy_with_libraries(&root, Path::new(tool))?;
+        }
     }
     copy_executable(&binaries.modelwatch, &root.join("mw/modelwatch"))?;
     copy_executable(&binaries.actor, &root.join("mw/mw-actor"))?;
@@ -77,11 +84,33 @@ pub(crate) fn build(binaries: &StaticBinaries, options: SuiteOptions) -> anyhow:
         copy_executable(&test.path, &root.join("mw/deps").join(&test.name))?;
         tests.push((test.name.clone(), format!("{GUEST_DIR}/deps/{}", test.name)));
     }
-    let init = format!("{INIT_PROLOGUE}{}poweroff -f\n", suite::script(&tests, GUEST_STDERR, options));
+    let (stderr_to, replay) = match arch.facts().guest_stderr {
+        GuestStderr::SecondSerial(device) => (device, String::new()),
+        GuestStderr::Replayed(file) => {
+            (file, format!("[ -f {file} ] && sed 's/^/{STDERR_MARKER}/' {file}\n"))
+        }
+    };
+    let script =
+        suite::guest_script(&suite::plan(&tests, false), &suite::plan(&tests, true), stderr_to, options);
+    let init = format!("{INIT_PROLOGUE}{script}{replay}poweroff -f\n");
     write_executable(&root.join("init"), init.as_bytes())?;
-    let archive = PathBuf::from("target/vm/initramfs.cpio.gz");
-    pack(root, &archive)?;
+    let archive = PathBuf::from(format!("target/vm/initramfs-{}.cpio.gz", arch.name()));
+    pack(&root, &archive)?;
     Ok(archive)
+}
+
+/// A static busybox for `arch`: the host's own, or Debian's package of that architecture.
+fn busybox(arch: Arch) -> anyhow::Result<PathBuf> {
+    if Arch::host() == Some(arch) {
+        return Ok(PathBuf::from(BUSYBOX));
+    }
+    let root = PathBuf::from(format!("target/vm/packages/busybox-static-{}", arch.name()));
+    let find = |root: &Path| Some(root.join("bin/busybox")).filter(|p| p.exists());
+    if let Some(found) = find(&root) {
+        return Ok(found);
+    }
+    eprintln!("vm-test: fetching busybox-static for {}", arch.name());
+    fetch_package("busybox-static", arch, &root, find)?.context("busybox-static has no bin/busybox")
 }
 
 fn copy_executable(from: &Path, to: &Path) -> anyhow::Result<()> {

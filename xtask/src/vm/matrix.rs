@@ -4,10 +4,26 @@ use std::fmt::Write as _;
 
 use super::report::{HookLoad, Outcome, Run};
 
-pub(crate) fn render(runs: &[Run]) -> String {
+/// What a column is, beside its kernel and backend.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Column {
+    pub(crate) arch: &'static str,
+    /// `generic`, `rt`, `cloud`, or `host`.
+    pub(crate) flavour: &'static str,
+    /// Ran the smoke subset only.
+    pub(crate) smoke: bool,
+}
+
+pub(crate) fn render(runs: &[Run], setup: &[(String, std::time::Duration)]) -> String {
     let mut out = String::from("# modelwatch end-to-end tests by kernel\n\n");
+    out.push_str(
+        "Columns marked *smoke* ran the named smoke subset (`xtask/src/vm/suite.rs`); a test \
+         they did not run shows `not run`.\n\n",
+    );
     let headers: Vec<String> = runs.iter().map(column_title).collect();
     table_header(&mut out, &["test"], &headers);
+    let kinds = runs.iter().map(|run| format!("*{} {}*", run.column.arch, run.column.flavour));
+    table_row(&mut out, &["*architecture, flavour*"], kinds);
     // Sorted: the order cargo lists test executables in is not stable across builds.
     let mut tests = union(runs.iter().map(|run| run.tests.iter().map(|(name, _)| name.clone())));
     tests.sort();
@@ -19,6 +35,12 @@ pub(crate) fn render(runs: &[Run]) -> String {
     }
     let wall = runs.iter().map(|run| format!("{} s", run.wall.as_secs()));
     table_row(&mut out, &["wall time"], wall);
+    if !setup.is_empty() {
+        out.push_str("\n| step | wall time |\n|---|---:|\n");
+        for (step, took) in setup {
+            let _ = writeln!(out, "| {step} | {} s |", took.as_secs());
+        }
+    }
     out.push_str("\n## Hooks: backend and instructions verified\n\n");
     table_header(&mut out, &["hook", "attach point"], &headers);
     let keys =
@@ -46,10 +68,11 @@ pub(crate) fn render(runs: &[Run]) -> String {
 
 fn column_title(run: &Run) -> String {
     let backend = run.label.rsplit_once(' ').map_or("", |(_, backend)| backend);
+    let smoke = if run.column.smoke { " (smoke)" } else { "" };
     match (&run.kernel, run.label.as_str()) {
         (Some(kernel), "host") => format!("host {kernel}"),
-        (Some(kernel), _) => format!("{kernel} {backend}").trim_end().to_owned(),
-        (None, label) => label.to_owned(),
+        (Some(kernel), _) => format!("{kernel} {backend}{smoke}").trim_end().to_owned(),
+        (None, label) => format!("{label}{smoke}"),
     }
 }
 
@@ -71,9 +94,10 @@ fn hook_cell(hook: &HookLoad) -> String {
             backend => format!("**not attached** ({backend}): {}", escape(&short)),
         };
     }
+    let reads = if hook.reads.is_empty() { String::new() } else { format!(" ({} reads)", hook.reads) };
     match hook.verified_insns {
-        Some(insns) => format!("{}, {insns} insns", hook.backend),
-        None => hook.backend.clone(),
+        Some(insns) => format!("{}{reads}, {insns} insns", hook.backend),
+        None => format!("{}{reads}", hook.backend),
     }
 }
 

@@ -30,6 +30,8 @@ pub(crate) struct HookLoad {
     pub(crate) attached: bool,
     pub(crate) reason: String,
     pub(crate) verified_insns: Option<u64>,
+    /// `typed`, `helper` or `none` (empty from a sensor that does not say).
+    pub(crate) reads: String,
 }
 
 /// The suite on one kernel.
@@ -44,6 +46,8 @@ pub(crate) struct Run {
     /// Whatever makes the run fail besides a failed test: a crash, a timeout, a panic.
     pub(crate) problems: Vec<String>,
     pub(crate) wall: Duration,
+    /// What the column is: architecture, flavour, subset.
+    pub(crate) column: super::matrix::Column,
 }
 
 impl Run {
@@ -102,7 +106,15 @@ pub(crate) fn parse(label: &str, output: &Output, suites: &[String], ending: &En
             (format!("{suite}::{test}"), outcome)
         })
         .collect();
-    Run { label: label.to_owned(), kernel, tests, hooks, problems, wall }
+    Run {
+        label: label.to_owned(),
+        kernel,
+        tests,
+        hooks,
+        problems,
+        wall,
+        column: super::matrix::Column::default(),
+    }
 }
 
 #[derive(Default)]
@@ -212,6 +224,7 @@ fn parse_hooks(json: &str) -> Vec<HookLoad> {
             verified_insns: hook["verified_insns"]
                 .as_u64()
                 .or_else(|| hook["verified_insns"].as_str().and_then(|s| s.parse().ok())),
+            reads: text(hook, "reads"),
         })
         .collect()
 }
@@ -238,6 +251,7 @@ fn refused_hooks(stderr: &[String]) -> Vec<HookLoad> {
                 attached: false,
                 reason: why.to_owned(),
                 verified_insns: None,
+                reads: String::new(),
             });
         }
     }

@@ -1,5 +1,8 @@
 //! Static builds (glibc, `+crt-static`) of the sensor, the actor and every end-to-end test
-//! executable: the guests run a bare busybox initramfs with no shared libraries.
+//! executable, for each guest architecture (cross-built for arm64 with Debian's
+//! `gcc-aarch64-linux-gnu`): the guests run a bare busybox initramfs with no shared
+//! libraries. The eBPF object is the same for both (aya-build compiles it for the BPF
+//! target, told the architecture it runs on).
 
 use std::{
     io::BufReader,
@@ -10,9 +13,7 @@ use std::{
 use anyhow::{Context as _, bail, ensure};
 use cargo_metadata::Message;
 
-/// The host target, named explicitly: with `--target`, cargo applies target flags to the
-/// target's units only, not to build scripts and proc-macros (which must stay dynamic).
-const TARGET: &str = "x86_64-unknown-linux-gnu";
+use super::arch::Arch;
 
 /// Its own directory: the flags differ from a normal build, which would otherwise be
 /// rebuilt from scratch each time one or the other runs, and the lead's builds in
@@ -32,9 +33,12 @@ pub(crate) struct StaticBinaries {
     pub(crate) tests: Vec<TestExecutable>,
 }
 
-pub(crate) fn build() -> anyhow::Result<StaticBinaries> {
-    eprintln!("vm-test: building static binaries in {TARGET_DIR}");
-    let bins = cargo_artifacts(&["build", "-p", "modelwatch", "-p", "modelwatch-tests", "--bins"])?;
+/// Builds everything for `arch`. The target is named even for the host's own: with
+/// `--target`, cargo applies target flags to the target's units only, not to build
+/// scripts and proc-macros (which must stay dynamic).
+pub(crate) fn build(arch: Arch) -> anyhow::Result<StaticBinaries> {
+    eprintln!("vm-test: building static {} binaries in {TARGET_DIR}", arch.name());
+    let bins = cargo_artifacts(arch, &["build", "-p", "modelwatch", "-p", "modelwatch-tests", "--bins"])?;
     let find_bin = |name: &str| {
         bins.iter()
             .find(|built| built.name == name)
@@ -44,14 +48,14 @@ pub(crate) fn build() -> anyhow::Result<StaticBinaries> {
     let (modelwatch, actor) = (find_bin("modelwatch")?, find_bin("mw-actor")?);
     // `--test '*'`: the integration tests only (not the library's or the binary's unit
     // tests). Cargo also reports the binaries they depend on, hence the filter.
-    let tests = cargo_artifacts(&["test", "--no-run", "-p", "modelwatch-tests", "--test", "*"])?
+    let tests = cargo_artifacts(arch, &["test", "--no-run", "-p", "modelwatch-tests", "--test", "*"])?
         .into_iter()
         .filter(|built| built.is_test)
         .map(|built| TestExecutable { name: built.name, path: built.path })
         .collect::<Vec<_>>();
     ensure!(!tests.is_empty(), "cargo built no test executable for modelwatch-tests");
     for path in [&modelwatch, &actor].into_iter().chain(tests.iter().map(|t| &t.path)) {
-        ensure_static(path)?;
+        ensure_static(path, arch)?;
     }
     Ok(StaticBinaries { modelwatch, actor, tests })
 }
@@ -65,20 +69,26 @@ struct Built {
 }
 
 /// Runs cargo with the static flags and returns the executables it built.
-fn cargo_artifacts(args: &[&str]) -> anyhow::Result<Vec<Built>> {
+fn cargo_artifacts(arch: Arch, args: &[&str]) -> anyhow::Result<Vec<Built>> {
+    let facts = arch.facts();
     let mut command = Command::new("cargo");
     command
         .args(args)
-        .args(["--release", "--target", TARGET, "--target-dir", TARGET_DIR])
+        .args(["--release", "--target", facts.rust_target, "--target-dir", TARGET_DIR])
         .arg("--message-format=json-render-diagnostics")
         // NB: target-scoped rather than RUSTFLAGS. aya-build's nested cargo for the BPF
         // target sets CARGO_ENCODED_RUSTFLAGS (which wins over both), and this variable
-        // only matches x86_64 units anyway. RUSTFLAGS in the caller's environment would
-        // win over it and silently drop crt-static, so it is removed.
-        .env("CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS", "-C target-feature=+crt-static")
+        // only matches the target's units anyway. RUSTFLAGS in the caller's environment
+        // would win over it and silently drop crt-static, so it is removed.
+        .env(format!("CARGO_TARGET_{}_RUSTFLAGS", facts.cargo_env), "-C target-feature=+crt-static")
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .stdout(Stdio::piped());
+    if let Some(linker) = facts.linker.filter(|_| Arch::host() != Some(arch)) {
+        // C code built for the target (mimalloc, sha2's assembly) finds the same
+        // cross compiler through the `cc` crate's own default for the triple.
+        command.env(format!("CARGO_TARGET_{}_LINKER", facts.cargo_env), linker);
+    }
     let mut child = command.spawn().context("starting cargo")?;
     let stdout = child.stdout.take().context("cargo stdout")?;
     let mut built = Vec::new();
@@ -103,19 +113,26 @@ fn cargo_artifacts(args: &[&str]) -> anyhow::Result<Vec<Built>> {
     }
     let status = child.wait().context("waiting for cargo")?;
     if !status.success() {
-        bail!("cargo {} (static, {TARGET}) failed with {status}", args.join(" "));
+        bail!("cargo {} (static, {}) failed with {status}", args.join(" "), facts.rust_target);
     }
     Ok(built)
 }
 
-/// Fails unless `path` is an ELF without a program interpreter (PT_INTERP): a dynamic
-/// binary would only fail later, inside the guest, as a confusing "not found".
-fn ensure_static(path: &Path) -> anyhow::Result<()> {
+/// Fails unless `path` is an ELF for `arch` without a program interpreter (PT_INTERP): a
+/// dynamic binary would only fail later, inside the guest, as a confusing "not found".
+fn ensure_static(path: &Path, arch: Arch) -> anyhow::Result<()> {
     const PT_INTERP: u32 = 3;
     let elf = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let u16_at = |at: usize| elf.get(at..at + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
     let u64_at = |at: usize| elf.get(at..at + 8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes);
     ensure!(elf.starts_with(b"\x7fELF\x02\x01"), "{} is not a 64-bit little-endian ELF", path.display());
+    ensure!(
+        u16_at(0x12) == Some(arch.facts().elf_machine),
+        "{} is not an {} executable (e_machine {:?})",
+        path.display(),
+        arch.name(),
+        u16_at(0x12)
+    );
     let (Some(phoff), Some(phentsize), Some(phnum)) = (u64_at(0x20), u16_at(0x36), u16_at(0x38)) else {
         bail!("{} has a truncated ELF header", path.display());
     };
