@@ -39,7 +39,8 @@ pub(crate) struct VmTestArgs {
     /// Only the kernel packages whose name contains this (repeatable), e.g. `6.12`, `rt`.
     #[arg(long = "kernel")]
     kernels: Vec<String>,
-    /// Only kernels of this architecture (repeatable; default: all).
+    /// Only kernels of this architecture (repeatable). Default: the x86_64 kernels that
+    /// run the whole suite; `--arch` or `--kernel` selects the smoke columns too.
     #[arg(long = "arch", value_enum)]
     arches: Vec<Arch>,
     /// Do not run the suite on the host kernel.
@@ -67,9 +68,12 @@ const VM_DIR: &str = "target/vm";
 
 pub(crate) fn run(args: &VmTestArgs) -> anyhow::Result<()> {
     let started = Instant::now();
-    let arches: Vec<Arch> = if args.arches.is_empty() { Arch::ALL.to_vec() } else { args.arches.clone() };
+    let selected = kernels::select(&args.kernels, &args.arches)?;
+    let mut arches: Vec<Arch> = selected.iter().map(|k| k.arch).collect();
+    arches.sort_unstable();
+    arches.dedup();
     crate::setup::vm_packages(&arches)?;
-    let kernels = kernels::ensure(&args.kernels, &arches)?;
+    let kernels = kernels::ensure(selected)?;
     // Half a kernel's limit for each executable: a hung one is killed and named, and the
     // others still report.
     let options = SuiteOptions { suite_timeout_secs: args.timeout_secs / 2, nocapture: args.nocapture };

@@ -45,8 +45,6 @@ pub(crate) enum GuestStderr {
 pub(crate) const STDERR_MARKER: &str = "@@mw stderr ";
 
 impl Arch {
-    pub(crate) const ALL: [Self; 2] = [Self::X86_64, Self::Arm64];
-
     pub(crate) fn facts(self) -> &'static ArchFacts {
         match self {
             Self::X86_64 => &X86_64,
