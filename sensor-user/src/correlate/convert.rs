@@ -178,6 +178,7 @@ pub fn model_analyzed(
         analysis_note: String::new(),
         duration_ms,
         announced_seq,
+        verdict: None,
     }
 }
 

@@ -448,6 +448,7 @@ impl Pipeline {
                 .map(convert::finding)
                 .collect(),
             announced_seq,
+            verdict: None,
         };
         self.publish(0, None, Payload::ModelHashed(event));
     }

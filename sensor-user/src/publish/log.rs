@@ -62,6 +62,7 @@ impl EventLog {
             process,
             payload: Some(payload),
             instance: self.instance.clone(),
+            session_id: String::new(),
         });
         retained.next_seq += 1;
         if retained.events.len() == retained.capacity {
@@ -138,6 +139,7 @@ fn lost(source: LossSource, first_seq: u64, last_seq: u64) -> Arc<Event> {
         time: Some(timestamp(SystemTime::now())),
         node: String::new(),
         instance: String::new(),
+        session_id: String::new(),
         process: None,
         payload: Some(Payload::EventsLost(EventsLost {
             source: source.into(),
