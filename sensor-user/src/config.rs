@@ -55,6 +55,9 @@ pub struct SensorConfig {
     pub node: String,
     /// gRPC Unix socket (owner-only).
     pub socket: PathBuf,
+    /// The approved-model catalog (TOML); none: built-in defaults (every model
+    /// unapproved, license and exposure rules in force).
+    pub catalog: Option<PathBuf>,
     pub kernel: KernelConfig,
     pub events: EventsConfig,
     pub hash: HashConfig,
@@ -137,6 +140,7 @@ impl Default for SensorConfig {
         Self {
             node: default_node(),
             socket: PathBuf::from("/run/modelwatch/modelwatch.sock"),
+            catalog: None,
             kernel: KernelConfig::default(),
             events: EventsConfig::default(),
             hash: HashConfig::default(),

@@ -16,7 +16,8 @@ use crate::{
     analyze::candidate::CandidateRule,
     config::SensorConfig,
     correlate::{
-        Parts, Pipeline, PipelineOptions, PipelineStats,
+        Inputs, Parts, Pipeline, PipelineOptions, PipelineStats,
+        inventory::InventoryRequest,
         workers::{PoolSizes, WorkFns, Workers, WorkersStatus},
     },
     domain::{Drop, DropCounters},
@@ -25,6 +26,7 @@ use crate::{
         process::ProcFs,
         snapshot::{SnapshotItem, read_running},
     },
+    policy::Policy,
     publish::EventLog,
     source::{CounterSnapshot, FilterSettings, KernelSource, LoadError},
 };
@@ -61,6 +63,8 @@ pub struct Sensor {
     drops: Arc<DropCounters>,
     pools: WorkersStatus,
     config: SensorConfig,
+    /// Asks the pipeline for the inventory.
+    pub inventory: tokio::sync::mpsc::Sender<InventoryRequest>,
 }
 
 impl Sensor {
@@ -68,7 +72,7 @@ impl Sensor {
     ///
     /// # Errors
     /// The probes cannot be loaded (see [`LoadError`]).
-    pub fn start(config: SensorConfig) -> Result<(Self, Supervisor), LoadError> {
+    pub fn start(config: SensorConfig, policy: Policy) -> Result<(Self, Supervisor), LoadError> {
         let (source, drain) = KernelSource::start(&filter_settings(&config))?;
         let log = Arc::new(EventLog::new(
             config.node.clone(),
@@ -94,9 +98,12 @@ impl Sensor {
             workers,
             drops: Arc::clone(&drops),
             stats: Arc::clone(&stats),
+            policy: Arc::new(policy),
         };
         let pipeline = Pipeline::new(options, parts);
-        let sensor = Self { log, source: Arc::new(source), stats, drops, pools, config };
+        let (inventory, inventory_requests) = tokio::sync::mpsc::channel(16);
+        let (policy_updates, policy_rx) = tokio::sync::mpsc::channel(4);
+        let sensor = Self { log, source: Arc::new(source), stats, drops, pools, config, inventory };
         sensor.log.publish(SystemTime::now(), None, Payload::SensorStatus(sensor.status()));
         let snapshot = spawn_snapshot(&sensor.config);
         let mut supervisor = Supervisor::default();
@@ -108,7 +115,17 @@ impl Sensor {
                 Err(error) => tracing::error!(%error, "the ring buffer drain failed"),
             }
         });
-        supervisor.spawn("pipeline", pipeline.run(drain.records, results, snapshot));
+        let inputs = Inputs {
+            records: drain.records,
+            results,
+            snapshot,
+            policy: policy_rx,
+            inventory: inventory_requests,
+        };
+        supervisor.spawn("pipeline", pipeline.run(inputs));
+        if let Some(path) = sensor.config.catalog.clone() {
+            tokio::spawn(crate::policy::reload::watch(path, policy_updates));
+        }
         supervisor.spawn(
             "loss reporter",
             report_losses(Arc::clone(&sensor.source), Arc::clone(&sensor.log), Arc::clone(&sensor.drops)),

@@ -21,6 +21,9 @@ pub struct RunArgs {
     /// gRPC Unix socket (overrides the configuration).
     #[arg(long, env = "MODELWATCH_SOCKET")]
     socket: Option<PathBuf>,
+    /// The approved-model catalog (TOML): reloaded on SIGHUP and when it changes.
+    #[arg(long)]
+    catalog: Option<PathBuf>,
     /// BPF ring buffer size in bytes: a power of two, at least 4096.
     #[arg(long)]
     ring_buffer_bytes: Option<u32>,
@@ -50,6 +53,9 @@ impl RunArgs {
         };
         if let Some(socket) = &self.socket {
             config.socket.clone_from(socket);
+        }
+        if let Some(catalog) = &self.catalog {
+            config.catalog = Some(catalog.clone());
         }
         if let Some(bytes) = self.ring_buffer_bytes {
             config.kernel.ring_buffer_bytes = bytes;
@@ -94,7 +100,17 @@ pub(super) async fn run(args: RunArgs) -> i32 {
             return 1;
         }
     };
-    let (sensor, mut supervisor) = match Sensor::start(config) {
+    let policy = match &config.catalog {
+        Some(path) => match crate::policy::Policy::load(path) {
+            Ok(policy) => policy,
+            Err(error) => {
+                super::report(&error);
+                return 2;
+            }
+        },
+        None => crate::policy::Policy::defaults(),
+    };
+    let (sensor, mut supervisor) = match Sensor::start(config, policy) {
         Ok((sensor, supervisor)) => (Arc::new(sensor), supervisor),
         Err(error) => {
             let _ = std::fs::remove_file(&socket);
@@ -104,7 +120,8 @@ pub(super) async fn run(args: RunArgs) -> i32 {
     };
     tracing::info!(socket = %socket.display(), "modelwatch is running");
     let printer = tokio::spawn(stdout::print(sensor.log.subscribe(1), args.output));
-    let service = grpc::SensorService::new(Arc::clone(&sensor.log), sensor.status_fn());
+    let service =
+        grpc::SensorService::new(Arc::clone(&sensor.log), sensor.status_fn(), sensor.inventory.clone());
     let (stop, mut server_stop) = tokio::sync::watch::channel(false);
     let mut server = tokio::spawn(grpc::serve(listener, service, async move {
         let _ = server_stop.wait_for(|stop| *stop).await;

@@ -82,6 +82,8 @@ struct Harness {
     sink: Arc<Collected>,
     drops: Arc<DropCounters>,
     _snapshot: mpsc::Sender<crate::enrich::snapshot::SnapshotItem>,
+    _policy: mpsc::Sender<crate::policy::PolicyUpdate>,
+    _inventory: mpsc::Sender<super::inventory::InventoryRequest>,
 }
 
 fn start(fns: WorkFns, sizes: PoolSizes, options: PipelineOptions) -> Harness {
@@ -95,11 +97,22 @@ fn start(fns: WorkFns, sizes: PoolSizes, options: PipelineOptions) -> Harness {
         workers,
         drops: Arc::clone(&drops),
         stats: Arc::new(PipelineStats::default()),
+        policy: Arc::new(crate::policy::Policy::defaults()),
     };
     let (records_tx, records) = mpsc::channel(1024);
     let (snapshot_tx, snapshot) = mpsc::channel(16);
-    tokio::spawn(Pipeline::new(options, parts).run(records, results, snapshot));
-    Harness { records: records_tx, sink, drops, _snapshot: snapshot_tx }
+    let (policy_tx, policy) = mpsc::channel(4);
+    let (inventory_tx, inventory) = mpsc::channel(4);
+    let inputs = super::Inputs { records, results, snapshot, policy, inventory };
+    tokio::spawn(Pipeline::new(options, parts).run(inputs));
+    Harness {
+        records: records_tx,
+        sink,
+        drops,
+        _snapshot: snapshot_tx,
+        _policy: policy_tx,
+        _inventory: inventory_tx,
+    }
 }
 
 fn real_fns() -> WorkFns {

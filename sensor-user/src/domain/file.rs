@@ -6,7 +6,7 @@ use sensor_common::FileIdentity;
 /// What the kernel saw: device, inode, size and both times. The change time is there
 /// because a file's owner can reset mtime (`touch -d`) after rewriting it, never ctime:
 /// a cache keyed on this never reuses the verdict of the old content.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct FileKey {
     pub dev: u64,
     pub ino: u64,

@@ -10,7 +10,8 @@ use std::{
 };
 
 use proto::v1::{
-    Event, EventKind, GetStatusRequest, GetStatusResponse, SensorStatus, StreamEventsRequest,
+    Event, EventKind, GetStatusRequest, GetStatusResponse, ListInventoryRequest, ListInventoryResponse,
+    SensorStatus, StreamEventsRequest,
     sensor_server::{Sensor, SensorServer},
 };
 use thiserror::Error;
@@ -25,6 +26,9 @@ use super::{
 
 /// Produces the current status on demand.
 pub type StatusFn = Arc<dyn Fn() -> SensorStatus + Send + Sync>;
+
+/// Asks the pipeline for its inventory (it answers on the oneshot).
+pub type InventorySender = mpsc::Sender<tokio::sync::oneshot::Sender<proto::v1::Inventory>>;
 
 #[derive(Debug, Error)]
 pub enum SocketError {
@@ -85,12 +89,13 @@ pub fn bind(path: &Path) -> Result<UnixListener, SocketError> {
 pub struct SensorService {
     log: Arc<EventLog>,
     status: StatusFn,
+    inventory: InventorySender,
 }
 
 impl SensorService {
     #[must_use]
-    pub fn new(log: Arc<EventLog>, status: StatusFn) -> SensorServer<Self> {
-        SensorServer::new(Self { log, status })
+    pub fn new(log: Arc<EventLog>, status: StatusFn, inventory: InventorySender) -> SensorServer<Self> {
+        SensorServer::new(Self { log, status, inventory })
     }
 }
 
@@ -130,6 +135,17 @@ impl Sensor for SensorService {
             }
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn list_inventory(
+        &self,
+        _request: Request<ListInventoryRequest>,
+    ) -> Result<Response<ListInventoryResponse>, Status> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.inventory.send(reply).await.map_err(|_| Status::unavailable("the pipeline is not running"))?;
+        let mut inventory = answer.await.map_err(|_| Status::unavailable("the pipeline did not answer"))?;
+        self.log.node().clone_into(&mut inventory.node);
+        Ok(Response::new(ListInventoryResponse { inventory: Some(inventory) }))
     }
 
     async fn get_status(

@@ -52,8 +52,19 @@ impl EventLog {
         &self.instance
     }
 
-    /// Numbers, retains and broadcasts one event.
+    /// Numbers, retains and broadcasts one event (of no session).
     pub fn publish(&self, time: SystemTime, process: Option<Process>, payload: Payload) -> Arc<Event> {
+        self.publish_in(time, process, String::new(), payload)
+    }
+
+    /// Numbers, retains and broadcasts one event of an inference session.
+    pub fn publish_in(
+        &self,
+        time: SystemTime,
+        process: Option<Process>,
+        session_id: String,
+        payload: Payload,
+    ) -> Arc<Event> {
         let mut retained = self.retained.lock().unwrap_or_else(PoisonError::into_inner);
         let event = Arc::new(Event {
             seq: retained.next_seq,
@@ -62,7 +73,7 @@ impl EventLog {
             process,
             payload: Some(payload),
             instance: self.instance.clone(),
-            session_id: String::new(),
+            session_id,
         });
         retained.next_seq += 1;
         if retained.events.len() == retained.capacity {
@@ -107,8 +118,14 @@ impl EventLog {
 }
 
 impl crate::correlate::EventSink for EventLog {
-    fn publish(&self, time: SystemTime, process: Option<Process>, payload: Payload) -> u64 {
-        EventLog::publish(self, time, process, payload).seq
+    fn publish(
+        &self,
+        time: SystemTime,
+        process: Option<Process>,
+        session_id: String,
+        payload: Payload,
+    ) -> u64 {
+        self.publish_in(time, process, session_id, payload).seq
     }
 }
 

@@ -1,6 +1,7 @@
 //! Publishing: the sequence-numbered event log, and its outlets (gRPC on a Unix socket,
 //! readable lines or JSON lines on stdout).
 
+pub mod bom;
 pub mod format;
 pub mod grpc;
 pub mod log;

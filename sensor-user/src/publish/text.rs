@@ -48,6 +48,7 @@ pub(super) fn payload(line: &mut String, payload: &Payload) {
             if let Some(matches) = hashed.claimed_sha256_matches {
                 let _ = write!(line, " name_digest_matches={matches}");
             }
+            verdict(line, hashed.verdict.as_ref());
         }
         Payload::ListenerOpened(listener) => {
             let exposure = Exposure::try_from(listener.exposure).unwrap_or_default();
@@ -78,6 +79,7 @@ pub(super) fn payload(line: &mut String, payload: &Payload) {
                 short(worst.as_str_name(), "SEVERITY_"),
                 analyzed.duration_ms
             );
+            verdict(line, analyzed.verdict.as_ref());
         }
         Payload::SessionStarted(started) => session(line, started.session.as_ref(), ""),
         Payload::SessionUpdated(updated) => session(line, updated.session.as_ref(), &updated.change),
