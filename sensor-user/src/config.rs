@@ -62,6 +62,24 @@ pub struct SensorConfig {
     pub events: EventsConfig,
     pub hash: HashConfig,
     pub analysis: AnalysisConfig,
+    pub sweep: SweepConfig,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SweepConfig {
+    /// Walk the model stores on disk once at start-up (idle I/O priority).
+    pub enabled: bool,
+    /// Directories walked besides the known stores (Ollama, Hugging Face, LM Studio).
+    pub roots: Vec<PathBuf>,
+    /// Walk only `roots`, not the known stores.
+    pub only_roots: bool,
+}
+
+impl Default for SweepConfig {
+    fn default() -> Self {
+        Self { enabled: true, roots: Vec::new(), only_roots: false }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -145,6 +163,7 @@ impl Default for SensorConfig {
             events: EventsConfig::default(),
             hash: HashConfig::default(),
             analysis: AnalysisConfig::default(),
+            sweep: SweepConfig::default(),
         }
     }
 }

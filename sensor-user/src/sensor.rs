@@ -121,6 +121,7 @@ impl Sensor {
             snapshot,
             policy: policy_rx,
             inventory: inventory_requests,
+            sweep: spawn_sweep(&sensor.config),
         };
         supervisor.spawn("pipeline", pipeline.run(inputs));
         if let Some(path) = sensor.config.catalog.clone() {
@@ -204,12 +205,7 @@ pub fn filter_settings(config: &SensorConfig) -> FilterSettings {
 }
 
 fn work_fns(config: &SensorConfig) -> WorkFns {
-    let nonzero = |n: u64| (n > 0).then_some(n);
-    let hash = HashBudget {
-        max_bytes_per_sec: nonzero(config.hash.max_bytes_per_second),
-        max_bytes: nonzero(config.hash.max_file_bytes),
-    };
-    WorkFns::real(Limits::default(), hash, std::path::PathBuf::from("/proc"))
+    WorkFns::real(Limits::default(), hash_budget(config), std::path::PathBuf::from("/proc"))
 }
 
 fn pool_sizes(config: &SensorConfig) -> PoolSizes {
@@ -232,6 +228,36 @@ fn spawn_snapshot(config: &SensorConfig) -> tokio::sync::mpsc::Receiver<Snapshot
         read_running(std::path::Path::new("/proc"), std::process::id(), &is_candidate, &tx);
     });
     rx
+}
+
+/// Walks the model stores on disk on a thread of its own, into the pipeline.
+fn spawn_sweep(config: &SensorConfig) -> tokio::sync::mpsc::Receiver<crate::analyze::sweep::SweepItem> {
+    let (tx, rx) = tokio::sync::mpsc::channel(256);
+    if !config.sweep.enabled {
+        return rx;
+    }
+    let mut roots = if config.sweep.only_roots { Vec::new() } else { crate::analyze::sweep::default_roots() };
+    roots.extend(config.sweep.roots.iter().cloned());
+    let rule = CandidateRule {
+        size_threshold: config.kernel.size_threshold_bytes,
+        extensions: config.kernel.extensions.clone(),
+    };
+    let hash = hash_budget(config);
+    let spawned = std::thread::Builder::new()
+        .name("mw-sweep".into())
+        .spawn(move || crate::analyze::sweep::sweep(&roots, &rule, &hash, &tx));
+    if let Err(error) = spawned {
+        tracing::warn!(%error, "the at-rest sweep did not start");
+    }
+    rx
+}
+
+fn hash_budget(config: &SensorConfig) -> HashBudget {
+    let nonzero = |n: u64| (n > 0).then_some(n);
+    HashBudget {
+        max_bytes_per_sec: nonzero(config.hash.max_bytes_per_second),
+        max_bytes: nonzero(config.hash.max_file_bytes),
+    }
 }
 
 /// The inode of the sensor's own mount namespace (what the kernel calls `ns.inum`).

@@ -115,7 +115,7 @@ pub struct SignatureChecked {
 
 /// Verifies the signature beside a model (hashing every signed file, rate-limited).
 #[must_use]
-pub fn check_signature(job: SignatureJob, budget: &HashBudget) -> SignatureChecked {
+pub fn check_signature(job: &SignatureJob, budget: &HashBudget) -> SignatureChecked {
     let budget = model_analysis::signature::VerifyBudget {
         hash: *budget,
         deadline: Some(Instant::now() + Duration::from_secs(600)),
@@ -142,7 +142,7 @@ pub struct VersionRead {
 /// Reads a runtime's version from its files (never executing anything), inside the
 /// process's mount namespace.
 #[must_use]
-pub fn read_version(job: VersionJob) -> VersionRead {
+pub fn read_version(job: &VersionJob) -> VersionRead {
     use crate::domain::Runtime as R;
     use model_analysis::runtime_version as v;
     let result = model_analysis::Root::of_process(job.pid).map_err(|e| e.to_string()).and_then(|root| {

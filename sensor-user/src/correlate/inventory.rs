@@ -29,6 +29,25 @@ fn timestamp(time: SystemTime) -> pbjson_types::Timestamp {
 }
 
 impl Pipeline {
+    /// What the at-rest sweep found.
+    pub(super) fn on_sweep(&mut self, item: crate::analyze::sweep::SweepItem) {
+        use crate::analyze::sweep::SweepItem;
+        match item {
+            SweepItem::Started { roots } => {
+                self.sweep.roots = roots.iter().map(|r| r.display().to_string()).collect();
+            }
+            SweepItem::Seen => self.sweep.files_seen += 1,
+            SweepItem::Model { key, path, report, sha256 } => {
+                self.sweep.models_found += 1;
+                let path = path.to_string_lossy().into_owned();
+                self.model_seen(key, &path, report.format, None);
+                self.model_facts(&key, *report, sha256);
+                self.judge_model(&key);
+            }
+            SweepItem::Done => self.sweep.done = true,
+        }
+    }
+
     pub(super) fn on_inventory(&mut self, reply: InventoryRequest) {
         let _ = reply.send(self.inventory());
     }

@@ -115,6 +115,7 @@ pub struct Inputs {
     pub snapshot: mpsc::Receiver<SnapshotItem>,
     pub policy: mpsc::Receiver<PolicyUpdate>,
     pub inventory: mpsc::Receiver<inventory::InventoryRequest>,
+    pub sweep: mpsc::Receiver<crate::analyze::sweep::SweepItem>,
 }
 
 /// The correlation stage.
@@ -173,7 +174,7 @@ impl Pipeline {
     /// Handles records, work results and the start-up snapshot until the record source
     /// closes.
     pub async fn run(mut self, inputs: Inputs) {
-        let Inputs { mut records, mut results, mut snapshot, mut policy, mut inventory } = inputs;
+        let Inputs { mut records, mut results, mut snapshot, mut policy, mut inventory, mut sweep } = inputs;
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -188,6 +189,7 @@ impl Pipeline {
                 Some(update) = policy.recv() => self.on_policy(update),
                 Some(reply) = inventory.recv() => self.on_inventory(reply),
                 Some(item) = snapshot.recv() => self.on_snapshot(item),
+                Some(item) = sweep.recv() => self.on_sweep(item),
                 record = records.recv() => match record {
                     Some(record) => self.handle(record),
                     None => return,

@@ -147,6 +147,17 @@ impl Pipeline {
         Some(verdict)
     }
 
+    /// What the analysis and the digest of an at-rest model found.
+    pub(super) fn model_facts(&mut self, key: &FileKey, report: ModelReport, sha256: Option<String>) {
+        let Some(state) = self.models.by_key.get_mut(key) else { return };
+        state.format = report.format;
+        state.report = Some(Arc::new(report));
+        state.digest = if sha256.is_some() { Digest::Known } else { Digest::Unavailable };
+        if sha256.is_some() {
+            state.sha256 = sha256;
+        }
+    }
+
     /// Deep analysis of `key` will not come.
     pub(super) fn analysis_unavailable(&mut self, key: &FileKey) {
         if let Some(state) = self.models.by_key.get_mut(key) {

@@ -57,6 +57,7 @@ pub(super) enum Change {
     Listener(u16, IpAddr),
     Accelerator(String),
     Sensitive(String),
+    #[expect(dead_code, reason = "accelerator activity (issue 14) is wired next")]
     Activity(String),
     /// The runtime's version became known.
     Version(String),
@@ -252,7 +253,7 @@ impl Pipeline {
         let judgement = self.policy.judge_session(&facts);
         let version = self.policy.catalog.version.clone();
         let Some(session) = self.sessions.by_root.get_mut(&root) else { return (false, None) };
-        let changed = session.judgement.as_ref().map(|j| j.verdict()) != Some(judgement.verdict());
+        let changed = session.judgement.as_ref().map(Judgement::verdict) != Some(judgement.verdict());
         let top = judgement.verdict().clone();
         let report = !judgement.provisional
             && !judgement.is_approved()

@@ -40,8 +40,8 @@ impl WorkFns {
             analyze: Arc::new(move |job| work::analyze(job, &analysis)),
             hash: Arc::new(move |job| work::hash(job, &hash)),
             held: Arc::new(move |pid| held_listeners(&proc_root, pid)),
-            signature: Arc::new(move |job| work::check_signature(job, &hash)),
-            version: Arc::new(work::read_version),
+            signature: Arc::new(move |job| work::check_signature(&job, &hash)),
+            version: Arc::new(|job| work::read_version(&job)),
         }
     }
 }

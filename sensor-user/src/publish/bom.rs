@@ -45,7 +45,7 @@ fn model(entry: &InventoryModel) -> Value {
     } else {
         metadata.name.clone()
     };
-    let identity = file.identity.clone().unwrap_or_default();
+    let identity = file.identity.unwrap_or_default();
     let mut component = json!({
         "type": "machine-learning-model",
         "bom-ref": format!("model:{}:{}", identity.dev, identity.inode),
