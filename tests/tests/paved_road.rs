@@ -217,12 +217,13 @@ for name in ("platform", "stranger"):
 for name, key in (("good", "platform"), ("stranger", "stranger")):
     model = work / name
     model.mkdir()
-    (model / "weights.gguf").write_bytes(sys.argv[2].encode() + b"\0" * 64)
+    (model / "weights.gguf").write_bytes(pathlib.Path(sys.argv[2]).read_bytes())
     config = model_signing.signing.Config().use_elliptic_key_signer(private_key=work / f"{key}.key")
     config.sign(model, model / "model.sig")
 "#;
-    let header = String::from_utf8_lossy(&gguf_header("signed", "apache-2.0")).into_owned();
-    let out = Command::new(python).args(["-c", script]).arg(dir).arg(header).output().expect("python");
+    let header = dir.join("header.gguf");
+    std::fs::write(&header, gguf_header("signed", "apache-2.0")).expect("header");
+    let out = Command::new(python).args(["-c", script]).arg(dir).arg(&header).output().expect("python");
     assert!(out.status.success(), "signing failed: {}", String::from_utf8_lossy(&out.stderr));
     Some(dir.join("platform.pub"))
 }
@@ -232,8 +233,10 @@ fn signed_models_are_approved_tampered_ones_invalid_and_unlisted_signers_unappro
     require_privileges!();
     let dir = tempfile::tempdir().expect("tempdir");
     let Some(key) = signed_model(dir.path()) else { return };
-    let catalog =
-        catalog(dir.path(), &format!("[[model]]\nname = \"signed\"\nsigners = [\"{}\"]\n", key.display()));
+    let catalog = catalog(
+        dir.path(),
+        &format!("[[model]]\nname = \"platform-team-model\"\nsigners = [\"{}\"]\n", key.display()),
+    );
     let mut sensor = start_with(&catalog);
     let good = dir.path().join("good/weights.gguf").display().to_string();
     let _ = run_actor(dir.path(), "llama-server", &[], &format!("open:{good};sleep:300"));

@@ -91,6 +91,7 @@ impl Pipeline {
         if self.workers.signature.try_submit(ticket, SignatureJob { key, name, root, trust }).is_err() {
             return false;
         }
+        self.models.signature_tickets.insert(ticket, key);
         if let Some(state) = self.models.by_key.get_mut(&key) {
             state.signature = SignatureFact::Pending;
         }
@@ -98,8 +99,12 @@ impl Pipeline {
     }
 
     pub(super) fn on_signature(&mut self, done: Finished<SignatureChecked>) {
-        let Some(checked) = done.result else { return };
-        let fact = match checked.outcome {
+        let Some(key) = self.models.signature_tickets.remove(&done.ticket) else { return };
+        let outcome = match done.result {
+            Some(checked) => checked.outcome,
+            None => Err("the signature check failed".to_owned()),
+        };
+        let fact = match outcome {
             Ok(None) => SignatureFact::None,
             Ok(Some(SignatureVerdict::Verified { signer, .. })) => SignatureFact::Verified {
                 signer: match signer {
@@ -115,10 +120,15 @@ impl Pipeline {
                 SignatureFact::None
             }
         };
-        if let Some(state) = self.models.by_key.get_mut(&checked.key) {
+        let held = self.models.by_key.get_mut(&key).and_then(|state| {
             state.signature = fact;
+            state.held_hashed.take()
+        });
+        let verdict = self.judge_model(&key);
+        if let Some(mut hashed) = held {
+            hashed.verdict = verdict;
+            self.publish(0, None, proto::v1::event::Payload::ModelHashed(hashed));
         }
-        self.judge_model(&checked.key);
     }
 
     /// A file opened by a session's process under `sensitive_paths`.

@@ -481,7 +481,7 @@ impl Pipeline {
             state.sha256 = Some(sha256.clone());
             state.digest = super::models::Digest::Known;
         }
-        self.submit_signature(key, hashed.name.clone(), hashed.opened.root);
+        let signature_pending = self.submit_signature(key, hashed.name.clone(), hashed.opened.root);
         let verdict = self.judge_model(&key);
         let claimed = model_analysis::claimed_sha256(&hashed.name);
         let event = pb::ModelHashed {
@@ -496,6 +496,13 @@ impl Pipeline {
             announced_seq,
             verdict,
         };
+        if signature_pending {
+            // Published with the verdict the signature check makes final.
+            if let Some(state) = self.models.by_key.get_mut(&key) {
+                state.held_hashed = Some(event);
+            }
+            return;
+        }
         self.publish(0, None, Payload::ModelHashed(event));
     }
 

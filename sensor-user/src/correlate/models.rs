@@ -48,15 +48,22 @@ pub(super) struct ModelState {
     pub(super) last_seen: SystemTime,
     pub(super) loaded_by: VecDeque<u32>,
     pub(super) at_rest: bool,
+    /// `model_hashed`, held until the signature check makes its verdict final.
+    pub(super) held_hashed: Option<pb::ModelHashed>,
 }
 
 pub(super) struct ModelTable {
     pub(super) by_key: LruCache<FileKey, ModelState>,
+    /// Signature checks running, by ticket.
+    pub(super) signature_tickets: std::collections::HashMap<u64, FileKey>,
 }
 
 impl Default for ModelTable {
     fn default() -> Self {
-        Self { by_key: LruCache::new(NonZeroUsize::new(MODELS).unwrap_or(NonZeroUsize::MIN)) }
+        Self {
+            by_key: LruCache::new(NonZeroUsize::new(MODELS).unwrap_or(NonZeroUsize::MIN)),
+            signature_tickets: std::collections::HashMap::new(),
+        }
     }
 }
 
@@ -80,6 +87,7 @@ impl Pipeline {
             last_seen: now,
             loaded_by: VecDeque::new(),
             at_rest: loader.is_none(),
+            held_hashed: None,
         });
         state.last_seen = now;
         if let Some(pid) = loader {

@@ -43,7 +43,10 @@ impl EventSink for Collected {
     ) -> u64 {
         let mut events = self.events.lock().expect("lock");
         let seq = events.len() as u64 + 1;
-        events.push((Instant::now(), Event { seq, process, session_id, payload: Some(payload), ..Event::default() }));
+        events.push((
+            Instant::now(),
+            Event { seq, process, session_id, payload: Some(payload), ..Event::default() },
+        ));
         seq
     }
 }

@@ -86,11 +86,57 @@ fn model(entry: &InventoryModel) -> Value {
     component
 }
 
-/// An SPDX id when it looks like one, else a license name.
+/// SPDX ids models commonly declare, in SPDX's own spelling (the schema's enum is
+/// case-sensitive; model files are not).
+const SPDX_IDS: [&str; 39] = [
+    "Apache-2.0",
+    "MIT",
+    "BSD-2-Clause",
+    "BSD-3-Clause",
+    "ISC",
+    "Unlicense",
+    "CC0-1.0",
+    "CC-BY-2.0",
+    "CC-BY-3.0",
+    "CC-BY-4.0",
+    "CC-BY-SA-3.0",
+    "CC-BY-SA-4.0",
+    "CC-BY-NC-2.0",
+    "CC-BY-NC-3.0",
+    "CC-BY-NC-4.0",
+    "CC-BY-NC-ND-3.0",
+    "CC-BY-NC-ND-4.0",
+    "CC-BY-NC-SA-2.0",
+    "CC-BY-NC-SA-3.0",
+    "CC-BY-NC-SA-4.0",
+    "CC-BY-ND-4.0",
+    "GPL-2.0-only",
+    "GPL-2.0-or-later",
+    "GPL-3.0-only",
+    "GPL-3.0-or-later",
+    "LGPL-2.1-only",
+    "LGPL-3.0-only",
+    "AGPL-3.0-only",
+    "AGPL-3.0-or-later",
+    "MPL-2.0",
+    "EPL-2.0",
+    "BSL-1.0",
+    "Artistic-2.0",
+    "Zlib",
+    "PostgreSQL",
+    "OFL-1.1",
+    "CDLA-Permissive-2.0",
+    "CDLA-Sharing-1.0",
+    "ODbL-1.0",
+];
+
+/// An SPDX id in SPDX's spelling when it is one, else a license name (Llama, RAIL and
+/// other model licenses are not SPDX ids).
 fn license(text: &str) -> Value {
-    let spdx_like =
-        text.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.+".contains(&b)) && !text.is_empty();
-    if spdx_like { json!({ "license": { "id": text } }) } else { json!({ "license": { "name": text } }) }
+    match SPDX_IDS.iter().find(|id| id.eq_ignore_ascii_case(text.trim())) {
+        Some(id) => json!({ "license": { "id": id } }),
+        None => json!({ "license": { "name": text } }),
+    }
 }
 
 fn references(file: &proto::v1::ModelFile) -> Vec<Value> {
