@@ -72,11 +72,13 @@ pub struct KernelOffsets {
     /// `dentry->d_hash.pprev`: NULL once the dentry is unlinked (`d_unhashed`).
     pub dentry_d_hash_pprev: u32,
     /// `task->nsproxy->mnt_ns->ns.inum`: the process's mount namespace.
+    /// `syscalls:sys_enter_ioctl`: the descriptor.
+    pub tp_ioctl_fd: u32,
     pub task_nsproxy: u32,
     pub nsproxy_mnt_ns: u32,
     pub mnt_namespace_inum: u32,
 }
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 50 * 4);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 51 * 4);
 
 /// Bits of [`KernelOffsets::features`].
 pub mod feature {

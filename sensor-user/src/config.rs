@@ -63,6 +63,16 @@ pub struct SensorConfig {
     pub hash: HashConfig,
     pub analysis: AnalysisConfig,
     pub sweep: SweepConfig,
+    pub accelerators: AcceleratorsConfig,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AcceleratorsConfig {
+    /// Devices to treat as accelerators besides those `/proc/devices` names (drivers
+    /// with unusual names; tests alias a harmless device):
+    /// `[{ major = 1, first_minor = 7, last_minor = 7, class = "nvidia_gpu" }]`.
+    pub devices: Vec<crate::enrich::devices::AcceleratorDevice>,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -164,6 +174,7 @@ impl Default for SensorConfig {
             hash: HashConfig::default(),
             analysis: AnalysisConfig::default(),
             sweep: SweepConfig::default(),
+            accelerators: AcceleratorsConfig::default(),
         }
     }
 }

@@ -22,7 +22,7 @@ use crate::{
     },
     domain::{Drop, DropCounters},
     enrich::{
-        devices::accelerator_majors,
+        devices::accelerator_devices,
         process::ProcFs,
         snapshot::{SnapshotItem, read_running},
     },
@@ -65,6 +65,8 @@ pub struct Sensor {
     config: SensorConfig,
     /// Asks the pipeline for the inventory.
     pub inventory: tokio::sync::mpsc::Sender<InventoryRequest>,
+    /// Why real GPU utilisation is not available, when it is not.
+    nvml_missing: std::sync::Mutex<Option<String>>,
 }
 
 impl Sensor {
@@ -89,11 +91,13 @@ impl Sensor {
             process_cache: std::num::NonZeroUsize::new(config.events.process_cache)
                 .unwrap_or(std::num::NonZeroUsize::MIN),
             identify_deadline: Duration::from_millis(config.analysis.identify_deadline_ms),
+            accelerator_devices: config.accelerators.devices.clone(),
             mount_ns: own_mount_namespace(),
         };
         let parts = Parts {
             view: Box::new(ProcFs::default()),
             marks: Some(source.marks.clone()),
+            accelerator_maps: Some(source.accelerators.clone()),
             sink: Arc::clone(&log) as Arc<dyn crate::correlate::EventSink>,
             workers,
             drops: Arc::clone(&drops),
@@ -103,7 +107,16 @@ impl Sensor {
         let pipeline = Pipeline::new(options, parts);
         let (inventory, inventory_requests) = tokio::sync::mpsc::channel(16);
         let (policy_updates, policy_rx) = tokio::sync::mpsc::channel(4);
-        let sensor = Self { log, source: Arc::new(source), stats, drops, pools, config, inventory };
+        let sensor = Self {
+            log,
+            source: Arc::new(source),
+            stats,
+            drops,
+            pools,
+            config,
+            inventory,
+            nvml_missing: std::sync::Mutex::new(None),
+        };
         sensor.log.publish(SystemTime::now(), None, Payload::SensorStatus(sensor.status()));
         let snapshot = spawn_snapshot(&sensor.config);
         let mut supervisor = Supervisor::default();
@@ -122,6 +135,7 @@ impl Sensor {
             policy: policy_rx,
             inventory: inventory_requests,
             sweep: spawn_sweep(&sensor.config),
+            accelerators: spawn_accelerator_sampler(&sensor.source, &sensor.config, &sensor.nvml_missing),
         };
         supervisor.spawn("pipeline", pipeline.run(inputs));
         if let Some(path) = sensor.config.catalog.clone() {
@@ -150,7 +164,13 @@ impl Sensor {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             kernel: kernel_release(),
             hooks: self.source.hooks.iter().map(hook).collect(),
-            degraded: self.source.missing.clone(),
+            degraded: self
+                .source
+                .missing
+                .iter()
+                .cloned()
+                .chain(self.nvml_missing.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone())
+                .collect(),
             kernel_counters: counters.named().map(|(k, v)| (k.to_owned(), v)).collect(),
             ring_buffer_bytes: self.config.kernel.ring_buffer_bytes,
             records_received: self.source.drain.received.load(Ordering::Relaxed),
@@ -196,7 +216,10 @@ pub fn filter_settings(config: &SensorConfig) -> FilterSettings {
         listen_marked_any_port: config.kernel.listen_runtimes_any_port,
         backend: config.kernel.backend,
         dedup_window_ns: config.kernel.dedup_window_ms.saturating_mul(1_000_000),
-        accelerator_majors: accelerator_majors(),
+        accelerators: accelerator_devices(&config.accelerators.devices)
+            .iter()
+            .map(|d| (d.major, d.first_minor, d.last_minor))
+            .collect(),
         runtime_executables: crate::domain::runtime::RUNTIME_EXECUTABLES
             .iter()
             .map(|s| (*s).to_owned())
@@ -226,6 +249,59 @@ fn spawn_snapshot(config: &SensorConfig) -> tokio::sync::mpsc::Receiver<Snapshot
     tokio::task::spawn_blocking(move || {
         let is_candidate = |path: &std::path::Path, size| rule.matches(path, size);
         read_running(std::path::Path::new("/proc"), std::process::id(), &is_candidate, &tx);
+    });
+    rx
+}
+
+/// Every second, the kernel's ioctl counters (and NVML's view, where present) into the
+/// pipeline; every 30 s, `/proc/devices` again (drivers load on demand with dynamic
+/// majors).
+fn spawn_accelerator_sampler(
+    source: &KernelSource,
+    config: &SensorConfig,
+    nvml_missing: &std::sync::Mutex<Option<String>>,
+) -> tokio::sync::mpsc::Receiver<crate::correlate::accelerators::AcceleratorSample> {
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    let maps = source.accelerators.clone();
+    let extra = config.accelerators.devices.clone();
+    let nvml = match crate::enrich::nvml::Nvml::load() {
+        Ok(nvml) => Some(nvml),
+        Err(reason) => {
+            *nvml_missing.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+                Some(format!("{reason}: accelerator activity is ioctl counts only (a lower bound)"));
+            None
+        }
+    };
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(Duration::from_secs(1));
+        let mut ticks = 0u64;
+        loop {
+            ticker.tick().await;
+            ticks += 1;
+            if ticks % 30 == 0 {
+                let devices: Vec<(u32, u32, u32)> = accelerator_devices(&extra)
+                    .iter()
+                    .map(|d| (d.major, d.first_minor, d.last_minor))
+                    .collect();
+                maps.set_devices(&devices);
+            }
+            let counts = maps.ioctl_counts();
+            if counts.is_empty() {
+                continue;
+            }
+            let usage = nvml
+                .as_ref()
+                .map(|n| counts.iter().filter_map(|(pid, _)| n.usage(*pid).map(|u| (*pid, u))).collect())
+                .unwrap_or_default();
+            let sample = crate::correlate::accelerators::AcceleratorSample {
+                at: std::time::Instant::now(),
+                counts,
+                usage,
+            };
+            if tx.send(sample).await.is_err() {
+                return;
+            }
+        }
     });
     rx
 }

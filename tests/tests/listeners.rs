@@ -54,7 +54,8 @@ fn unwatched_port_of_an_ordinary_process_is_not_reported_but_a_runtimes_is() {
     // Every event of the window, so that the ordinary process's listener, were it
     // reported, could not be skipped on the way to the runtime's.
     let events = sensor.collect(Duration::from_secs(3));
-    let listener_of = |pid: u32| events.iter().find(|e| kind(e) == "listener_opened" && pid_of(e) == u64::from(pid));
+    let listener_of =
+        |pid: u32| events.iter().find(|e| kind(e) == "listener_opened" && pid_of(e) == u64::from(pid));
     let event = listener_of(runtime).expect("the runtime's listener on a random port");
     assert_eq!(event["listener_opened"]["reasons"], serde_json::json!(["marked_runtime"]));
     assert_eq!(event["process"]["runtime"], "RUNTIME_LLAMA_CPP");

@@ -531,13 +531,13 @@ impl Pipeline {
         let header = &event.header;
         self.session_add(header.tgid, super::sessions::Change::Accelerator(device.clone()), false);
         let info = self.processes.lookup(header);
-        let major = event.file.rdev >> 20;
-        let payload = Payload::AcceleratorUsed(pb::AcceleratorUsed {
-            kind: crate::enrich::devices::accelerator_kind(major, &device).to_owned(),
-            device,
-            major,
-            minor: event.file.rdev & 0xf_ffff,
-        });
+        let (major, minor) = (event.file.rdev >> 20, event.file.rdev & 0xf_ffff);
+        let devices = crate::enrich::devices::accelerator_devices(&self.options.accelerator_devices);
+        let kind =
+            crate::enrich::devices::classify(&devices, major, minor).map_or("accelerator", |c| c.as_str());
+        self.accelerator_opened(header.tgid, kind);
+        let payload =
+            Payload::AcceleratorUsed(pb::AcceleratorUsed { kind: kind.to_owned(), device, major, minor });
         self.publish(header.ktime_ns, Some(convert::process(&info, header.tid)), payload);
     }
 }

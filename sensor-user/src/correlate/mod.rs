@@ -5,6 +5,7 @@
 //! slow or hostile file delays only the events about that file. This is the only stage
 //! that publishes, through an [`EventSink`] the wiring provides.
 
+pub mod accelerators;
 mod clock;
 pub mod convert;
 mod evidence;
@@ -78,6 +79,8 @@ pub struct PipelineOptions {
     /// How long a candidate may wait for identification before it is published
     /// unidentified.
     pub identify_deadline: Duration,
+    /// Accelerator devices configured beyond `/proc/devices` (tests alias harmless devices).
+    pub accelerator_devices: Vec<crate::enrich::devices::AcceleratorDevice>,
     /// The sensor's own mount namespace (inode of `/proc/self/ns/mnt`), to know when a
     /// process's path is also valid here.
     pub mount_ns: u32,
@@ -90,6 +93,7 @@ impl Default for PipelineOptions {
             all_candidates: false,
             process_cache: NonZeroUsize::new(16_384).unwrap_or(NonZeroUsize::MIN),
             identify_deadline: Duration::from_secs(1),
+            accelerator_devices: Vec::new(),
             mount_ns: 0,
         }
     }
@@ -100,6 +104,8 @@ pub struct Parts {
     pub view: Box<dyn ProcView>,
     /// The kernel's mark map; `None` in tests.
     pub marks: Option<RuntimeMarks>,
+    /// The kernel's accelerator maps (entries of exited processes go); `None` in tests.
+    pub accelerator_maps: Option<crate::source::accelerators::AcceleratorMaps>,
     pub sink: Arc<dyn EventSink>,
     pub workers: Workers,
     pub drops: Arc<DropCounters>,
@@ -116,6 +122,7 @@ pub struct Inputs {
     pub policy: mpsc::Receiver<PolicyUpdate>,
     pub inventory: mpsc::Receiver<inventory::InventoryRequest>,
     pub sweep: mpsc::Receiver<crate::analyze::sweep::SweepItem>,
+    pub accelerators: mpsc::Receiver<accelerators::AcceleratorSample>,
 }
 
 /// The correlation stage.
@@ -133,10 +140,12 @@ pub struct Pipeline {
     sessions: sessions::Sessions,
     policy: Arc<Policy>,
     sweep: inventory::Sweep,
+    accelerators: accelerators::Accelerators,
     loaders: loaders::Loaders,
     listeners: listener::Published,
     workers: Workers,
     marks: Option<RuntimeMarks>,
+    accelerator_maps: Option<crate::source::accelerators::AcceleratorMaps>,
     sink: Arc<dyn EventSink>,
     clock: BootClock,
     drops: Arc<DropCounters>,
@@ -160,10 +169,12 @@ impl Pipeline {
             sessions: sessions::Sessions::default(),
             policy: parts.policy,
             sweep: inventory::Sweep::default(),
+            accelerators: accelerators::Accelerators::default(),
             loaders: loaders::Loaders::default(),
             listeners: listener::Published::default(),
             workers: parts.workers,
             marks: parts.marks,
+            accelerator_maps: parts.accelerator_maps,
             sink: parts.sink,
             clock: BootClock::now(),
             drops: parts.drops,
@@ -174,7 +185,15 @@ impl Pipeline {
     /// Handles records, work results and the start-up snapshot until the record source
     /// closes.
     pub async fn run(mut self, inputs: Inputs) {
-        let Inputs { mut records, mut results, mut snapshot, mut policy, mut inventory, mut sweep } = inputs;
+        let Inputs {
+            mut records,
+            mut results,
+            mut snapshot,
+            mut policy,
+            mut inventory,
+            mut sweep,
+            accelerators: mut samples,
+        } = inputs;
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -190,6 +209,7 @@ impl Pipeline {
                 Some(reply) = inventory.recv() => self.on_inventory(reply),
                 Some(item) = snapshot.recv() => self.on_snapshot(item),
                 Some(item) = sweep.recv() => self.on_sweep(item),
+                Some(sample) = samples.recv() => self.on_accelerator_sample(sample),
                 record = records.recv() => match record {
                     Some(record) => self.handle(record),
                     None => return,

@@ -61,6 +61,11 @@ impl Pipeline {
         self.marked.remove(&header.tgid);
         self.loaders.forget(header.tgid);
         self.listeners.forget(header.tgid);
+        if self.accelerators.by_pid.remove(&header.tgid).is_some()
+            && let Some(maps) = &self.accelerator_maps
+        {
+            maps.forget(header.tgid);
+        }
         let session_id = self.session_of(header.tgid).map(str::to_owned);
         if !self.published.remove(&header.tgid) {
             self.session_exit(header.tgid);

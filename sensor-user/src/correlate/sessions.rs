@@ -57,7 +57,6 @@ pub(super) enum Change {
     Listener(u16, IpAddr),
     Accelerator(String),
     Sensitive(String),
-    #[expect(dead_code, reason = "accelerator activity (issue 14) is wired next")]
     Activity(String),
     /// The runtime's version became known.
     Version(String),

@@ -89,6 +89,7 @@ struct Harness {
     _policy: mpsc::Sender<crate::policy::PolicyUpdate>,
     _inventory: mpsc::Sender<super::inventory::InventoryRequest>,
     _sweep: mpsc::Sender<crate::analyze::sweep::SweepItem>,
+    _accelerators: mpsc::Sender<super::accelerators::AcceleratorSample>,
 }
 
 fn start(fns: WorkFns, sizes: PoolSizes, options: PipelineOptions) -> Harness {
@@ -98,6 +99,7 @@ fn start(fns: WorkFns, sizes: PoolSizes, options: PipelineOptions) -> Harness {
     let parts = Parts {
         view: Box::new(NoProc),
         marks: None,
+        accelerator_maps: None,
         sink: Arc::clone(&sink) as Arc<dyn EventSink>,
         workers,
         drops: Arc::clone(&drops),
@@ -109,7 +111,8 @@ fn start(fns: WorkFns, sizes: PoolSizes, options: PipelineOptions) -> Harness {
     let (policy_tx, policy) = mpsc::channel(4);
     let (inventory_tx, inventory) = mpsc::channel(4);
     let (sweep_tx, sweep) = mpsc::channel(4);
-    let inputs = super::Inputs { records, results, snapshot, policy, inventory, sweep };
+    let (accelerators_tx, accelerators) = mpsc::channel(4);
+    let inputs = super::Inputs { records, results, snapshot, policy, inventory, sweep, accelerators };
     tokio::spawn(Pipeline::new(options, parts).run(inputs));
     Harness {
         records: records_tx,
@@ -119,6 +122,7 @@ fn start(fns: WorkFns, sizes: PoolSizes, options: PipelineOptions) -> Harness {
         _policy: policy_tx,
         _inventory: inventory_tx,
         _sweep: sweep_tx,
+        _accelerators: accelerators_tx,
     }
 }
 

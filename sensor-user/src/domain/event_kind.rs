@@ -22,6 +22,7 @@ pub fn kind_of(payload: Option<&Payload>) -> EventKind {
         Some(Payload::SessionUpdated(_)) => EventKind::SessionUpdated,
         Some(Payload::SessionEnded(_)) => EventKind::SessionEnded,
         Some(Payload::Finding(_)) => EventKind::Finding,
+        Some(Payload::AcceleratorActivity(_)) => EventKind::AcceleratorActivity,
         None => EventKind::Unspecified,
     }
 }

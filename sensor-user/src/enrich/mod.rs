@@ -4,5 +4,6 @@
 
 pub mod container;
 pub mod devices;
+pub mod nvml;
 pub mod process;
 pub mod snapshot;

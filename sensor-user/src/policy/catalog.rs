@@ -62,6 +62,10 @@ pub struct Policy {
     pub minimum_versions: std::collections::BTreeMap<String, String>,
     /// CA certificates (PEM) for certificate-mode model signatures.
     pub signer_cas: Vec<PathBuf>,
+    /// Sliding window of the accelerator activity signal.
+    pub accelerator_window_seconds: u32,
+    /// Ioctls per second on accelerator descriptors that count as sustained activity.
+    pub accelerator_min_ioctls_per_second: u32,
 }
 
 impl Default for Policy {
@@ -74,6 +78,8 @@ impl Default for Policy {
             sensitive_paths: Vec::new(),
             minimum_versions: std::collections::BTreeMap::new(),
             signer_cas: Vec::new(),
+            accelerator_window_seconds: 10,
+            accelerator_min_ioctls_per_second: 20,
         }
     }
 }

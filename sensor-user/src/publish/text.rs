@@ -91,6 +91,25 @@ pub(super) fn payload(line: &mut String, payload: &Payload) {
         Payload::CandidateFile(candidate) => {
             let _ = write!(line, " path={} outcome={}", candidate.path, candidate.outcome);
         }
+        Payload::AcceleratorActivity(activity) => {
+            let _ = write!(
+                line,
+                " kinds={} rate={:.0}/s window={}s sustained={} source={}",
+                activity.kinds.join(","),
+                activity.ioctls_per_second,
+                activity.window_seconds,
+                activity.sustained,
+                activity.source
+            );
+            if activity.source == "nvml" {
+                let _ = write!(
+                    line,
+                    " gpu={}% memory={}",
+                    activity.gpu_utilization_percent,
+                    human_size(activity.gpu_memory_bytes)
+                );
+            }
+        }
         Payload::AcceleratorUsed(accel) => {
             let _ = write!(line, " device={} kind={}", accel.device, accel.kind);
         }

@@ -12,6 +12,7 @@ pub enum Watch {
     Open,
     Mmap,
     Listen,
+    Ioctl,
 }
 
 impl Watch {
@@ -24,6 +25,7 @@ impl Watch {
             Self::Open => "open",
             Self::Mmap => "mmap",
             Self::Listen => "listen",
+            Self::Ioctl => "ioctl",
         }
     }
 }
@@ -143,7 +145,7 @@ const fn fexit(program: &'static str, function: &'static str, watches: Watch) ->
 
 /// The portable backend, in attach order. Exit and fork come first so that no process
 /// escapes the bookkeeping while the others attach.
-pub const TRACEPOINTS: [Hook; 9] = [
+pub const TRACEPOINTS: [Hook; 10] = [
     tracepoint("sched_process_exit", "sched", Watch::Exit, true),
     Hook {
         program: "sched_process_fork",
@@ -158,6 +160,8 @@ pub const TRACEPOINTS: [Hook; 9] = [
     tracepoint("sys_enter_mmap", "syscalls", Watch::Mmap, true),
     tracepoint("sys_exit_mmap", "syscalls", Watch::Mmap, true),
     tracepoint("inet_sock_set_state", "sock", Watch::Listen, true),
+    // Accelerator activity: counts ioctls of processes that opened a GPU/NPU.
+    tracepoint("sys_enter_ioctl", "syscalls", Watch::Ioctl, false),
 ];
 
 /// Stronger hooks, tried first; each replaces the tracepoints that watch the same thing.
