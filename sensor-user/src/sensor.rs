@@ -278,7 +278,7 @@ fn spawn_accelerator_sampler(
         loop {
             ticker.tick().await;
             ticks += 1;
-            if ticks % 30 == 0 {
+            if ticks.is_multiple_of(30) {
                 let devices: Vec<(u32, u32, u32)> = accelerator_devices(&extra)
                     .iter()
                     .map(|d| (d.major, d.first_minor, d.last_minor))

@@ -43,7 +43,7 @@ impl Pipeline {
         self.accelerators.by_pid.entry(pid).or_default().kinds.insert(kind);
     }
 
-    pub(super) fn on_accelerator_sample(&mut self, sample: AcceleratorSample) {
+    pub(super) fn on_accelerator_sample(&mut self, sample: &AcceleratorSample) {
         let policy = &self.policy.catalog.policy;
         let window = Duration::from_secs(u64::from(policy.accelerator_window_seconds.max(1)));
         let threshold = policy.accelerator_min_ioctls_per_second;

@@ -209,7 +209,7 @@ impl Pipeline {
                 Some(reply) = inventory.recv() => self.on_inventory(reply),
                 Some(item) = snapshot.recv() => self.on_snapshot(item),
                 Some(item) = sweep.recv() => self.on_sweep(item),
-                Some(sample) = samples.recv() => self.on_accelerator_sample(sample),
+                Some(sample) = samples.recv() => self.on_accelerator_sample(&sample),
                 record = records.recv() => match record {
                     Some(record) => self.handle(record),
                     None => return,

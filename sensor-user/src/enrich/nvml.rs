@@ -56,6 +56,11 @@ impl Nvml {
         // driver's own. The name is fixed (no path an attacker could place).
         let library = unsafe { Library::new("libnvidia-ml.so.1") }
             .map_err(|e| format!("NVIDIA management library (libnvidia-ml.so.1) not found: {e}"))?;
+        let devices = Self::devices(&library)?;
+        Ok(Self { library, devices })
+    }
+
+    fn devices(library: &Library) -> Result<Vec<Handle>, String> {
         // SAFETY: symbols with the signatures of NVML's C API.
         unsafe {
             let init: Symbol<unsafe extern "C" fn() -> i32> =
@@ -78,8 +83,7 @@ impl Nvml {
                     devices.push(handle);
                 }
             }
-            drop((count, by_index, init));
-            Ok(Self { library, devices })
+            Ok(devices)
         }
     }
 
