@@ -67,12 +67,9 @@ pub fn analyze<R: Read + Seek>(
     };
     prefix.truncate(n);
     let mut format = sniff(&prefix);
-    if format == Format::Unknown
-        && name.is_some_and(names_a_pickle)
-        && format::looks_like_pickle(&prefix, true)
-    {
-        // A protocol 0/1 pickle longer than the prefix: the name says pickle and the
-        // bytes agree so far. Fail closed and walk it.
+    if format == Format::Unknown && pickle::sniff_file(&mut src, name.is_some_and(names_a_pickle)) {
+        // The prefix could not tell (a pickle opening with a long string, a protocol
+        // 0/1 pickle longer than the prefix): a longer look at the stream says pickle.
         format = Format::Pickle;
     }
     let mut report = run(&mut src, format, &prefix, &mut scan);
@@ -123,8 +120,7 @@ fn run<R: Read + Seek>(
         Format::Safetensors => report.safetensors = safetensors::parse(src, scan),
         Format::Pickle | Format::PytorchLegacy => {
             let mut pickles = PickleReport::default();
-            let max = if format == Format::PytorchLegacy { 5 } else { pickle::MAX_SEQUENCE };
-            pickle::scan_sequence(src, 0, max, &mut pickles, scan);
+            pickle::scan_sequence(src, 0, None, &mut pickles, scan);
             report.pickle = Some(pickles);
         }
         Format::Zip | Format::PytorchZip | Format::NumpyZip | Format::Keras => {
@@ -189,7 +185,7 @@ fn analyze_npy<R: Read + Seek>(
     if array.object_dtype {
         scan.find(FindingKind::NumpyObjectArray, "an array of Python objects: its data is a pickle");
         let mut pickles = PickleReport::default();
-        pickle::scan_sequence(src, array.data_offset, 1, &mut pickles, scan);
+        pickle::scan_sequence(src, array.data_offset, Some(1), &mut pickles, scan);
         report.pickle = Some(pickles);
     }
     report.numpy = Some(NumpyInfo { arrays: vec![array] });

@@ -1,10 +1,19 @@
-//! Static pickle analysis: walk the opcodes, name the imports and calls, judge them
-//! against the allowlist. Nothing is ever unpickled.
+//! Static pickle analysis: walk the opcodes as CPython would run them, name the
+//! imports and calls, judge them against the allowlist. Nothing is ever unpickled.
 //!
-//! Fail closed: a stream that is malformed, truncated, or too big to finish is a
-//! finding, and whatever was seen before the problem is still reported (CPython runs
-//! the opcodes before the one it chokes on).
+//! A file is read the way `pickle.Unpickler(f).load()` called again and again reads it
+//! (torch's legacy loader, `joblib`, any reader of concatenated pickles): every stream
+//! that reaches STOP is a pickle, whatever its first opcode, and the next `load()`
+//! starts where it ended. The bytes after the last stream that parses (the raw
+//! storages of a legacy torch file) are not a pickle: they are reported by size. The
+//! opcodes CPython runs before a stream fails still ran, so what they import counts.
+//!
+//! Fail closed: a budget that runs out, a stream that cannot be walked to its end, or
+//! framing that readers disagree on is a finding.
 
+mod allow;
+mod compat;
+mod deny;
 mod input;
 mod opcodes;
 mod policy;
@@ -14,43 +23,62 @@ use std::io::{Read, Seek};
 
 use serde::Serialize;
 
-pub use opcodes::is_plausible_first_opcode;
 pub use policy::{ImportVerdict, classify_import};
-use walker::{End, Walk, WalkLimits};
 
-use crate::finding::{Finding, FindingKind, clip};
+use crate::finding::{Finding, FindingKind, Severity, clip};
 use crate::limits::{Limits, Scan};
 use crate::source::Source;
+pub(crate) use input::{PickleSource, Streamed};
+use walker::{End, Walk, WalkLimits};
 
 /// Streams recorded per report (all are walked).
 const MAX_STREAMS_RECORDED: usize = 64;
 /// Distinct imports and calls recorded per report.
 const MAX_IMPORTS_RECORDED: usize = 512;
+/// Opcodes a file whose content sniffing could not decide is walked for.
+const SNIFF_OPCODES: u64 = 256;
+/// Opcodes a prefix must hold, valid, to count as a pickle without a PROTO header.
+pub(crate) const LONG_PREFIX_OPCODES: u64 = 64;
 
 /// What the pickle streams of a file import and call.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct PickleReport {
     /// The streams walked (a legacy PyTorch file has several; a zip has one per entry).
     pub streams: Vec<PickleStream>,
+    /// How many streams were walked, including those past `streams`' cap.
+    pub stream_count: u64,
     pub imports: Vec<PickleImport>,
     pub calls: Vec<PickleCall>,
+    /// Bytes after the last stream that parses: not a pickle (legacy torch storages),
+    /// not inspected.
+    pub trailing_bytes: u64,
 }
 
 #[derive(Clone, Debug, Serialize)]
 pub struct PickleStream {
     /// Where the stream lives: `stream 0`, a zip entry name...
     pub origin: String,
+    /// Offset of its first byte in the file or entry.
+    pub offset: u64,
     pub protocol: Option<u8>,
     pub opcodes: u64,
     pub bytes: u64,
     /// Whether it ended with STOP.
     pub complete: bool,
+    /// Where the default `pickle.Unpickler` stops while looser loaders go on (torch
+    /// decodes Python 2 strings as UTF-8, a process may have registered extension
+    /// codes...): the walk went on, and marks what it found after as loader-dependent.
+    pub divergence: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
 pub struct PickleImport {
+    /// What `find_class` receives (Python 2 names renamed as CPython does below
+    /// protocol 3).
     pub module: String,
     pub name: String,
+    /// `module.name` as the pickle wrote it, when renamed.
+    pub written_as: Option<String>,
     pub verdict: ImportVerdict,
     /// Why a dangerous import is dangerous.
     pub reason: Option<String>,
@@ -59,13 +87,18 @@ pub struct PickleImport {
     pub count: u64,
     /// The stream that first imported it.
     pub origin: String,
+    /// Whether the pickle calls it, hands it to a call, or runs its methods.
+    pub called: bool,
+    /// Whether only loaders looser than the default `pickle.Unpickler` reach it.
+    pub loader_dependent: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]
 pub struct PickleCall {
     /// `module.name` of the callable.
     pub callable: String,
-    /// REDUCE, NEWOBJ, NEWOBJ_EX, OBJ, INST or BUILD.
+    /// REDUCE, NEWOBJ, NEWOBJ_EX, OBJ, INST, BUILD, APPEND(S), SETITEM(S), ADDITEMS,
+    /// or ARGUMENT (handed to a call).
     pub opcode: String,
     pub count: u64,
 }
@@ -92,23 +125,117 @@ pub enum PrefixVerdict {
     Invalid,
 }
 
+/// What a walk over the first bytes of a file says about it being a pickle.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Look {
+    /// The first stream reached STOP.
+    pub(crate) complete: bool,
+    /// No stream failed before the bytes looked at ran out.
+    pub(crate) valid: bool,
+    /// Opcodes run, over every stream looked at.
+    pub(crate) opcodes: u64,
+    /// The first stream ran a PROTO opcode.
+    pub(crate) proto: bool,
+    /// An import ran (CPython would have imported it).
+    pub(crate) ran_code: bool,
+}
+
+impl Look {
+    /// The sniffing rule: CPython would run code from it, or it is a well-formed
+    /// pickle, or it stays a valid opcode stream for long.
+    pub(crate) fn is_pickle(&self, lenient: bool) -> bool {
+        self.ran_code
+            || (self.complete && (self.opcodes >= 3 || self.proto))
+            || (self.valid && self.proto && self.opcodes >= 2)
+            || (self.valid && self.opcodes >= LONG_PREFIX_OPCODES)
+            || (lenient && self.valid && self.opcodes >= 2)
+    }
+}
+
+fn sniff_limits(max_bytes: u64, max_opcodes: Option<u64>) -> WalkLimits {
+    WalkLimits { max_bytes, max_stack: 4096, max_memo: 4096, max_opcodes, deadline: None }
+}
+
+/// Looks at `prefix`, the first bytes of a stream of `total_len` bytes (`u64::MAX`
+/// when unknown): every pickle stream that fits in it.
+pub(crate) fn look_at_prefix(prefix: &[u8], total_len: u64) -> Look {
+    let mut look = Look { valid: true, ..Look::default() };
+    let mut offset = 0usize;
+    for index in 0.. {
+        let rest = &prefix[offset.min(prefix.len())..];
+        if rest.is_empty() {
+            break;
+        }
+        let len = total_len.saturating_sub(offset as u64);
+        let walk = walker::walk(Streamed(rest), len, &sniff_limits(prefix.len() as u64, None));
+        look.opcodes += walk.opcodes;
+        look.ran_code |= !walk.imports.is_empty();
+        if index == 0 {
+            look.proto = walk.protocol.is_some();
+            look.complete = walk.end == End::Stop;
+        }
+        match walk.end {
+            End::Stop => offset += usize::try_from(walk.next_offset).unwrap_or(usize::MAX),
+            // The prefix ran out (or a cap of this quick look): valid so far.
+            End::Truncated | End::Limit(_) => break,
+            _ => {
+                look.valid = index > 0;
+                break;
+            }
+        }
+    }
+    look
+}
+
 /// Checks whether `prefix` is (the start of) a pickle stream.
 #[must_use]
 pub fn check_prefix(prefix: &[u8]) -> PrefixVerdict {
-    let walk = walker::walk(
-        prefix,
-        &WalkLimits {
-            max_bytes: prefix.len() as u64,
-            max_stack: 4096,
-            max_memo: 4096,
-            len_hint: None,
-            deadline: None,
-        },
-    );
+    let walk = walker::walk(Streamed(prefix), prefix.len() as u64, &sniff_limits(prefix.len() as u64, None));
     match walk.end {
         End::Stop => PrefixVerdict::Complete { opcodes: walk.opcodes },
-        End::InputEnded { .. } => PrefixVerdict::ValidSoFar { opcodes: walk.opcodes },
+        End::Truncated => PrefixVerdict::ValidSoFar { opcodes: walk.opcodes },
         _ => PrefixVerdict::Invalid,
+    }
+}
+
+/// A longer look than the prefix allows, from the file itself: the first stream is
+/// walked for a few hundred opcodes, payloads skipped by seeking (a pickle may open
+/// with a string longer than any prefix).
+pub(crate) fn sniff_file<R: Read + Seek>(src: &mut Source<'_, R>, lenient: bool) -> bool {
+    if src.seek_to(0).is_err() {
+        return false;
+    }
+    let len = src.len();
+    let walk = walker::walk(&mut *src, len, &sniff_limits(1 << 20, Some(SNIFF_OPCODES)));
+    let look = Look {
+        complete: walk.end == End::Stop,
+        valid: matches!(walk.end, End::Stop | End::Truncated | End::Limit(_)),
+        opcodes: walk.opcodes,
+        proto: walk.protocol.is_some(),
+        ran_code: !walk.imports.is_empty(),
+    };
+    look.is_pickle(lenient)
+}
+
+impl<R: Read + Seek> PickleSource for Source<'_, R> {
+    fn skip_ahead(&mut self, n: u64) -> std::io::Result<u64> {
+        let n = n.min(self.remaining());
+        self.skip(n).map_err(std::io::Error::other)?;
+        Ok(n)
+    }
+
+    fn skips_cheaply(&self) -> bool {
+        true
+    }
+}
+
+impl<S: PickleSource + ?Sized> PickleSource for &mut S {
+    fn skip_ahead(&mut self, n: u64) -> std::io::Result<u64> {
+        (**self).skip_ahead(n)
+    }
+
+    fn skips_cheaply(&self) -> bool {
+        (**self).skips_cheaply()
     }
 }
 
@@ -120,101 +247,231 @@ pub fn scan_pickle_bytes(bytes: &[u8], limits: &Limits) -> (PickleReport, Vec<Fi
     let mut report = PickleReport::default();
     let mut cursor = std::io::Cursor::new(bytes);
     let mut src = Source::new(&mut cursor, bytes.len() as u64);
-    scan_sequence(&mut src, 0, MAX_SEQUENCE, &mut report, &mut scan);
+    scan_sequence(&mut src, 0, None, &mut report, &mut scan);
     (report, scan.into_findings())
 }
 
-/// Pickles walked back to back in one raw file: a legacy PyTorch file has 5, a joblib
-/// or `pickle.dump`-many file any number. A new stream must open with PROTO 2-5 (what
-/// every pickler since Python 2.3 writes); other bytes after a STOP are data (legacy
-/// PyTorch storages), not pickle.
-pub(crate) const MAX_SEQUENCE: usize = 16;
-
-/// Walks the pickles stored back to back from `start` in a file: at most `max_streams`,
-/// continuing while the next bytes open a new stream (see [`MAX_SEQUENCE`]).
+/// Walks the pickles stored back to back from `start` in a file, as repeated
+/// `load()` calls read them, until the end of the file or the first stream that does
+/// not parse (at most `max_streams`: NumPy reads one).
 pub(crate) fn scan_sequence<R: Read + Seek>(
     src: &mut Source<'_, R>,
     start: u64,
-    max_streams: usize,
+    max_streams: Option<usize>,
     report: &mut PickleReport,
     scan: &mut Scan,
 ) {
     let mut offset = start;
-    for index in 0..max_streams {
+    let mut index = 0usize;
+    // Once a stream diverges, the default unpickler never reaches the streams after it.
+    let mut diverged = false;
+    while offset < src.len() && max_streams.is_none_or(|max| index < max) {
+        if scan.out_of_time() {
+            report_deadline(&format!("stream {index}"), offset, scan);
+            break;
+        }
         if src.seek_to(offset).is_err() {
             break;
         }
+        let origin =
+            if index == 0 { "stream 0".to_owned() } else { format!("stream {index} (byte {offset})") };
         let len = src.remaining();
-        let walk = scan_stream(&mut *src, &format!("stream {index}"), Some(len), report, scan);
-        let next = offset.saturating_add(walk.bytes);
-        let mut head = [0u8; 2];
-        let more = walk.complete
-            && src.seek_to(next).is_ok()
-            && src.read_exact(&mut head).is_ok()
-            && head[0] == 0x80
-            && (2..=5).contains(&head[1]);
-        if !more {
-            break;
+        let context =
+            StreamContext { origin: &origin, offset, first: index == 0, after_divergence: diverged };
+        let outcome = scan_stream_at(&mut *src, &context, len, report, scan);
+        diverged |= outcome.diverged;
+        report.stream_count += 1;
+        index += 1;
+        match outcome.next {
+            Some(next) if next > offset => offset = next,
+            _ => {
+                report.trailing_bytes = src.len().saturating_sub(offset);
+                break;
+            }
         }
-        offset = next;
     }
 }
 
-/// The parts of a walk the callers need.
-pub(crate) struct WalkSummary {
-    pub(crate) complete: bool,
-    pub(crate) bytes: u64,
-}
-
-/// Walks one stream from `input`, adds what it found to `report`, and reports findings.
+/// Walks one pickle stream: a zip entry, an array's object data. `len` is its length
+/// (the declared size of an entry).
 pub(crate) fn scan_stream<R: Read>(
     input: R,
     origin: &str,
-    len_hint: Option<u64>,
+    len: u64,
     report: &mut PickleReport,
     scan: &mut Scan,
-) -> WalkSummary {
+) {
+    let context = StreamContext { origin, offset: 0, first: true, after_divergence: false };
+    scan_stream_at(Streamed(input), &context, len, report, scan);
+    report.stream_count += 1;
+}
+
+/// Where a stream lies in its file.
+struct StreamContext<'a> {
+    origin: &'a str,
+    offset: u64,
+    /// The first stream of the file or entry (a failing later one is trailing data).
+    first: bool,
+    /// An earlier stream diverged (see [`PickleStream::divergence`]).
+    after_divergence: bool,
+}
+
+struct StreamOutcome {
+    /// Where the next stream starts, when this one parsed.
+    next: Option<u64>,
+    diverged: bool,
+}
+
+/// Walks one stream and records it.
+fn scan_stream_at<S: PickleSource>(
+    src: S,
+    context: &StreamContext<'_>,
+    len: u64,
+    report: &mut PickleReport,
+    scan: &mut Scan,
+) -> StreamOutcome {
+    let origin = context.origin;
     let budget = scan.limits.max_pickle_bytes.saturating_sub(scan.pickle_bytes);
     if budget == 0 {
         scan.find(
             FindingKind::PickleResourceLimit,
             format!("{origin}: not inspected, the pickle byte budget of the file is spent"),
         );
-        return WalkSummary { complete: false, bytes: 0 };
+        return StreamOutcome { next: None, diverged: false };
     }
     let walk = walker::walk(
-        input,
+        src,
+        len,
         &WalkLimits {
             max_bytes: budget,
             max_stack: scan.limits.max_pickle_stack,
             max_memo: scan.limits.max_pickle_memo,
-            len_hint,
+            max_opcodes: None,
             deadline: scan.deadline(),
         },
     );
-    scan.pickle_bytes += walk.bytes;
-    record(&walk, origin, report, scan)
+    scan.pickle_bytes += walk.bytes_read;
+    record(&walk, context, report, scan);
+    StreamOutcome {
+        next: (walk.end == End::Stop).then(|| context.offset.saturating_add(walk.next_offset)),
+        diverged: walk.divergence.is_some(),
+    }
 }
 
-fn record(walk: &Walk, origin: &str, report: &mut PickleReport, scan: &mut Scan) -> WalkSummary {
+fn record(walk: &Walk, context: &StreamContext<'_>, report: &mut PickleReport, scan: &mut Scan) {
+    let (origin, offset, first) = (context.origin, context.offset, context.first);
     let complete = walk.end == End::Stop;
+    // A stream after the first that fails without running anything is not a pickle:
+    // it is the file's trailing data.
+    let trailing =
+        !first && !complete && !walk.ran_code() && matches!(walk.end, End::Truncated | End::Malformed(_));
+    if trailing {
+        return;
+    }
     if report.streams.len() < MAX_STREAMS_RECORDED {
         report.streams.push(PickleStream {
             origin: clip(origin),
+            offset,
             protocol: walk.protocol,
             opcodes: walk.opcodes,
             bytes: walk.bytes,
             complete,
+            divergence: walk.divergence.as_ref().map(|d| clip(&format!("at byte {}: {}", d.offset, d.why))),
         });
     }
-    for site in &walk.imports {
-        record_import(site, origin, report, scan);
+    let called: Vec<bool> =
+        (0..walk.imports.len()).map(|i| walk.calls.iter().any(|c| c.callable as usize == i)).collect();
+    for (site, &called) in walk.imports.iter().zip(&called) {
+        let loader_dependent = site.loader_dependent || context.after_divergence;
+        record_import(site, called, loader_dependent, origin, report, scan);
     }
+    record_calls(walk, report);
+    report_unresolved(walk, origin, scan);
+    if let Some(anomaly) = &walk.framing {
+        scan.find(
+            FindingKind::PickleMalformed,
+            format!(
+                "{origin}: at byte {}, {}: readers with and without buffering run different opcodes from here",
+                anomaly.offset, anomaly.what
+            ),
+        );
+    }
+    report_end(walk, origin, first, scan);
+}
+
+fn lossy(bytes: &[u8]) -> String {
+    clip(&String::from_utf8_lossy(bytes))
+}
+
+fn record_import(
+    site: &walker::ImportSite,
+    called: bool,
+    loader_dependent: bool,
+    origin: &str,
+    report: &mut PickleReport,
+    scan: &mut Scan,
+) {
+    let module = lossy(&site.module);
+    let name = lossy(&site.name);
+    let written = site.written.as_ref().map(|(m, n)| (lossy(m), lossy(n)));
+    let (mut verdict, mut reason) = classify_import(&module, &name);
+    if let Some((m, n)) = &written {
+        let (v, r) = classify_import(m, n);
+        if v == ImportVerdict::Dangerous {
+            (verdict, reason) = (v, r);
+        }
+    }
+    let path = format!("{module}.{name}");
+    let reached =
+        if loader_dependent { " (reached by loaders that go past a default-unpickler error)" } else { "" };
+    match verdict {
+        ImportVerdict::Dangerous => scan.find(
+            FindingKind::PickleDangerousImport,
+            format!("{origin}: imports {path} ({}){reached}", reason.unwrap_or("known gadget")),
+        ),
+        ImportVerdict::Unknown if called => scan.report(
+            Finding::new(
+                FindingKind::PickleUnknownImport,
+                format!("{origin}: imports and calls {path}, outside the ML allowlist: its code runs on load{reached}"),
+            )
+            .with_severity(Severity::High),
+        ),
+        ImportVerdict::Unknown => scan.find(
+            FindingKind::PickleUnknownImport,
+            format!("{origin}: imports {path}, outside the ML allowlist{reached}"),
+        ),
+        ImportVerdict::Allowed => {}
+    }
+    if let Some(existing) = report.imports.iter_mut().find(|i| i.module == module && i.name == name) {
+        existing.count += site.count;
+        existing.called |= called;
+        existing.loader_dependent &= loader_dependent;
+    } else if report.imports.len() < MAX_IMPORTS_RECORDED {
+        report.imports.push(PickleImport {
+            module,
+            name,
+            written_as: written.map(|(m, n)| format!("{m}.{n}")),
+            verdict,
+            reason: reason.map(str::to_owned),
+            opcode: site.via.to_owned(),
+            count: site.count,
+            origin: clip(origin),
+            called,
+            loader_dependent,
+        });
+    }
+}
+
+fn record_calls(walk: &Walk, report: &mut PickleReport) {
     for call in &walk.calls {
         let Some(site) = walk.imports.get(call.callable as usize) else {
             continue;
         };
-        let callable = clip(&format!("{}.{}", site.module, site.name));
+        let callable = clip(&format!(
+            "{}.{}",
+            String::from_utf8_lossy(&site.module),
+            String::from_utf8_lossy(&site.name)
+        ));
         if let Some(existing) =
             report.calls.iter_mut().find(|c| c.callable == callable && c.opcode == call.via)
         {
@@ -223,6 +480,9 @@ fn record(walk: &Walk, origin: &str, report: &mut PickleReport, scan: &mut Scan)
             report.calls.push(PickleCall { callable, opcode: call.via.to_owned(), count: call.count });
         }
     }
+}
+
+fn report_unresolved(walk: &Walk, origin: &str, scan: &mut Scan) {
     if walk.unresolved > 0 {
         scan.find(
             FindingKind::PickleUnresolvedImport,
@@ -243,122 +503,45 @@ fn record(walk: &Walk, origin: &str, report: &mut PickleReport, scan: &mut Scan)
             ),
         );
     }
-    report_end(walk, origin, scan);
-    WalkSummary { complete, bytes: walk.bytes }
 }
 
-fn record_import(site: &walker::ImportSite, origin: &str, report: &mut PickleReport, scan: &mut Scan) {
-    let (verdict, reason) = classify_import(&site.module, &site.name);
-    let module = clip(&site.module);
-    let name = clip(&site.name);
-    let path = format!("{module}.{name}");
-    match verdict {
-        ImportVerdict::Dangerous => scan.find(
-            FindingKind::PickleDangerousImport,
-            format!("{origin}: imports {path} ({})", reason.unwrap_or("known gadget")),
-        ),
-        ImportVerdict::Unknown => scan.find(
-            FindingKind::PickleUnknownImport,
-            format!("{origin}: imports {path}, outside the ML allowlist"),
-        ),
-        ImportVerdict::Allowed => {}
-    }
-    if let Some(existing) = report.imports.iter_mut().find(|i| i.module == module && i.name == name) {
-        existing.count += site.count;
-    } else if report.imports.len() < MAX_IMPORTS_RECORDED {
-        report.imports.push(PickleImport {
-            module,
-            name,
-            verdict,
-            reason: reason.map(str::to_owned),
-            opcode: site.via.to_owned(),
-            count: site.count,
-            origin: clip(origin),
-        });
-    }
+fn report_deadline(origin: &str, at: u64, scan: &mut Scan) {
+    scan.out_of_time();
+    scan.find(
+        FindingKind::PickleResourceLimit,
+        format!("{origin}: the analysis deadline was reached at byte {at}; the rest was not inspected"),
+    );
 }
 
-fn report_end(walk: &Walk, origin: &str, scan: &mut Scan) {
+fn report_end(walk: &Walk, origin: &str, first: bool, scan: &mut Scan) {
     let at = walk.bytes;
-    match &walk.end {
-        End::Stop => {}
-        End::InputEnded { .. } => scan.find(
-            FindingKind::PickleMalformed,
-            format!("{origin}: the stream ends at byte {at} without STOP (truncated)"),
-        ),
-        End::Malformed(why) => {
-            scan.find(FindingKind::PickleMalformed, format!("{origin}: {}", clip(why)));
+    let why = match &walk.end {
+        End::Stop => return,
+        End::Truncated => format!("the stream ends at byte {at} before STOP (truncated)"),
+        End::Malformed(why) => clip(why),
+        End::Limit(why) => {
+            scan.find(
+                FindingKind::PickleResourceLimit,
+                format!("{origin}: {why} at byte {at}; the rest was not inspected"),
+            );
+            return;
         }
-        End::Limit(why) => scan.find(
-            FindingKind::PickleResourceLimit,
-            format!("{origin}: {why} at byte {at}; the rest was not inspected"),
-        ),
-        End::Deadline => {
-            scan.out_of_time();
+        End::Deadline => return report_deadline(origin, at, scan),
+        End::Io(why) => {
+            scan.find(FindingKind::ReadFailed, format!("{origin}: {why}"));
+            return;
         }
-        End::Io(why) => scan.find(FindingKind::ReadFailed, format!("{origin}: {why}")),
-    }
+    };
+    // CPython raises here. After running code, or in a stream that announced itself
+    // with PROTO, that is a broken or hostile pickle; a first stream that ran nothing
+    // is merely not a valid pickle.
+    let severity =
+        if walk.ran_code() || (first && walk.protocol.is_some()) { Severity::High } else { Severity::Medium };
+    let ran = if walk.ran_code() { " (after running imports or calls)" } else { "" };
+    scan.report(
+        Finding::new(FindingKind::PickleMalformed, format!("{origin}: {why}{ran}")).with_severity(severity),
+    );
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn kinds(findings: &[Finding]) -> Vec<FindingKind> {
-        findings.iter().map(|f| f.kind).collect()
-    }
-
-    #[test]
-    fn benign_ordered_dict_pickle_has_no_findings() {
-        // pickle.dumps(collections.OrderedDict(), protocol=2)
-        let bytes = b"\x80\x02ccollections\nOrderedDict\nq\x00)Rq\x01.";
-        let (report, findings) = scan_pickle_bytes(bytes, &Limits::default());
-        assert!(findings.is_empty(), "{findings:?}");
-        assert_eq!(report.imports.len(), 1);
-        assert_eq!(report.imports[0].verdict, ImportVerdict::Allowed);
-        assert_eq!(report.calls[0].opcode, "REDUCE");
-        assert!(report.streams[0].complete);
-    }
-
-    #[test]
-    fn os_system_is_critical() {
-        let (report, findings) = scan_pickle_bytes(b"cos\nsystem\n(S'id'\ntR.", &Limits::default());
-        assert!(report.has_dangerous_import());
-        assert_eq!(kinds(&findings), [FindingKind::PickleDangerousImport]);
-        assert_eq!(findings[0].severity, crate::Severity::Critical);
-    }
-
-    #[test]
-    fn payload_before_a_parse_error_is_still_reported() {
-        let (_, findings) = scan_pickle_bytes(b"cos\nsystem\n(S'id'\ntR\xff", &Limits::default());
-        assert!(kinds(&findings).contains(&FindingKind::PickleDangerousImport));
-        assert!(kinds(&findings).contains(&FindingKind::PickleMalformed));
-    }
-
-    #[test]
-    fn a_second_stream_is_walked_too() {
-        let mut bytes = b"\x80\x02N.".to_vec();
-        bytes.extend_from_slice(b"\x80\x02cposix\nsystem\nq\x00.");
-        let (report, findings) = scan_pickle_bytes(&bytes, &Limits::default());
-        assert_eq!(report.streams.len(), 2);
-        assert_eq!(kinds(&findings), [FindingKind::PickleDangerousImport]);
-    }
-
-    #[test]
-    fn byte_budget_is_a_finding() {
-        let limits = Limits { max_pickle_bytes: 16, ..Limits::default() };
-        let mut bytes = vec![0x80, 0x04, 0x8e];
-        bytes.extend_from_slice(&64u64.to_le_bytes());
-        bytes.extend_from_slice(&[0; 64]);
-        bytes.push(b'.');
-        let (_, findings) = scan_pickle_bytes(&bytes, &limits);
-        assert_eq!(kinds(&findings), [FindingKind::PickleResourceLimit]);
-    }
-
-    #[test]
-    fn prefix_verdicts() {
-        assert_eq!(check_prefix(b"\x80\x02N."), PrefixVerdict::Complete { opcodes: 3 });
-        assert_eq!(check_prefix(b"\x80\x02(N"), PrefixVerdict::ValidSoFar { opcodes: 3 });
-        assert_eq!(check_prefix(b"\x80\x02\x00"), PrefixVerdict::Invalid);
-    }
-}
+mod tests;

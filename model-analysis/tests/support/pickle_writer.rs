@@ -26,6 +26,11 @@ impl Pickle {
         self
     }
 
+    /// FRAME around everything `body` writes.
+    pub fn framed(self, body: Pickle) -> Self {
+        self.frame(body.bytes.len() as u64).raw(&body.bytes)
+    }
+
     pub fn frame(mut self, len: u64) -> Self {
         self.bytes.push(0x95);
         self.bytes.extend_from_slice(&len.to_le_bytes());

@@ -1,0 +1,184 @@
+//! Symbolic values: what the walker keeps of each object the unpickler would build.
+//!
+//! Data values (numbers, strings, containers) are exact about what decides whether an
+//! opcode fails in CPython: their type, a list's length, whether a dict is empty or has
+//! a key that is not a `str`, whether a tuple is hashable. Everything that comes out of
+//! `find_class`, a call, `persistent_load` or the extension registry is a *stub*: an
+//! object the walker cannot know, modelled as the most permissive one (callable, a
+//! class, accepts items, attributes and state), so that the walk goes on wherever
+//! a real object could.
+//!
+//! Containers never hold other values (only flags and lengths), so no value keeps
+//! another alive: memory stays proportional to the stack and memo.
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use super::numbers::IntValue;
+
+/// Where a stub comes from, for reporting what is called.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// `find_class`: index into the walk's imports.
+    Import(u32),
+    /// The result of calling something: the import it came from, if any.
+    CallOf(Option<u32>),
+    Persistent,
+    Extension,
+    Buffer,
+    /// An import whose name the walk could not know.
+    Unresolved,
+}
+
+impl Origin {
+    /// The import a stub stands for or came from.
+    pub(crate) fn import(self) -> Option<u32> {
+        match self {
+            Self::Import(i) | Self::CallOf(Some(i)) => Some(i),
+            _ => None,
+        }
+    }
+}
+
+/// A Python `str`: its UTF-8 (surrogatepass) bytes, or only the fact that it is a
+/// string when too long to keep.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Text {
+    Known(Rc<[u8]>),
+    TooLong,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct DictState {
+    pub(crate) non_empty: Cell<bool>,
+    /// A key that is not a `str` (fails as `**kwargs`).
+    pub(crate) non_str_key: Cell<bool>,
+    /// A stub key (a `str` or not: the loader's objects decide).
+    pub(crate) stub_key: Cell<bool>,
+}
+
+/// One item of a 2-tuple, as `BUILD` needs it (`(state, slotstate)`).
+#[derive(Clone, Debug)]
+pub(crate) enum Slot {
+    None,
+    Dict(Rc<DictState>),
+    Stub,
+    Other,
+}
+
+#[derive(Debug)]
+pub(crate) struct Tuple {
+    pub(crate) len: usize,
+    pub(crate) hashable: bool,
+    /// The two items of a 2-tuple.
+    pub(crate) pair: Option<(Slot, Slot)>,
+    /// Imports passed directly as items (a call hands them to the callee).
+    pub(crate) imports: Box<[u32]>,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) enum Value {
+    None,
+    Bool,
+    Int(IntValue),
+    Float,
+    Str(Text),
+    Bytes,
+    ByteArray(Rc<Cell<u64>>),
+    /// A read-only `memoryview` of a bytearray (`READONLY_BUFFER`): unhashable.
+    View,
+    Tuple(Rc<Tuple>),
+    List(Rc<Cell<u64>>),
+    Dict(Rc<DictState>),
+    Set,
+    FrozenSet,
+    Stub(Origin),
+}
+
+impl Value {
+    pub(crate) fn hashable(&self) -> bool {
+        match self {
+            Self::ByteArray(_) | Self::View | Self::List(_) | Self::Dict(_) | Self::Set => false,
+            Self::Tuple(t) => t.hashable,
+            _ => true,
+        }
+    }
+
+    pub(crate) fn is_stub(&self) -> bool {
+        matches!(self, Self::Stub(_))
+    }
+
+    fn slot(&self) -> Slot {
+        match self {
+            Self::None => Slot::None,
+            Self::Dict(d) => Slot::Dict(Rc::clone(d)),
+            Self::Stub(_) => Slot::Stub,
+            _ => Slot::Other,
+        }
+    }
+
+    /// A tuple of `items`.
+    pub(crate) fn tuple(items: &[Value]) -> Self {
+        let pair = match items {
+            [a, b] => Some((a.slot(), b.slot())),
+            _ => None,
+        };
+        let imports: Box<[u32]> = items
+            .iter()
+            .filter_map(|v| match v {
+                Self::Stub(Origin::Import(i)) => Some(*i),
+                _ => None,
+            })
+            .collect();
+        Self::Tuple(Rc::new(Tuple {
+            len: items.len(),
+            hashable: items.iter().all(Value::hashable),
+            pair,
+            imports,
+        }))
+    }
+
+    /// An integer usable as a sequence index (`bool` is an `int`).
+    pub(crate) fn index(&self) -> Option<i64> {
+        match self {
+            Self::Int(IntValue::Small(v)) => Some(*v),
+            Self::Bool => Some(0),
+            _ => None,
+        }
+    }
+
+    /// Whether this value could be a byte (an int in 0..=255) for a bytearray.
+    pub(crate) fn byte_value(&self) -> Option<bool> {
+        match self {
+            Self::Bool => Some(true),
+            Self::Int(IntValue::Small(v)) => Some((0..=255).contains(v)),
+            Self::Int(IntValue::Big) => Some(false),
+            Self::Stub(_) => None,
+            _ => Some(false),
+        }
+    }
+
+    pub(crate) fn describe(&self) -> &'static str {
+        match self {
+            Self::None => "None",
+            Self::Bool => "a bool",
+            Self::Int(_) => "an int",
+            Self::Float => "a float",
+            Self::Str(_) => "a str",
+            Self::Bytes => "bytes",
+            Self::ByteArray(_) => "a bytearray",
+            Self::View => "a memoryview",
+            Self::Tuple(_) => "a tuple",
+            Self::List(_) => "a list",
+            Self::Dict(_) => "a dict",
+            Self::Set => "a set",
+            Self::FrozenSet => "a frozenset",
+            Self::Stub(Origin::Import(_)) => "an imported global",
+            Self::Stub(Origin::CallOf(_)) => "a call result",
+            Self::Stub(Origin::Persistent) => "a persistent object",
+            Self::Stub(Origin::Extension) => "an extension-registry object",
+            Self::Stub(Origin::Buffer) => "an out-of-band buffer",
+            Self::Stub(Origin::Unresolved) => "an unresolved import",
+        }
+    }
+}
