@@ -61,10 +61,11 @@ impl ContainerInfo {
     }
 }
 
-/// An archive this crate does not open: a finding, louder when the name promises a
-/// model (the 7z-wrapped PyTorch trick).
+/// An archive this crate does not open: a finding. A 7z archive is high: no model
+/// loader reads one, so in a model distribution it only hides its content from
+/// scanners (the "nullifAI" 7z-wrapped PyTorch files); a scan gate must stop it.
 pub(crate) fn unsupported(kind: ContainerKind, scan: &mut Scan) -> ContainerInfo {
-    let severity = if kind == ContainerKind::SevenZip { Severity::Medium } else { Severity::Low };
+    let severity = if kind == ContainerKind::SevenZip { Severity::High } else { Severity::Low };
     scan.report(
         Finding::new(
             FindingKind::UnsupportedContainer,
