@@ -77,7 +77,7 @@ fn subprocess_popen_through_memo_indirection() {
         .tuple()
         .reduce()
         .stop();
-    let bytes = Pickle::new().proto(4).framed(body).finish();
+    let bytes = Pickle::new().proto(4).framed(&body).finish();
     let (report, findings) = scan(&bytes);
     assert_eq!(dangerous(&findings).len(), 1, "{findings:?}");
     assert_eq!(report.imports[0].module, "subprocess");

@@ -79,6 +79,11 @@ pub(crate) const ALLOWED: &[&str] = &[
     "numpy.random._mt19937.MT19937",
     "numpy.random._pcg64.PCG64",
     "numpy.random._generator.Generator",
+    // scikit-learn's Cython trees and metrics rebuild through `newObj(cls)`, which only
+    // calls `cls.__new__` (the class is an argument, judged as called).
+    "sklearn.neighbors._kd_tree.newObj",
+    "sklearn.neighbors._ball_tree.newObj",
+    "sklearn.metrics._dist_metrics.newObj",
     // joblib's wrappers for the arrays of a `joblib.dump`.
     "joblib.numpy_pickle.NumpyArrayWrapper",
     "joblib.numpy_pickle_compat.NDArrayWrapper",
@@ -178,8 +183,11 @@ pub(crate) const TORCH_CONSTANTS: &[&str] = &[
 
 /// Packages whose classes (CamelCase names, no attribute path) are estimators, layers
 /// or their parts: constructing one and setting its state runs only the library's own
-/// bookkeeping. Subpackages that load, download or run code are in the deny table,
-/// which is consulted first.
+/// bookkeeping. Their Cython reconstructors (`__pyx_unpickle_<Class>(cls, checksum,
+/// state)`, which check the layout and call `cls.__new__`) count as classes.
+/// Subpackages that load, download or run code are in the deny table, which is
+/// consulted first. `_loss` is scikit-learn's compiled loss module, which registers
+/// itself under that top-level name.
 pub(crate) const CLASS_PACKAGES: &[&str] = &[
     "sklearn.linear_model",
     "sklearn.tree",
@@ -213,6 +221,8 @@ pub(crate) const CLASS_PACKAGES: &[&str] = &[
     "sklearn.cross_decomposition",
     "sklearn.covariance",
     "sklearn._loss",
+    "_loss",
     "sklearn.metrics._dist_metrics",
     "torch.nn.modules",
+    "scipy.sparse",
 ];

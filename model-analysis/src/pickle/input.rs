@@ -80,6 +80,14 @@ pub(crate) enum ReadMode {
     Continuing,
 }
 
+/// Whether a FRAME's declared length fits in the stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FrameFit {
+    Fits,
+    /// Longer than what is left: CPython's C unpickler fails at the FRAME.
+    Short,
+}
+
 /// A payload: its bytes when short enough to keep, else only its length.
 pub(crate) enum Payload {
     Kept(Vec<u8>),
@@ -102,10 +110,12 @@ pub(crate) struct Input<S> {
     max_read: u64,
     deadline: Option<Instant>,
     anomaly: Option<FramingAnomaly>,
+    /// Frames as a reader with `peek` sees small ones: a hint, the stream stays linear.
+    linear: bool,
 }
 
 impl<S: PickleSource> Input<S> {
-    pub(crate) fn new(src: S, len: u64, max_read: u64, deadline: Option<Instant>) -> Self {
+    pub(crate) fn new(src: S, len: u64, max_read: u64, deadline: Option<Instant>, linear: bool) -> Self {
         // Small inputs (sniffed prefixes, short entries) get a small buffer: sniffing
         // runs on every file the sensor sees.
         let buf_len = usize::try_from(len.saturating_add(1)).unwrap_or(BUFFER_LEN).clamp(16, BUFFER_LEN);
@@ -121,6 +131,7 @@ impl<S: PickleSource> Input<S> {
             max_read,
             deadline,
             anomaly: None,
+            linear,
         }
     }
 
@@ -463,25 +474,37 @@ impl<S: PickleSource> Input<S> {
     }
 
     /// `load_frame` after its 8-byte length: the frame is read whole (failing when the
-    /// stream is shorter), unless it fits in what is left of the current frame.
-    pub(crate) fn frame(&mut self, len: u64) -> Result<(), Halt> {
+    /// stream is shorter), unless it fits in what is left of the current frame. In
+    /// linear mode (a reader with `peek`), the frame is only looked at.
+    pub(crate) fn frame(&mut self, len: u64) -> Result<FrameFit, Halt> {
+        if self.linear {
+            // The frame is peeked, not consumed: only its presence is checked.
+            return Ok(if len > self.len.saturating_sub(self.pos) {
+                FrameFit::Short
+            } else {
+                FrameFit::Fits
+            });
+        }
         let left = self.window_left();
         if self.window_end.is_some() && left > 0 {
             self.note_anomaly("a FRAME inside another frame");
         }
         if self.window_end.is_some() && len <= left {
-            return Ok(());
+            return Ok(FrameFit::Fits);
         }
         if len == 0 && self.window_end.is_none() {
-            return Ok(());
+            return Ok(FrameFit::Fits);
         }
         self.drop_window_for(len)?;
-        if len > self.len.saturating_sub(self.pos) {
-            // The unpickler reads the whole frame before running any opcode in it.
-            return Err(Halt::Truncated);
+        let available = self.len.saturating_sub(self.pos);
+        if len > available {
+            // The C unpickler reads the whole frame first and fails; the pure-Python
+            // one takes what there is as the frame.
+            self.window_end = Some(self.len);
+            return Ok(FrameFit::Short);
         }
         self.window_end = Some(self.pos + len);
-        Ok(())
+        Ok(FrameFit::Fits)
     }
 }
 
@@ -490,7 +513,7 @@ mod tests {
     use super::*;
 
     fn input(bytes: &[u8]) -> Input<Streamed<&[u8]>> {
-        Input::new(Streamed(bytes), bytes.len() as u64, u64::MAX, None)
+        Input::new(Streamed(bytes), bytes.len() as u64, u64::MAX, None, false)
     }
 
     #[test]
@@ -528,7 +551,7 @@ mod tests {
     #[test]
     fn a_frame_longer_than_the_stream_fails_at_once() {
         let mut i = input(b"abc");
-        assert!(matches!(i.frame(4), Err(Halt::Truncated)));
+        assert!(matches!(i.frame(4), Ok(FrameFit::Short)));
     }
 
     #[test]
@@ -561,8 +584,19 @@ mod tests {
     }
 
     #[test]
+    fn linear_mode_ignores_frame_boundaries() {
+        let mut i = Input::new(Streamed(&b"abcdefg"[..]), 7, u64::MAX, None, true);
+        i.frame(3).expect("frame");
+        assert_eq!(i.opcode().expect("op"), Some(b'a'));
+        assert_eq!(i.opcode().expect("op"), Some(b'b'));
+        assert_eq!(i.fixed(2).expect("fixed"), u64::from(u16::from_le_bytes(*b"cd")));
+        assert!(i.anomaly().is_none());
+        assert!(matches!(i.frame(10), Ok(FrameFit::Short)));
+    }
+
+    #[test]
     fn the_byte_cap_counts_reads() {
-        let mut i = Input::new(Streamed(&b"abcdef"[..]), 6, 3, None);
+        let mut i = Input::new(Streamed(&b"abcdef"[..]), 6, 3, None, false);
         assert!(i.fixed(3).is_ok());
         assert!(matches!(i.opcode(), Err(Halt::ByteLimit)));
     }

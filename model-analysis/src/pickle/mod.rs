@@ -152,14 +152,25 @@ impl Look {
     }
 }
 
-fn sniff_limits(max_bytes: u64, max_opcodes: Option<u64>) -> WalkLimits {
-    WalkLimits { max_bytes, max_stack: 4096, max_memo: 4096, max_opcodes, deadline: None }
+fn sniff_limits(max_bytes: u64, max_opcodes: Option<u64>, linear_frames: bool) -> WalkLimits {
+    WalkLimits { max_bytes, max_stack: 4096, max_memo: 4096, max_opcodes, deadline: None, linear_frames }
 }
 
 /// Looks at `prefix`, the first bytes of a stream of `total_len` bytes (`u64::MAX`
-/// when unknown): every pickle stream that fits in it.
+/// when unknown): every pickle stream that fits in it, read as an unbuffered and,
+/// when frames are inconsistent, as a buffered file would be.
 pub(crate) fn look_at_prefix(prefix: &[u8], total_len: u64) -> Look {
+    let (look, framing) = look_at_prefix_as(prefix, total_len, false);
+    if !framing {
+        return look;
+    }
+    let (linear, _) = look_at_prefix_as(prefix, total_len, true);
+    if linear.is_pickle(false) { linear } else { look }
+}
+
+fn look_at_prefix_as(prefix: &[u8], total_len: u64, linear: bool) -> (Look, bool) {
     let mut look = Look { valid: true, ..Look::default() };
+    let mut framing = false;
     let mut offset = 0usize;
     for index in 0.. {
         let rest = &prefix[offset.min(prefix.len())..];
@@ -167,9 +178,10 @@ pub(crate) fn look_at_prefix(prefix: &[u8], total_len: u64) -> Look {
             break;
         }
         let len = total_len.saturating_sub(offset as u64);
-        let walk = walker::walk(Streamed(rest), len, &sniff_limits(prefix.len() as u64, None));
+        let walk = walker::walk(Streamed(rest), len, &sniff_limits(prefix.len() as u64, None, linear));
         look.opcodes += walk.opcodes;
         look.ran_code |= !walk.imports.is_empty();
+        framing |= walk.framing.is_some();
         if index == 0 {
             look.proto = walk.protocol.is_some();
             look.complete = walk.end == End::Stop;
@@ -184,13 +196,14 @@ pub(crate) fn look_at_prefix(prefix: &[u8], total_len: u64) -> Look {
             }
         }
     }
-    look
+    (look, framing)
 }
 
 /// Checks whether `prefix` is (the start of) a pickle stream.
 #[must_use]
 pub fn check_prefix(prefix: &[u8]) -> PrefixVerdict {
-    let walk = walker::walk(Streamed(prefix), prefix.len() as u64, &sniff_limits(prefix.len() as u64, None));
+    let walk =
+        walker::walk(Streamed(prefix), prefix.len() as u64, &sniff_limits(prefix.len() as u64, None, false));
     match walk.end {
         End::Stop => PrefixVerdict::Complete { opcodes: walk.opcodes },
         End::Truncated => PrefixVerdict::ValidSoFar { opcodes: walk.opcodes },
@@ -202,18 +215,36 @@ pub fn check_prefix(prefix: &[u8]) -> PrefixVerdict {
 /// walked for a few hundred opcodes, payloads skipped by seeking (a pickle may open
 /// with a string longer than any prefix).
 pub(crate) fn sniff_file<R: Read + Seek>(src: &mut Source<'_, R>, lenient: bool) -> bool {
-    if src.seek_to(0).is_err() {
-        return false;
+    [false, true].into_iter().any(|linear| sniff_file_as(src, lenient, linear))
+}
+
+/// [`sniff_file`] for one reading of the frames: every stream in turn, for a few
+/// hundred opcodes in all.
+fn sniff_file_as<R: Read + Seek>(src: &mut Source<'_, R>, lenient: bool, linear: bool) -> bool {
+    let mut look = Look { valid: true, ..Look::default() };
+    let mut offset = 0u64;
+    for index in 0.. {
+        if offset >= src.len() || look.opcodes >= SNIFF_OPCODES || src.seek_to(offset).is_err() {
+            break;
+        }
+        let len = src.remaining();
+        let budget = Some(SNIFF_OPCODES - look.opcodes);
+        let walk = walker::walk(&mut *src, len, &sniff_limits(1 << 20, budget, linear));
+        look.opcodes += walk.opcodes;
+        look.ran_code |= !walk.imports.is_empty();
+        if index == 0 {
+            look.proto = walk.protocol.is_some();
+            look.complete = walk.end == End::Stop;
+        }
+        match walk.end {
+            End::Stop => offset += walk.next_offset.max(1),
+            End::Truncated | End::Limit(_) => break,
+            _ => {
+                look.valid = index > 0;
+                break;
+            }
+        }
     }
-    let len = src.len();
-    let walk = walker::walk(&mut *src, len, &sniff_limits(1 << 20, Some(SNIFF_OPCODES)));
-    let look = Look {
-        complete: walk.end == End::Stop,
-        valid: matches!(walk.end, End::Stop | End::Truncated | End::Limit(_)),
-        opcodes: walk.opcodes,
-        proto: walk.protocol.is_some(),
-        ran_code: !walk.imports.is_empty(),
-    };
     look.is_pickle(lenient)
 }
 
@@ -254,6 +285,11 @@ pub fn scan_pickle_bytes(bytes: &[u8], limits: &Limits) -> (PickleReport, Vec<Fi
 /// Walks the pickles stored back to back from `start` in a file, as repeated
 /// `load()` calls read them, until the end of the file or the first stream that does
 /// not parse (at most `max_streams`: NumPy reads one).
+///
+/// The walk reads frames as the C unpickler does from an unbuffered file. When a
+/// stream's frames are inconsistent, a buffered file (`open()`, which torch and
+/// `pickle.load` get) reads small frames as a plain stream instead: the file is then
+/// walked that way too, and what only that reading finds is loader-dependent.
 pub(crate) fn scan_sequence<R: Read + Seek>(
     src: &mut Source<'_, R>,
     start: u64,
@@ -261,10 +297,25 @@ pub(crate) fn scan_sequence<R: Read + Seek>(
     report: &mut PickleReport,
     scan: &mut Scan,
 ) {
+    if walk_sequence(src, start, max_streams, false, report, scan) {
+        walk_sequence(src, start, max_streams, true, report, scan);
+    }
+}
+
+/// One reading of the sequence; returns whether a stream had inconsistent frames.
+fn walk_sequence<R: Read + Seek>(
+    src: &mut Source<'_, R>,
+    start: u64,
+    max_streams: Option<usize>,
+    linear: bool,
+    report: &mut PickleReport,
+    scan: &mut Scan,
+) -> bool {
     let mut offset = start;
     let mut index = 0usize;
     // Once a stream diverges, the default unpickler never reaches the streams after it.
-    let mut diverged = false;
+    let mut diverged = linear;
+    let mut framing = false;
     while offset < src.len() && max_streams.is_none_or(|max| index < max) {
         if scan.out_of_time() {
             report_deadline(&format!("stream {index}"), offset, scan);
@@ -273,23 +324,33 @@ pub(crate) fn scan_sequence<R: Read + Seek>(
         if src.seek_to(offset).is_err() {
             break;
         }
-        let origin =
-            if index == 0 { "stream 0".to_owned() } else { format!("stream {index} (byte {offset})") };
+        let reading = if linear { ", read through a buffered file" } else { "" };
+        let origin = if index == 0 {
+            format!("stream 0{reading}")
+        } else {
+            format!("stream {index} (byte {offset}{reading})")
+        };
         let len = src.remaining();
         let context =
-            StreamContext { origin: &origin, offset, first: index == 0, after_divergence: diverged };
+            StreamContext { origin: &origin, offset, first: index == 0, after_divergence: diverged, linear };
         let outcome = scan_stream_at(&mut *src, &context, len, report, scan);
         diverged |= outcome.diverged;
-        report.stream_count += 1;
+        framing |= outcome.framing;
         index += 1;
+        if !linear {
+            report.stream_count += 1;
+        }
         match outcome.next {
             Some(next) if next > offset => offset = next,
             _ => {
-                report.trailing_bytes = src.len().saturating_sub(offset);
+                if !linear {
+                    report.trailing_bytes = src.len().saturating_sub(offset);
+                }
                 break;
             }
         }
     }
+    framing
 }
 
 /// Walks one pickle stream: a zip entry, an array's object data. `len` is its length
@@ -301,7 +362,7 @@ pub(crate) fn scan_stream<R: Read>(
     report: &mut PickleReport,
     scan: &mut Scan,
 ) {
-    let context = StreamContext { origin, offset: 0, first: true, after_divergence: false };
+    let context = StreamContext { origin, offset: 0, first: true, after_divergence: false, linear: false };
     scan_stream_at(Streamed(input), &context, len, report, scan);
     report.stream_count += 1;
 }
@@ -314,12 +375,17 @@ struct StreamContext<'a> {
     first: bool,
     /// An earlier stream diverged (see [`PickleStream::divergence`]).
     after_divergence: bool,
+    /// The second reading of a file with inconsistent frames, as a buffered reader
+    /// reads it: only what it adds is reported.
+    linear: bool,
 }
 
 struct StreamOutcome {
     /// Where the next stream starts, when this one parsed.
     next: Option<u64>,
     diverged: bool,
+    /// The stream's frames were inconsistent.
+    framing: bool,
 }
 
 /// Walks one stream and records it.
@@ -337,7 +403,7 @@ fn scan_stream_at<S: PickleSource>(
             FindingKind::PickleResourceLimit,
             format!("{origin}: not inspected, the pickle byte budget of the file is spent"),
         );
-        return StreamOutcome { next: None, diverged: false };
+        return StreamOutcome { next: None, diverged: false, framing: false };
     }
     let walk = walker::walk(
         src,
@@ -348,6 +414,7 @@ fn scan_stream_at<S: PickleSource>(
             max_memo: scan.limits.max_pickle_memo,
             max_opcodes: None,
             deadline: scan.deadline(),
+            linear_frames: context.linear,
         },
     );
     scan.pickle_bytes += walk.bytes_read;
@@ -355,6 +422,7 @@ fn scan_stream_at<S: PickleSource>(
     StreamOutcome {
         next: (walk.end == End::Stop).then(|| context.offset.saturating_add(walk.next_offset)),
         diverged: walk.divergence.is_some(),
+        framing: walk.framing.is_some(),
     }
 }
 
@@ -368,7 +436,7 @@ fn record(walk: &Walk, context: &StreamContext<'_>, report: &mut PickleReport, s
     if trailing {
         return;
     }
-    if report.streams.len() < MAX_STREAMS_RECORDED {
+    if !context.linear && report.streams.len() < MAX_STREAMS_RECORDED {
         report.streams.push(PickleStream {
             origin: clip(origin),
             offset,
@@ -383,7 +451,14 @@ fn record(walk: &Walk, context: &StreamContext<'_>, report: &mut PickleReport, s
         (0..walk.imports.len()).map(|i| walk.calls.iter().any(|c| c.callable as usize == i)).collect();
     for (site, &called) in walk.imports.iter().zip(&called) {
         let loader_dependent = site.loader_dependent || context.after_divergence;
-        record_import(site, called, loader_dependent, origin, report, scan);
+        let known = context.linear
+            && report
+                .imports
+                .iter()
+                .any(|i| *i.module == *lossy(&site.module) && *i.name == *lossy(&site.name));
+        if !known {
+            record_import(site, called, loader_dependent, origin, report, scan);
+        }
     }
     record_calls(walk, report);
     report_unresolved(walk, origin, scan);
@@ -396,7 +471,9 @@ fn record(walk: &Walk, context: &StreamContext<'_>, report: &mut PickleReport, s
             ),
         );
     }
-    report_end(walk, origin, first, scan);
+    if !context.linear || matches!(walk.end, End::Limit(_) | End::Deadline | End::Io(_)) {
+        report_end(walk, origin, first, scan);
+    }
 }
 
 fn lossy(bytes: &[u8]) -> String {

@@ -83,6 +83,9 @@ pub fn classify_import(module: &str, name: &str) -> (ImportVerdict, Option<&'sta
     let renamed_module = compat::python3_module(module);
     let written = format!("{module}.{name}");
     let renamed = format!("{renamed_module}.{name}");
+    // `__builtin__.reduce` is `functools.reduce` for CPython below protocol 3.
+    let (m3, n3) = compat::python3_name(module.as_bytes(), name.as_bytes());
+    let renamed_global = format!("{}.{}", m3.unwrap_or(module), n3.unwrap_or(name));
     let walks_dunders = |path: &str| path.split('.').any(|part| DUNDER_WALKS.contains(&part));
     if walks_dunders(&written) {
         return (ImportVerdict::Dangerous, Some("walks dunder attributes to the interpreter"));
@@ -91,7 +94,10 @@ pub fn classify_import(module: &str, name: &str) -> (ImportVerdict, Option<&'sta
     if ALLOWED.contains(&renamed.as_str()) {
         return (ImportVerdict::Allowed, None);
     }
-    if let Some(why) = dangerous_path(&written).or_else(|| dangerous_path(&renamed)) {
+    if let Some(why) = dangerous_path(&written)
+        .or_else(|| dangerous_path(&renamed))
+        .or_else(|| dangerous_path(&renamed_global))
+    {
         return (ImportVerdict::Dangerous, Some(why));
     }
     if allowed_by_pattern(renamed_module, name) {
@@ -158,9 +164,11 @@ fn is_identifier(name: &str) -> bool {
     !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
-/// A class name by convention: `CamelCase`, one identifier (no attribute path).
+/// A class name by convention: `CamelCase`, one identifier (no attribute path); or a
+/// Cython class's reconstructor.
 fn is_class_name(name: &str) -> bool {
-    is_identifier(name) && name.as_bytes()[0].is_ascii_uppercase()
+    let class = name.strip_prefix("__pyx_unpickle_").unwrap_or(name);
+    is_identifier(class) && class.as_bytes()[0].is_ascii_uppercase()
 }
 
 /// `torch.FloatStorage`, `torch.cuda.HalfStorage`, `torch.float16`, `torch.strided`...

@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Instant;
 
-use super::input::{FramingAnomaly, Halt, Input, PickleSource};
+use super::input::{FrameFit, FramingAnomaly, Halt, Input, PickleSource};
 use super::opcodes::{self as op};
 
 mod calls;
@@ -131,6 +131,8 @@ pub(crate) struct WalkLimits {
     pub(crate) max_memo: usize,
     pub(crate) max_opcodes: Option<u64>,
     pub(crate) deadline: Option<Instant>,
+    /// Read frames as a buffered (`peek`) reader does: a plain stream.
+    pub(crate) linear_frames: bool,
 }
 
 /// Why the machine stops, internally: a `Halt` from the input or an `End`.
@@ -174,7 +176,7 @@ struct Machine {
 
 /// Walks one pickle stream, up to and including its STOP.
 pub(crate) fn walk<S: PickleSource>(src: S, len: u64, limits: &WalkLimits) -> Walk {
-    let mut input = Input::new(src, len, limits.max_bytes, limits.deadline);
+    let mut input = Input::new(src, len, limits.max_bytes, limits.deadline, limits.linear_frames);
     let mut machine = Machine::new(limits);
     let end = machine.run(&mut input, limits);
     machine.walk.bytes = input.offset();
@@ -270,7 +272,9 @@ impl Machine {
                 if len > i64::MAX as u64 {
                     return Err(malformed("FRAME length exceeds the maximum size"));
                 }
-                input.frame(len)?;
+                if input.frame(len)? == FrameFit::Short {
+                    self.diverge("a FRAME longer than the data: the C unpickler stops, the pure-Python one runs what is there");
+                }
             }
             op::MARK => {
                 if self.marks.len() >= self.max_stack {

@@ -483,6 +483,46 @@ def legacy_torch(rng):
     return b"".join(parts) + storage
 
 
+def typed_program(rng):
+    """Random programs over typed values: containers filled, indexed, built and called
+    the right and the wrong way. A probe import after each step shows exactly where a
+    stream stops."""
+    w = Writer()
+    if rng.random() < 0.5:
+        w.op("PROTO", bytes([rng.randrange(2, 6)]))
+    pushes = [
+        lambda: w.op("NONE"), lambda: w.op("BININT1", bytes([rng.choice([0, 1, 2, 255])])),
+        lambda: w.op("BININT", struct.pack("<i", rng.choice([-1, -3, 0, 300]))), lambda: w.op("EMPTY_LIST"),
+        lambda: w.op("EMPTY_DICT"), lambda: w.op("EMPTY_SET"), lambda: w.op("EMPTY_TUPLE"),
+        lambda: w.op("SHORT_BINUNICODE", b"\x01k"), lambda: w.op("SHORT_BINUNICODE", b"\x00"),
+        lambda: w.op("SHORT_BINBYTES", b"\x02ab"), lambda: w.op("BYTEARRAY8", struct.pack("<Q", 2) + b"ab"),
+        lambda: w.op("BYTEARRAY8", struct.pack("<Q", 0)), lambda: w.op(rng.choice(["NEWTRUE", "NEWFALSE"])),
+        lambda: w.op("GLOBAL", b"stub\nobj\n"), lambda: w.op("FLOAT", b"0.0\n"),
+        lambda: (w.op("MARK"), w.op("EMPTY_LIST"), w.op("LIST")), lambda: w.op("MARK"),
+        lambda: (w.op("NONE"), w.op("EMPTY_DICT"), w.op("TUPLE2")),
+        lambda: (w.op("NONE"), w.op("EMPTY_DICT"), w.op("SHORT_BINUNICODE", b"\x01a"), w.op("NONE"),
+                 w.op("SETITEM"), w.op("TUPLE2")),
+        lambda: (w.op("BININT1", b"\x00"), w.op("NONE"), w.op("TUPLE2")),
+        lambda: (w.op("GLOBAL", b"stub\nfn\n"), w.op("EMPTY_TUPLE"), w.op("REDUCE")),
+    ]
+    ops = ["APPEND", "APPENDS", "SETITEM", "SETITEMS", "ADDITEMS", "BUILD", "TUPLE", "TUPLE1", "TUPLE2", "TUPLE3",
+           "FROZENSET", "DICT", "LIST", "REDUCE", "NEWOBJ", "NEWOBJ_EX", "OBJ", "READONLY_BUFFER", "DUP", "POP",
+           "POP_MARK", "MEMOIZE", "STACK_GLOBAL", "BINPERSID", "STOP"]
+    for i in range(rng.randrange(3, 25)):
+        if rng.random() < 0.55:
+            rng.choice(pushes)()
+        else:
+            name = rng.choice(ops)
+            w.op(name)
+            if name == "STOP":
+                break
+        if rng.random() < 0.4:
+            w.op("GLOBAL", b"probe\np%d\n" % i).op("POP")
+    if w.out[-1:] != OPCODES["STOP"]:
+        w.op("NONE").op("STOP")
+    return w.bytes()
+
+
 def mutate(rng, data):
     data = bytearray(data)
     for _ in range(rng.randrange(1, 4)):
@@ -506,7 +546,9 @@ def mutate(rng, data):
 
 def sample(rng, index):
     proto = index % 6
-    kind = index % 10
+    kind = index % 12
+    if kind >= 10:
+        return typed_program(rng)
     if kind == 0:
         return dumps_stream(rng, proto)
     if kind == 1:

@@ -28,7 +28,14 @@ impl Machine {
                 self.push(value)
             }
             op::INST => {
-                let mark = self.marker()?;
+                let Some(mark) = self.marks.pop() else {
+                    // The pure-Python unpickler imports first, then fails on the MARK.
+                    self.diverge("INST without MARK: the pure-Python unpickler imports before it fails");
+                    if let (Some(module), Some(name)) = self.two_lines(input, true)? {
+                        self.find_class(module, name, opcode.name)?;
+                    }
+                    return Err(malformed("could not find MARK"));
+                };
                 let (module, name) = self.two_lines(input, true)?;
                 let origin = match (module, name) {
                     (Some(module), Some(name)) => {
@@ -241,12 +248,27 @@ impl Machine {
         self.call(origin, &args, opcode.name)
     }
 
-    /// A call's argument tuple: a tuple, or an object the loader provides.
+    /// A call's argument tuple: a tuple, or an object the loader provides. The pure-
+    /// Python unpickler (joblib's, PyPy's) calls `f(*args)`, which takes any iterable.
     fn check_args(&mut self, args: &Value) -> Result<(), Stop> {
         match args {
             Value::Tuple(_) => Ok(()),
             Value::Stub(_) => {
                 self.diverge("a call whose argument tuple the loader provides");
+                Ok(())
+            }
+            Value::List(_)
+            | Value::Dict(_)
+            | Value::Set
+            | Value::FrozenSet
+            | Value::Str(_)
+            | Value::Bytes
+            | Value::ByteArray(_)
+            | Value::View => {
+                self.diverge(format!(
+                    "arguments in {}: the pure-Python unpickler calls with them",
+                    args.describe()
+                ));
                 Ok(())
             }
             other => Err(malformed(format!("argument list must be a tuple, not {}", other.describe()))),

@@ -128,6 +128,10 @@ impl Machine {
             return Ok(());
         }
         if !(len - x).is_multiple_of(2) {
+            // The pure-Python unpickler stores the pairs before it fails.
+            if let Value::Stub(origin) = self.stack[x - 1] {
+                self.touch(origin, via);
+            }
             return Err(malformed("odd number of items for SETITEMS"));
         }
         let target = self.stack[x - 1].clone();
@@ -223,38 +227,57 @@ impl Machine {
         }
     }
 
-    /// BUILD on a plain object (no `__setstate__`, no `__dict__`): only `None` or
-    /// `(None, {})` pass.
+    /// BUILD on a plain object (no `__setstate__`, no `__dict__`). The C unpickler
+    /// only takes `None` or `(None, {})`; the pure-Python one (joblib's, PyPy's) skips
+    /// any false state (`if state:`), so where only C fails the walk goes on.
     fn default_setstate(&mut self, state: &Value) -> Result<(), Stop> {
         let (first, slots) = match state {
-            Value::Tuple(t) if t.len == 2 => {
-                let Some((first, slots)) = t.pair.clone() else {
-                    return Err(malformed("state is not a dictionary"));
-                };
-                (first, Some(slots))
-            }
-            Value::None => (Slot::None, None),
-            Value::Stub(_) => (Slot::Stub, None),
-            Value::Dict(_) => return Err(malformed("the object has no __dict__ for its state")),
-            _ => return Err(malformed("state is not a dictionary")),
+            Value::Tuple(t) if t.len == 2 => match t.pair.clone() {
+                Some((first, slots)) => (first, Some(slots)),
+                None => (state.slot(), None),
+            },
+            other => (other.slot(), None),
         };
-        match first {
-            Slot::None => {}
-            Slot::Stub => self.diverge("BUILD with state the loader provides"),
-            Slot::Dict(_) => return Err(malformed("the object has no __dict__ for its state")),
-            Slot::Other => return Err(malformed("state is not a dictionary")),
-        }
-        match slots {
-            None => Ok(()),
-            Some(Slot::Dict(d)) if !d.non_empty.get() => Ok(()),
-            Some(Slot::Dict(_)) => Err(malformed("the object's attributes cannot be set")),
-            Some(Slot::Stub) => {
-                self.diverge("BUILD with slot state the loader provides");
+        match c_setstate(&first, slots.as_ref()) {
+            Ok(false) => Ok(()),
+            Ok(true) => {
+                self.diverge("BUILD with state the loader provides");
                 Ok(())
             }
-            Some(Slot::None | Slot::Other) => Err(malformed("slot state is not a dictionary")),
+            Err(why) => {
+                let python_may_pass =
+                    first.falsy() != Some(false) && slots.as_ref().is_none_or(|s| s.falsy() != Some(false));
+                if python_may_pass {
+                    self.diverge(format!(
+                        "BUILD: {why} for the C unpickler; the pure-Python one skips a false state"
+                    ));
+                    Ok(())
+                } else {
+                    Err(malformed(why))
+                }
+            }
         }
     }
+}
+
+/// `load_build`'s default state handling in C: `Ok(true)` when it depends on what a
+/// stub really is.
+fn c_setstate(first: &Slot, slots: Option<&Slot>) -> Result<bool, &'static str> {
+    let mut unknown = false;
+    match first {
+        Slot::None => {}
+        Slot::Stub => unknown = true,
+        Slot::Dict(_) => return Err("the object has no __dict__ for its state"),
+        Slot::Other { .. } => return Err("state is not a dictionary"),
+    }
+    match slots {
+        None => {}
+        Some(Slot::Dict(d)) if !d.non_empty.get() => {}
+        Some(Slot::Dict(_)) => return Err("the object's attributes cannot be set"),
+        Some(Slot::Stub) => unknown = true,
+        Some(Slot::None | Slot::Other { .. }) => return Err("slot state is not a dictionary"),
+    }
+    Ok(unknown)
 }
 
 /// `dict[key] = ...`: the key must be hashable.

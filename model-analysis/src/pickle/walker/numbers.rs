@@ -234,6 +234,35 @@ pub(crate) fn float_line(line: &[u8]) -> bool {
     text.parse::<f64>().is_ok_and(f64::is_finite)
 }
 
+/// Whether the pure-Python unpickler's `float(line)` parses `FLOAT`'s argument:
+/// surrounding whitespace and underscores between digits are fine, overflow is
+/// infinity. (joblib and PyPy use that unpickler.)
+pub(crate) fn python_float_line(line: &[u8]) -> bool {
+    if line.contains(&0) {
+        return false;
+    }
+    let start = line.iter().take_while(|&&b| is_space(b)).count();
+    let end = line.len() - line[start..].iter().rev().take_while(|&&b| is_space(b)).count();
+    let text = &line[start..end.max(start)];
+    let mut plain = Vec::with_capacity(text.len());
+    for (i, &b) in text.iter().enumerate() {
+        if b == b'_' {
+            let between_digits =
+                i > 0 && text[i - 1].is_ascii_digit() && text.get(i + 1).is_some_and(u8::is_ascii_digit);
+            if !between_digits {
+                return false;
+            }
+        } else {
+            plain.push(b);
+        }
+    }
+    let body = plain.strip_prefix(b"+").or_else(|| plain.strip_prefix(b"-")).unwrap_or(&plain);
+    if matches!(body.to_ascii_lowercase().as_slice(), b"inf" | b"infinity" | b"nan") {
+        return true;
+    }
+    decimal_float_len(body).is_some_and(|len| len == body.len())
+}
+
 /// Length of the longest prefix of `s` that is `digits [. digits] [e [sign] digits]`
 /// with at least one digit in the mantissa.
 fn decimal_float_len(s: &[u8]) -> Option<usize> {
@@ -323,6 +352,16 @@ mod tests {
         assert_eq!(memo_key_line(b"-1"), Some(-1));
         assert_eq!(memo_key_line(b"9223372036854775808"), None);
         assert_eq!(memo_key_line(b"1L"), None);
+    }
+
+    #[test]
+    fn python_floats_are_looser() {
+        for ok in [" 1.5", "1.5 ", "1_0", "1e999", "1.5\r", "1_0.2_5", "inf"] {
+            assert!(python_float_line(ok.as_bytes()), "{ok:?}");
+        }
+        for bad in ["1__0", "_1", "1_", "1.5\u{0}", "", "x", "1e"] {
+            assert!(!python_float_line(bad.as_bytes()), "{bad:?}");
+        }
     }
 
     #[test]

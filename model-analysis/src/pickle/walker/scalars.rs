@@ -50,7 +50,12 @@ impl Machine {
                 IntOrBool::Bool => Value::Bool,
             }),
             op::LONG => numbers::long_line(&line).map(Value::Int),
-            _ => numbers::float_line(&line).then_some(Value::Float),
+            _ if numbers::float_line(&line) => Some(Value::Float),
+            _ if numbers::python_float_line(&line) => {
+                self.diverge("a FLOAT the C unpickler rejects and the pure-Python one reads");
+                Some(Value::Float)
+            }
+            _ => None,
         };
         value.ok_or_else(|| malformed("could not convert the text argument to a number"))
     }

@@ -63,7 +63,22 @@ pub(crate) enum Slot {
     None,
     Dict(Rc<DictState>),
     Stub,
-    Other,
+    /// Anything else, and whether it is false in Python (`None` when unknown).
+    Other {
+        falsy: Option<bool>,
+    },
+}
+
+impl Slot {
+    /// Whether the item is false in Python (`if state:`), when known.
+    pub(crate) fn falsy(&self) -> Option<bool> {
+        match self {
+            Self::None => Some(true),
+            Self::Dict(d) => Some(!d.non_empty.get()),
+            Self::Stub => None,
+            Self::Other { falsy } => *falsy,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -108,12 +123,33 @@ impl Value {
         matches!(self, Self::Stub(_))
     }
 
-    fn slot(&self) -> Slot {
+    pub(crate) fn slot(&self) -> Slot {
         match self {
             Self::None => Slot::None,
             Self::Dict(d) => Slot::Dict(Rc::clone(d)),
             Self::Stub(_) => Slot::Stub,
-            _ => Slot::Other,
+            other => Slot::Other { falsy: other.falsy() },
+        }
+    }
+
+    /// Whether the value is false in Python, when the walk knows.
+    pub(crate) fn falsy(&self) -> Option<bool> {
+        match self {
+            Self::None => Some(true),
+            Self::Int(IntValue::Small(v)) => Some(*v == 0),
+            Self::Int(IntValue::Big) => Some(false),
+            Self::Str(Text::Known(t)) => Some(t.is_empty()),
+            Self::Str(Text::TooLong) => Some(false),
+            Self::ByteArray(len) | Self::List(len) => Some(len.get() == 0),
+            Self::Tuple(t) => Some(t.len == 0),
+            Self::Dict(d) => Some(!d.non_empty.get()),
+            Self::Bool
+            | Self::Float
+            | Self::Bytes
+            | Self::View
+            | Self::Set
+            | Self::FrozenSet
+            | Self::Stub(_) => None,
         }
     }
 
