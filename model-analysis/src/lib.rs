@@ -73,6 +73,10 @@ pub fn analyze<R: Read + Seek>(
         format = Format::Pickle;
     }
     let mut report = run(&mut src, format, &prefix, &mut scan);
+    if !report.format.is_pickle_based() {
+        let format_name = format!("{:?}", report.format);
+        pickle::scan_polyglot(&mut src, &format_name, &mut report.pickle, &mut scan);
+    }
     if let Some(name) = name {
         if let Some(finding) = extension_mismatch(name, report.format) {
             scan.report(finding);

@@ -323,3 +323,26 @@ fn framing_tricks() {
         .finish();
     assert_at_least_high(&bytes, "STOP inside a frame");
 }
+
+#[test]
+fn polyglots_are_also_walked_as_pickles() {
+    // GGUF magic, then a pickle: `GGUF` is BINFLOAT with 8 bytes of argument.
+    let mut bytes = b"GGUF\x03\x00\x00\x00\x00".to_vec();
+    bytes.extend_from_slice(b"0");
+    bytes.extend_from_slice(&global_call("os", "system", "id"));
+    let report = analyze(&bytes);
+    assert_eq!(report.format, Format::Gguf);
+    assert_eq!(report.max_severity(), Some(Severity::Critical), "{}", findings(&report));
+    assert!(report.has_finding(model_analysis::FindingKind::PicklePolyglot));
+    // An HDF5 signature at byte 512 (a user block), inside a pickle string.
+    let mut bytes = global_call("os", "system", "id");
+    bytes.pop();
+    bytes.extend_from_slice(b"0X");
+    let pad = 512 - bytes.len() - 4;
+    bytes.extend_from_slice(&u32::try_from(pad + 8).expect("small").to_le_bytes());
+    bytes.resize(512, b' ');
+    bytes.extend_from_slice(b"\x89HDF\r\n\x1a\n");
+    bytes.extend_from_slice(b"0N.");
+    let report = analyze(&bytes);
+    assert_eq!(report.max_severity(), Some(Severity::Critical), "{:?}: {}", report.format, findings(&report));
+}

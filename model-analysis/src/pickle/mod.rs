@@ -215,12 +215,41 @@ pub fn check_prefix(prefix: &[u8]) -> PrefixVerdict {
 /// walked for a few hundred opcodes, payloads skipped by seeking (a pickle may open
 /// with a string longer than any prefix).
 pub(crate) fn sniff_file<R: Read + Seek>(src: &mut Source<'_, R>, lenient: bool) -> bool {
-    [false, true].into_iter().any(|linear| sniff_file_as(src, lenient, linear))
+    [false, true].into_iter().any(|linear| sniff_file_as(src, linear).is_pickle(lenient))
+}
+
+/// A file identified as another format may still be a pickle to `pickle.load` (a
+/// polyglot: `torch.load` unpickles any file that is not a zip, whatever its magic).
+/// When `load()` would import something from it, its streams are walked too.
+pub(crate) fn scan_polyglot<R: Read + Seek>(
+    src: &mut Source<'_, R>,
+    format_name: &str,
+    pickle: &mut Option<PickleReport>,
+    scan: &mut Scan,
+) {
+    if ![false, true].into_iter().any(|linear| sniff_file_as(src, linear).ran_code) {
+        return;
+    }
+    scan.find(
+        FindingKind::PicklePolyglot,
+        format!("the {format_name} file is also a pickle whose load() imports: its streams were walked too"),
+    );
+    let mut raw = PickleReport::default();
+    scan_sequence(src, 0, None, &mut raw, scan);
+    match pickle {
+        None => *pickle = Some(raw),
+        Some(report) => {
+            report.streams.extend(raw.streams);
+            report.stream_count += raw.stream_count;
+            report.imports.extend(raw.imports);
+            report.calls.extend(raw.calls);
+        }
+    }
 }
 
 /// [`sniff_file`] for one reading of the frames: every stream in turn, for a few
 /// hundred opcodes in all.
-fn sniff_file_as<R: Read + Seek>(src: &mut Source<'_, R>, lenient: bool, linear: bool) -> bool {
+fn sniff_file_as<R: Read + Seek>(src: &mut Source<'_, R>, linear: bool) -> Look {
     let mut look = Look { valid: true, ..Look::default() };
     let mut offset = 0u64;
     for index in 0.. {
@@ -245,7 +274,7 @@ fn sniff_file_as<R: Read + Seek>(src: &mut Source<'_, R>, lenient: bool, linear:
             }
         }
     }
-    look.is_pickle(lenient)
+    look
 }
 
 impl<R: Read + Seek> PickleSource for Source<'_, R> {
