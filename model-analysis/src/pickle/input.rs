@@ -20,6 +20,7 @@
 //! strings) are skipped without being held, by seeking when the source can.
 
 use std::io::{self, Read};
+use std::rc::Rc;
 use std::time::Instant;
 
 const BUFFER_LEN: usize = 64 * 1024;
@@ -90,7 +91,7 @@ pub(crate) enum FrameFit {
 
 /// A payload: its bytes when short enough to keep, else only its length.
 pub(crate) enum Payload {
-    Kept(Vec<u8>),
+    Kept(Rc<[u8]>),
     Dropped,
 }
 
@@ -264,8 +265,28 @@ impl<S: PickleSource> Input<S> {
         Ok(())
     }
 
+    /// Takes `n` bytes straight from the buffer when they are there and inside the
+    /// current frame (the common case): no drop, no refill.
+    fn fast_take(&mut self, n: usize) -> Option<&[u8]> {
+        let inside_window = self.window_end.is_none_or(|end| self.pos + n as u64 <= end);
+        if self.end - self.start < n || !inside_window || self.read + n as u64 > self.max_read {
+            return None;
+        }
+        let start = self.start;
+        self.start += n;
+        self.pos += n as u64;
+        self.read += n as u64;
+        if self.window_end == Some(self.pos) {
+            self.window_end = None;
+        }
+        Some(&self.buf[start..start + n])
+    }
+
     /// The next opcode byte; `None` at the end of the stream.
     pub(crate) fn opcode(&mut self) -> Result<Option<u8>, Halt> {
+        if let Some(&[byte]) = self.fast_take(1) {
+            return Ok(Some(byte));
+        }
         self.drop_window_for(1)?;
         let byte = self.take_byte()?;
         self.leave_window_if_done();
@@ -274,6 +295,11 @@ impl<S: PickleSource> Input<S> {
 
     /// A fixed-size little-endian argument of at most 8 bytes.
     pub(crate) fn fixed(&mut self, len: u8) -> Result<u64, Halt> {
+        if let Some(bytes) = self.fast_take(usize::from(len)) {
+            let mut raw = [0u8; 8];
+            raw[..bytes.len()].copy_from_slice(bytes);
+            return Ok(u64::from_le_bytes(raw));
+        }
         self.drop_window_for(u64::from(len))?;
         if u64::from(len) > self.len.saturating_sub(self.pos) {
             return Err(Halt::Truncated);
@@ -289,6 +315,12 @@ impl<S: PickleSource> Input<S> {
 
     /// `n` bytes of payload, kept when at most `keep` long.
     pub(crate) fn payload(&mut self, n: u64, keep: usize, mode: ReadMode) -> Result<Payload, Halt> {
+        if n <= keep as u64
+            && n <= 4096
+            && let Some(bytes) = self.fast_take(usize::try_from(n).unwrap_or(usize::MAX))
+        {
+            return Ok(Payload::Kept(Rc::from(bytes)));
+        }
         match mode {
             ReadMode::Dropping => self.drop_window_for(n)?,
             ReadMode::Continuing => {
@@ -300,8 +332,11 @@ impl<S: PickleSource> Input<S> {
         if n > self.len.saturating_sub(self.pos) {
             return Err(Halt::Truncated);
         }
-        let payload =
-            if n <= keep as u64 { Payload::Kept(self.read_kept(n)?) } else { self.read_dropped(n)? };
+        let payload = if n <= keep as u64 {
+            Payload::Kept(Rc::from(self.read_kept(n)?))
+        } else {
+            self.read_dropped(n)?
+        };
         self.leave_window_if_done();
         Ok(payload)
     }
@@ -569,7 +604,7 @@ mod tests {
         let Payload::Kept(bytes) = i.payload(4, 64, ReadMode::Continuing).expect("payload") else {
             panic!("kept");
         };
-        assert_eq!(bytes, b"abcd");
+        assert_eq!(&*bytes, b"abcd");
     }
 
     #[test]

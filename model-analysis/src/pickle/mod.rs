@@ -19,6 +19,7 @@ mod opcodes;
 mod policy;
 mod walker;
 
+use std::collections::HashMap;
 use std::io::{Read, Seek};
 
 use serde::Serialize;
@@ -69,6 +70,9 @@ pub struct PickleStream {
     /// decodes Python 2 strings as UTF-8, a process may have registered extension
     /// codes...): the walk went on, and marks what it found after as loader-dependent.
     pub divergence: Option<String>,
+    /// Where its frames are inconsistent, so that buffered and unbuffered readers run
+    /// different opcodes (a finding too).
+    pub framing: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -474,19 +478,35 @@ fn record(walk: &Walk, context: &StreamContext<'_>, report: &mut PickleReport, s
             bytes: walk.bytes,
             complete,
             divergence: walk.divergence.as_ref().map(|d| clip(&format!("at byte {}: {}", d.offset, d.why))),
+            framing: walk.framing.as_ref().map(|f| format!("at byte {}: {}", f.offset, f.what)),
         });
     }
-    let called: Vec<bool> =
-        (0..walk.imports.len()).map(|i| walk.calls.iter().any(|c| c.callable as usize == i)).collect();
+    let mut called = vec![false; walk.imports.len()];
+    for call in &walk.calls {
+        if let Some(slot) = called.get_mut(call.callable as usize) {
+            *slot = true;
+        }
+    }
+    let mut index: HashMap<(String, String), usize> = report
+        .imports
+        .iter()
+        .enumerate()
+        .map(|(i, import)| ((import.module.clone(), import.name.clone()), i))
+        .collect();
     for (site, &called) in walk.imports.iter().zip(&called) {
         let loader_dependent = site.loader_dependent || context.after_divergence;
-        let known = context.linear
-            && report
-                .imports
-                .iter()
-                .any(|i| *i.module == *lossy(&site.module) && *i.name == *lossy(&site.name));
-        if !known {
-            record_import(site, called, loader_dependent, origin, report, scan);
+        let key = (lossy(&site.module), lossy(&site.name));
+        match index.get(&key) {
+            // The buffered reading only reports what the first reading did not see.
+            Some(_) if context.linear => {}
+            Some(&i) => merge_import(&mut report.imports[i], site, called, loader_dependent, origin, scan),
+            None => {
+                if let Some(i) =
+                    record_import(key.clone(), site, called, loader_dependent, origin, report, scan)
+                {
+                    index.insert(key, i);
+                }
+            }
         }
     }
     record_calls(walk, report);
@@ -509,16 +529,16 @@ fn lossy(bytes: &[u8]) -> String {
     clip(&String::from_utf8_lossy(bytes))
 }
 
+/// A new import: judged, reported, and recorded while the report has room (its index).
 fn record_import(
+    (module, name): (String, String),
     site: &walker::ImportSite,
     called: bool,
     loader_dependent: bool,
     origin: &str,
     report: &mut PickleReport,
     scan: &mut Scan,
-) {
-    let module = lossy(&site.module);
-    let name = lossy(&site.name);
+) -> Option<usize> {
     let written = site.written.as_ref().map(|(m, n)| (lossy(m), lossy(n)));
     let (mut verdict, mut reason) = classify_import(&module, &name);
     if let Some((m, n)) = &written {
@@ -527,6 +547,60 @@ fn record_import(
             (verdict, reason) = (v, r);
         }
     }
+    let room = report.imports.len() < MAX_IMPORTS_RECORDED;
+    // Past the report's cap, only what is high or worse is still worth a message.
+    if room || verdict == ImportVerdict::Dangerous || called {
+        report_import(&module, &name, verdict, reason, called, loader_dependent, origin, scan);
+    }
+    if !room {
+        return None;
+    }
+    report.imports.push(PickleImport {
+        module,
+        name,
+        written_as: written.map(|(m, n)| format!("{m}.{n}")),
+        verdict,
+        reason: reason.map(str::to_owned),
+        opcode: site.via.to_owned(),
+        count: site.count,
+        origin: clip(origin),
+        called,
+        loader_dependent,
+    });
+    Some(report.imports.len() - 1)
+}
+
+/// An import seen before: counted; reported again only when it is now called.
+fn merge_import(
+    existing: &mut PickleImport,
+    site: &walker::ImportSite,
+    called: bool,
+    loader_dependent: bool,
+    origin: &str,
+    scan: &mut Scan,
+) {
+    existing.count += site.count;
+    existing.loader_dependent &= loader_dependent;
+    if called && !existing.called {
+        existing.called = true;
+        if existing.verdict == ImportVerdict::Unknown {
+            let (module, name) = (existing.module.clone(), existing.name.clone());
+            report_import(&module, &name, existing.verdict, None, true, loader_dependent, origin, scan);
+        }
+    }
+}
+
+#[expect(clippy::too_many_arguments, reason = "one finding's facts; a struct would only rename them")]
+fn report_import(
+    module: &str,
+    name: &str,
+    verdict: ImportVerdict,
+    reason: Option<&str>,
+    called: bool,
+    loader_dependent: bool,
+    origin: &str,
+    scan: &mut Scan,
+) {
     let path = format!("{module}.{name}");
     let reached =
         if loader_dependent { " (reached by loaders that go past a default-unpickler error)" } else { "" };
@@ -548,42 +622,30 @@ fn record_import(
         ),
         ImportVerdict::Allowed => {}
     }
-    if let Some(existing) = report.imports.iter_mut().find(|i| i.module == module && i.name == name) {
-        existing.count += site.count;
-        existing.called |= called;
-        existing.loader_dependent &= loader_dependent;
-    } else if report.imports.len() < MAX_IMPORTS_RECORDED {
-        report.imports.push(PickleImport {
-            module,
-            name,
-            written_as: written.map(|(m, n)| format!("{m}.{n}")),
-            verdict,
-            reason: reason.map(str::to_owned),
-            opcode: site.via.to_owned(),
-            count: site.count,
-            origin: clip(origin),
-            called,
-            loader_dependent,
-        });
-    }
 }
 
 fn record_calls(walk: &Walk, report: &mut PickleReport) {
+    let names: Vec<String> = walk
+        .imports
+        .iter()
+        .map(|site| clip(&format!("{}.{}", lossy(&site.module), lossy(&site.name))))
+        .collect();
+    let mut index: HashMap<(String, String), usize> =
+        report.calls.iter().enumerate().map(|(i, c)| ((c.callable.clone(), c.opcode.clone()), i)).collect();
     for call in &walk.calls {
-        let Some(site) = walk.imports.get(call.callable as usize) else {
+        let Some(callable) = names.get(call.callable as usize) else {
             continue;
         };
-        let callable = clip(&format!(
-            "{}.{}",
-            String::from_utf8_lossy(&site.module),
-            String::from_utf8_lossy(&site.name)
-        ));
-        if let Some(existing) =
-            report.calls.iter_mut().find(|c| c.callable == callable && c.opcode == call.via)
-        {
-            existing.count += call.count;
+        let key = (callable.clone(), call.via.to_owned());
+        if let Some(&i) = index.get(&key) {
+            report.calls[i].count += call.count;
         } else if report.calls.len() < MAX_IMPORTS_RECORDED {
-            report.calls.push(PickleCall { callable, opcode: call.via.to_owned(), count: call.count });
+            report.calls.push(PickleCall {
+                callable: key.0.clone(),
+                opcode: key.1.clone(),
+                count: call.count,
+            });
+            index.insert(key, report.calls.len() - 1);
         }
     }
 }

@@ -110,10 +110,17 @@ pub fn classify_import(module: &str, name: &str) -> (ImportVerdict, Option<&'sta
 /// attribute path through one reaches that module.
 const ALIASES: &[(&str, &str)] = &[("np", "numpy"), ("pd", "pandas"), ("tf", "tensorflow")];
 
+/// Longest dotted path judged part by part: no real module and attribute path comes
+/// close, and judging a longer one would cost time quadratic in its length.
+const MAX_JUDGED_PARTS: usize = 64;
+
 /// Judges a whole dotted path (module and attribute path together).
 #[must_use]
 pub(crate) fn dangerous_path(path: &str) -> Option<&'static str> {
-    let parts: Vec<&str> = path.split('.').collect();
+    let parts: Vec<&str> = path.split('.').take(MAX_JUDGED_PARTS + 1).collect();
+    if parts.len() > MAX_JUDGED_PARTS || path.len() > 4096 {
+        return Some("an attribute path too long to be real");
+    }
     if parts.iter().any(|part| DUNDER_WALKS.contains(part)) {
         return Some("walks dunder attributes to the interpreter");
     }

@@ -89,7 +89,7 @@ impl Machine {
         // CPython 3.11 reads the 4-byte length unsigned.
         let len = input.fixed(if opcode.byte == op::SHORT_BINSTRING { 1 } else { 4 })?;
         match input.payload(len, KEEP_STR, ReadMode::Dropping)? {
-            Payload::Kept(bytes) => Ok(self.py2_str(Py2Str::from_bytes(bytes))),
+            Payload::Kept(bytes) => Ok(self.py2_str(Py2Str::from_bytes(bytes.to_vec()))),
             Payload::Dropped => {
                 self.diverge("a Python 2 string too long to check for ASCII");
                 Ok(Value::Str(Text::TooLong))
@@ -114,7 +114,7 @@ impl Machine {
                 if !text::utf8_surrogatepass(&bytes) {
                     return Err(malformed("'utf-8' codec can't decode the string"));
                 }
-                Ok(Value::Str(Text::Known(Rc::from(bytes))))
+                Ok(Value::Str(Text::Known(bytes)))
             }
             Payload::Dropped => {
                 self.diverge("a string too long to check for valid UTF-8");

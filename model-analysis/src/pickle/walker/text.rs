@@ -167,6 +167,9 @@ pub(crate) fn raw_unicode_escape(line: &[u8]) -> Result<Vec<u8>, &'static str> {
 
 /// Whether `bytes` decode as UTF-8 with `surrogatepass` (`BINUNICODE` and friends).
 pub(crate) fn utf8_surrogatepass(bytes: &[u8]) -> bool {
+    if bytes.is_ascii() {
+        return true;
+    }
     let mut i = 0;
     while i < bytes.len() {
         let b = bytes[i];
