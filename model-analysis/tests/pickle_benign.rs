@@ -104,3 +104,14 @@ fn zip_members_are_identified_by_content() {
     );
     assert!(report.pickle.is_none(), "{:?}", report.pickle);
 }
+
+#[test]
+fn joblib_dumps_are_clean() {
+    let root = Root::host().expect("host root");
+    let files = fixtures("joblib");
+    assert!(files.len() >= 7, "only {} fixtures", files.len());
+    for path in files {
+        let (report, _) = analyze_path(&root, &path, &Limits::default()).expect("analyse");
+        assert_clean(&report, &path.display().to_string());
+    }
+}

@@ -346,3 +346,77 @@ fn polyglots_are_also_walked_as_pickles() {
     let report = analyze(&bytes);
     assert_eq!(report.max_severity(), Some(Severity::Critical), "{:?}: {}", report.format, findings(&report));
 }
+
+/// A `joblib.dump` of one float32 array of `shape`, its raw bytes `data`, then `after`
+/// (opcodes the stream goes on with).
+fn joblib_array(dtype: &str, shape: &[u8], aligned: bool, data: &[u8], after: &[u8]) -> Vec<u8> {
+    let mut state = Pickle::new().empty_dict().mark().short_unicode("shape").mark();
+    for &d in shape {
+        state = state.binint1(d);
+    }
+    state = state
+        .tuple()
+        .short_unicode("dtype")
+        .short_unicode("numpy")
+        .short_unicode("dtype")
+        .stack_global()
+        .short_unicode(dtype)
+        .op(0x89)
+        .op(0x88)
+        .op(0x87)
+        .reduce()
+        .mark()
+        .binint1(3)
+        .short_unicode("<")
+        .none()
+        .none()
+        .none()
+        .binint1(255)
+        .binint1(255)
+        .binint1(0)
+        .tuple()
+        .build();
+    if aligned {
+        state = state.short_unicode("numpy_array_alignment_bytes").binint1(16);
+    }
+    let mut p = Pickle::new()
+        .proto(4)
+        .short_unicode("joblib.numpy_pickle")
+        .short_unicode("NumpyArrayWrapper")
+        .stack_global()
+        .empty_tuple()
+        .newobj()
+        .raw(&state.op(b'u').finish())
+        .build()
+        .finish();
+    if aligned {
+        p.push(3);
+        p.extend_from_slice(&[0xff; 3]);
+    }
+    p.extend_from_slice(data);
+    p.extend_from_slice(after);
+    p
+}
+
+#[test]
+fn joblib_files_are_read_both_ways() {
+    let payload = global_call("os", "system", "id");
+    // Clean: the array, then the end of the stream.
+    let clean = joblib_array("f4", &[2, 2], true, &[0; 16], b".");
+    assert!(analyze(&clean).max_severity() < Some(Severity::Medium), "{}", findings(&analyze(&clean)));
+    // What only joblib.load reaches: a payload after the array.
+    let mut after = b"0".to_vec();
+    after.extend_from_slice(&payload);
+    assert_critical(&joblib_array("f4", &[2, 2], true, &[0; 16], &after), "payload after a joblib array");
+    // What only pickle.load runs: array bytes that are opcodes (an unaligned array).
+    let mut data = payload.clone();
+    data.resize(64, b'N');
+    assert_critical(&joblib_array("f4", &[4, 4], false, &data, b"."), "payload as array bytes");
+    // An array of objects: a nested pickle.
+    let mut nested = Pickle::new().proto(2).raw(&payload).finish();
+    nested.extend_from_slice(b"0N.");
+    assert_critical(
+        &joblib_array("O8", &[1], false, &nested[..nested.len() - 3], b"0N."),
+        "payload in an object array",
+    );
+}

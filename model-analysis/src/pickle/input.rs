@@ -265,6 +265,33 @@ impl<S: PickleSource> Input<S> {
         Ok(())
     }
 
+    /// Bytes left in the stream.
+    pub(crate) fn remaining(&self) -> u64 {
+        self.len.saturating_sub(self.pos)
+    }
+
+    /// Up to `max` of the next bytes, without consuming them.
+    pub(crate) fn peek_ahead(&mut self, max: usize) -> Result<Vec<u8>, Halt> {
+        let want = usize::try_from(self.remaining()).unwrap_or(usize::MAX).min(max);
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.buf.len() < want {
+            self.buf.resize(want, 0);
+        }
+        while self.end < want {
+            match self.src.read(&mut self.buf[self.end..want]) {
+                Ok(0) => break,
+                Ok(n) => self.end += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Halt::Io(e)),
+            }
+        }
+        Ok(self.buf[..self.end.min(want)].to_vec())
+    }
+
     /// Takes `n` bytes straight from the buffer when they are there and inside the
     /// current frame (the common case): no drop, no refill.
     fn fast_take(&mut self, n: usize) -> Option<&[u8]> {

@@ -25,6 +25,7 @@ use super::opcodes::{self as op};
 
 mod calls;
 mod containers;
+mod joblib;
 mod numbers;
 mod scalars;
 mod text;
@@ -167,6 +168,13 @@ struct Machine {
     proto: u8,
     /// Set when a PUT's key could not be read: a GET that misses may be that key.
     memo_uncertain: bool,
+    /// Inside a nested `pickle.load` (joblib's object arrays), or a copy walking what
+    /// the default unpickler makes of joblib's array bytes: no joblib reading there.
+    nested: bool,
+    /// joblib's array that follows the wrapper BUILD just finished.
+    pending_array: Option<joblib::JoblibArray>,
+    /// dtype codes seen in `numpy.dtype(...)` calls (see [`value::Origin::Dtype`]).
+    dtype_codes: Vec<Rc<[u8]>>,
     import_index: HashMap<(Name, Name), u32>,
     call_index: HashMap<(u32, &'static str), usize>,
     /// Offset of the opcode being run.
@@ -197,6 +205,9 @@ impl Machine {
             max_memo: limits.max_memo,
             proto: 0,
             memo_uncertain: false,
+            nested: false,
+            pending_array: None,
+            dtype_codes: Vec::new(),
             import_index: HashMap::new(),
             call_index: HashMap::new(),
             at: 0,
@@ -239,7 +250,11 @@ impl Machine {
                 return End::Malformed(format!("invalid load key {byte:#04x} at offset {}", self.at));
             };
             self.walk.opcodes += 1;
-            match self.step(opcode, input) {
+            let mut result = self.step(opcode, input);
+            if let (Ok(false), Some(array)) = (&result, self.pending_array.take()) {
+                result = self.joblib_array(array, input, limits).map(|()| false);
+            }
+            match result {
                 Ok(true) => return End::Stop,
                 Ok(false) => {}
                 Err(Stop::Halt(halt)) => return halt_to_end(halt),

@@ -523,6 +523,53 @@ def typed_program(rng):
     return w.bytes()
 
 
+def joblib_like(rng):
+    """A joblib.dump shape: a NumpyArrayWrapper, then the array's bytes inside the
+    stream (which pickle.load reads as opcodes), or a nested pickle for objects."""
+    w = Writer()
+    w.op("PROTO", b"\x04")
+    w.op("SHORT_BINUNICODE", b"\x13joblib.numpy_pickle").op("SHORT_BINUNICODE", b"\x11NumpyArrayWrapper")
+    w.op("STACK_GLOBAL").op("EMPTY_TUPLE").op("NEWOBJ").op("EMPTY_DICT").op("MARK")
+    w.op("SHORT_BINUNICODE", b"\x05shape")
+    dims = [rng.randrange(1, 4) for _ in range(rng.randrange(3))]
+    w.op("MARK")
+    for d in dims:
+        w.op("BININT1", bytes([d]))
+    w.op("TUPLE")
+    objects = rng.random() < 0.25
+    code = b"O8" if objects else rng.choice([b"f4", b"i8", b"u1", b"f8"])
+    w.op("SHORT_BINUNICODE", b"\x05dtype").op("SHORT_BINUNICODE", b"\x05numpy").op("SHORT_BINUNICODE", b"\x05dtype")
+    w.op("STACK_GLOBAL").op("SHORT_BINUNICODE", bytes([len(code)]) + code).op("NEWFALSE").op("NEWTRUE").op("TUPLE3")
+    w.op("REDUCE")
+    aligned = rng.random() < 0.5
+    if aligned:
+        w.op("SHORT_BINUNICODE", b"\x1bnumpy_array_alignment_bytes").op("BININT1", b"\x10")
+    w.op("SETITEMS").op("BUILD")
+    count = 1
+    for d in dims:
+        count *= d
+    if objects:
+        w.raw(payload(rng, 2))
+    else:
+        if aligned:
+            pad = rng.randrange(16)
+            w.raw(bytes([pad]) + b"\xff" * pad)
+        size = count * int(code[1:])
+        style = rng.randrange(3)
+        if style == 0:
+            data = bytes(rng.randrange(256) for _ in range(size))
+        elif style == 1:
+            data = (payload(rng, 0) + b"N" * size)[:size]
+        else:
+            data = b"\x00" * size
+        w.raw(data)
+    if rng.random() < 0.5:
+        w.op("POP").raw(payload(rng, 0))
+    else:
+        w.op("STOP")
+    return w.bytes()
+
+
 def mutate(rng, data):
     data = bytearray(data)
     for _ in range(rng.randrange(1, 4)):
@@ -546,7 +593,9 @@ def mutate(rng, data):
 
 def sample(rng, index):
     proto = index % 6
-    kind = index % 12
+    kind = index % 13
+    if kind == 12:
+        return joblib_like(rng)
     if kind >= 10:
         return typed_program(rng)
     if kind == 0:

@@ -142,6 +142,19 @@ impl Machine {
         Ok(index)
     }
 
+    /// Records an import another walk made (see `joblib::adopt`): loader-dependent if
+    /// it was there, or if this walk has diverged.
+    pub(super) fn record_import_site(&mut self, site: &ImportSite) -> Result<u32, Stop> {
+        let loader_dependent = site.loader_dependent || self.walk.divergence.is_some();
+        self.record_import_as(
+            Rc::clone(&site.module),
+            Rc::clone(&site.name),
+            site.written.clone(),
+            site.via,
+            loader_dependent,
+        )
+    }
+
     fn record_import(
         &mut self,
         module: Name,
@@ -149,9 +162,23 @@ impl Machine {
         written: Option<(Name, Name)>,
         via: &'static str,
     ) -> Result<u32, Stop> {
+        let loader_dependent = self.walk.divergence.is_some();
+        self.record_import_as(module, name, written, via, loader_dependent)
+    }
+
+    fn record_import_as(
+        &mut self,
+        module: Name,
+        name: Name,
+        written: Option<(Name, Name)>,
+        via: &'static str,
+        loader_dependent: bool,
+    ) -> Result<u32, Stop> {
         let key = (module, name);
         if let Some(&index) = self.import_index.get(&key) {
-            self.walk.imports[index as usize].count += 1;
+            let site = &mut self.walk.imports[index as usize];
+            site.count += 1;
+            site.loader_dependent &= loader_dependent;
             return Ok(index);
         }
         if self.walk.imports.len() >= MAX_DISTINCT_IMPORTS {
@@ -164,7 +191,7 @@ impl Machine {
             written,
             via,
             count: 1,
-            loader_dependent: self.walk.divergence.is_some(),
+            loader_dependent,
         });
         self.import_index.insert(key, index);
         Ok(index)
@@ -288,6 +315,9 @@ impl Machine {
                 self.record_call(import, "ARGUMENT");
             }
         }
+        if let Some(dtype) = self.dtype_call(origin, args) {
+            return self.push(Value::Stub(dtype));
+        }
         self.push(Value::Stub(Origin::CallOf(origin.import())))
     }
 
@@ -300,6 +330,7 @@ impl Machine {
                 Origin::Persistent => "a persistent object".to_owned(),
                 Origin::Extension => "an extension-registry object".to_owned(),
                 Origin::Buffer => "an out-of-band buffer".to_owned(),
+                Origin::Dtype(i, _) => format!("the dtype made by {}", self.name_of(i)),
                 Origin::Unresolved | Origin::Import(_) => "an unresolved import".to_owned(),
             };
             self.walk.indirect_examples.push(format!("{via} calls {what}"));

@@ -83,7 +83,7 @@ impl Machine {
         }
         let state = Rc::new(DictState::default());
         for pair in items.chunks(2) {
-            dict_set(&state, &pair[0])?;
+            dict_set(&state, &pair[0], &pair[1])?;
         }
         self.push(Value::Dict(state))
     }
@@ -152,7 +152,7 @@ impl Machine {
         via: &'static str,
     ) -> Result<(), Stop> {
         match target {
-            Value::Dict(state) => dict_set(state, key),
+            Value::Dict(state) => dict_set(state, key, value),
             Value::Stub(origin) => {
                 self.touch(*origin, via);
                 Ok(())
@@ -220,6 +220,7 @@ impl Machine {
                 self.touch(origin, "BUILD");
                 if let Origin::CallOf(Some(callee)) = origin {
                     self.record_call(callee, "BUILD");
+                    self.note_joblib_wrapper(callee, &state);
                 }
                 Ok(())
             }
@@ -281,11 +282,12 @@ fn c_setstate(first: &Slot, slots: Option<&Slot>) -> Result<bool, &'static str> 
 }
 
 /// `dict[key] = ...`: the key must be hashable.
-fn dict_set(state: &DictState, key: &Value) -> Result<(), Stop> {
+fn dict_set(state: &DictState, key: &Value, value: &Value) -> Result<(), Stop> {
     if !key.hashable() {
         return Err(malformed(format!("unhashable type: {}", key.describe())));
     }
     state.non_empty.set(true);
+    state.remember(key, value);
     match key {
         Value::Str(_) => {}
         Value::Stub(_) => state.stub_key.set(true),

@@ -11,7 +11,7 @@
 //! Containers never hold other values (only flags and lengths), so no value keeps
 //! another alive: memory stays proportional to the stack and memo.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use super::numbers::IntValue;
@@ -28,13 +28,16 @@ pub(crate) enum Origin {
     Buffer,
     /// An import whose name the walk could not know.
     Unresolved,
+    /// `numpy.dtype(code, ...)`: the import called, and the code's index in the
+    /// machine's dtype table (joblib arrays are sized by it).
+    Dtype(u32, u32),
 }
 
 impl Origin {
     /// The import a stub stands for or came from.
     pub(crate) fn import(self) -> Option<u32> {
         match self {
-            Self::Import(i) | Self::CallOf(Some(i)) => Some(i),
+            Self::Import(i) | Self::CallOf(Some(i)) | Self::Dtype(i, _) => Some(i),
             _ => None,
         }
     }
@@ -48,8 +51,24 @@ pub(crate) enum Text {
     TooLong,
 }
 
+/// What a dict entry holds, for the few uses that read values (joblib's array
+/// wrappers): small integers, integer tuples, dtypes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Summary {
+    None,
+    Int(i64),
+    Ints(Rc<[i64]>),
+    Dtype(u32),
+    Other,
+}
+
+/// Entries kept per dict (by `str` key).
+const MAX_DICT_ENTRIES: usize = 16;
+
 #[derive(Debug, Default)]
 pub(crate) struct DictState {
+    /// The first entries with `str` keys, with what they hold.
+    pub(crate) entries: RefCell<Vec<(Rc<[u8]>, Summary)>>,
     pub(crate) non_empty: Cell<bool>,
     /// A key that is not a `str` (fails as `**kwargs`).
     pub(crate) non_str_key: Cell<bool>,
@@ -81,9 +100,33 @@ impl Slot {
     }
 }
 
+impl DictState {
+    /// Records `dict[key] = value` for a `str` key.
+    pub(crate) fn remember(&self, key: &Value, value: &Value) {
+        let Value::Str(Text::Known(key)) = key else {
+            return;
+        };
+        let mut entries = self.entries.borrow_mut();
+        if let Some(entry) = entries.iter_mut().find(|(k, _)| k == key) {
+            entry.1 = value.summary();
+        } else if entries.len() < MAX_DICT_ENTRIES {
+            entries.push((Rc::clone(key), value.summary()));
+        }
+    }
+
+    /// What the entry `key` holds, if recorded.
+    pub(crate) fn get(&self, key: &[u8]) -> Option<Summary> {
+        self.entries.borrow().iter().find(|(k, _)| &**k == key).map(|(_, v)| v.clone())
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct Tuple {
     pub(crate) len: usize,
+    /// The items, when all are small integers (a shape).
+    pub(crate) ints: Option<Rc<[i64]>>,
+    /// The first item, when it is a short known string (a dtype code).
+    pub(crate) first_str: Option<Rc<[u8]>>,
     pub(crate) hashable: bool,
     /// The two items of a 2-tuple.
     pub(crate) pair: Option<(Slot, Slot)>,
@@ -132,6 +175,16 @@ impl Value {
         }
     }
 
+    fn summary(&self) -> Summary {
+        match self {
+            Self::None => Summary::None,
+            Self::Int(IntValue::Small(i)) => Summary::Int(*i),
+            Self::Tuple(t) => t.ints.clone().map_or(Summary::Other, Summary::Ints),
+            Self::Stub(Origin::Dtype(_, code)) => Summary::Dtype(*code),
+            _ => Summary::Other,
+        }
+    }
+
     /// Whether the value is false in Python, when the walk knows.
     pub(crate) fn falsy(&self) -> Option<bool> {
         match self {
@@ -166,8 +219,22 @@ impl Value {
                 _ => None,
             })
             .collect();
+        let ints: Option<Rc<[i64]>> = if items.len() <= 32 {
+            items
+                .iter()
+                .map(|v| if let Self::Int(IntValue::Small(i)) = v { Some(*i) } else { None })
+                .collect()
+        } else {
+            None
+        };
+        let first_str = match items.first() {
+            Some(Self::Str(Text::Known(t))) if t.len() <= 64 => Some(Rc::clone(t)),
+            _ => None,
+        };
         Self::Tuple(Rc::new(Tuple {
             len: items.len(),
+            ints,
+            first_str,
             hashable: items.iter().all(Value::hashable),
             pair,
             imports,
@@ -215,6 +282,7 @@ impl Value {
             Self::Stub(Origin::Extension) => "an extension-registry object",
             Self::Stub(Origin::Buffer) => "an out-of-band buffer",
             Self::Stub(Origin::Unresolved) => "an unresolved import",
+            Self::Stub(Origin::Dtype(..)) => "a dtype",
         }
     }
 }
