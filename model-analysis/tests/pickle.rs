@@ -291,3 +291,14 @@ for proto in range(0, 6):
         }
     }
 }
+
+#[test]
+fn an_exhausted_deadline_is_a_high_finding() {
+    let mut bytes = b"\x80\x04(".to_vec();
+    bytes.extend(std::iter::repeat_n(b'N', 200_000));
+    bytes.extend_from_slice(b"l.");
+    let limits = Limits { deadline: Some(Duration::ZERO), ..Limits::default() };
+    let report = analyze_bytes(&bytes, Some(std::path::Path::new("x.pkl")), &limits);
+    assert!(report.max_severity() >= Some(Severity::High), "{:?}", report.findings);
+    assert!(report.has_finding(FindingKind::PickleResourceLimit), "{:?}", report.findings);
+}

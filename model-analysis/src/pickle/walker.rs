@@ -160,7 +160,9 @@ struct Machine {
     stack: Vec<Value>,
     /// Stack heights at each MARK (CPython's mark stack).
     marks: Vec<usize>,
-    memo: HashMap<u64, Value>,
+    /// Shared with the copies that walk joblib's array bytes (copied on their first
+    /// write, which is rare): a copy costs nothing per memo entry.
+    memo: Rc<HashMap<u64, Value>>,
     max_stack: usize,
     max_memo: usize,
     /// The current PROTO (0 until one is seen), which decides the Python 2 renaming and
@@ -200,7 +202,7 @@ impl Machine {
         Self {
             stack: Vec::new(),
             marks: Vec::new(),
-            memo: HashMap::new(),
+            memo: Rc::default(),
             max_stack: limits.max_stack,
             max_memo: limits.max_memo,
             proto: 0,
@@ -416,7 +418,7 @@ impl Machine {
         if self.memo.len() >= self.max_memo && !self.memo.contains_key(&key) {
             return Err(limit(format!("memo exceeds {} entries", self.max_memo)));
         }
-        self.memo.insert(key, value);
+        Rc::make_mut(&mut self.memo).insert(key, value);
         Ok(())
     }
 

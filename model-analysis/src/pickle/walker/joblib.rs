@@ -11,6 +11,7 @@
 //! divergence (what only `joblib.load` reaches).
 
 use std::collections::HashMap;
+use std::rc::Rc;
 
 use super::value::{Origin, Summary, Value};
 use super::{End, KEEP_STR, Machine, Stop, Walk, WalkLimits, malformed};
@@ -147,7 +148,7 @@ impl Machine {
         let mut copy = Machine::new(limits);
         copy.stack = self.stack.clone();
         copy.marks = self.marks.clone();
-        copy.memo = self.memo.clone();
+        copy.memo = Rc::clone(&self.memo);
         copy.proto = self.proto;
         copy.nested = true;
         let mut peek_input =
