@@ -67,7 +67,7 @@ pub fn analyze<R: Read + Seek>(
     };
     prefix.truncate(n);
     let mut format = sniff(&prefix);
-    if format == Format::Unknown && pickle::sniff_file(&mut src, name.is_some_and(names_a_pickle)) {
+    if format == Format::Unknown && pickle::sniff_file(&mut src, name.is_some_and(names_a_pickle), &scan) {
         // The prefix could not tell (a pickle opening with a long string, a protocol
         // 0/1 pickle longer than the prefix): a longer look at the stream says pickle.
         format = Format::Pickle;

@@ -420,3 +420,13 @@ fn joblib_files_are_read_both_ways() {
         "payload in an object array",
     );
 }
+
+#[test]
+fn a_long_text_argument_does_not_hide_what_follows() {
+    // No PROTO; one 3 MB UNICODE line, popped, then the payload.
+    let mut bytes = b"V".to_vec();
+    bytes.resize(3 << 20, b'a');
+    bytes.extend_from_slice(b"\n0");
+    bytes.extend_from_slice(&global_call("os", "system", "id"));
+    assert_critical(&bytes, "3 MB UNICODE line first");
+}

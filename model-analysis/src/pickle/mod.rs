@@ -38,6 +38,9 @@ const MAX_STREAMS_RECORDED: usize = 64;
 const MAX_IMPORTS_RECORDED: usize = 512;
 /// Opcodes a file whose content sniffing could not decide is walked for.
 const SNIFF_OPCODES: u64 = 256;
+/// Bytes that longer look may read (payloads are seeked over, not read): as much as a
+/// pickle analysis may, so that one long text argument cannot hide what follows it.
+const SNIFF_BYTES: u64 = 64 << 20;
 /// Opcodes a prefix must hold, valid, to count as a pickle without a PROTO header.
 pub(crate) const LONG_PREFIX_OPCODES: u64 = 64;
 
@@ -160,6 +163,11 @@ fn sniff_limits(max_bytes: u64, max_opcodes: Option<u64>, linear_frames: bool) -
     WalkLimits { max_bytes, max_stack: 4096, max_memo: 4096, max_opcodes, deadline: None, linear_frames }
 }
 
+/// [`sniff_limits`] for a look at a whole file, within the analysis's deadline.
+fn file_sniff_limits(max_opcodes: Option<u64>, linear_frames: bool, scan: &Scan) -> WalkLimits {
+    WalkLimits { deadline: scan.deadline(), ..sniff_limits(SNIFF_BYTES, max_opcodes, linear_frames) }
+}
+
 /// Looks at `prefix`, the first bytes of a stream of `total_len` bytes (`u64::MAX`
 /// when unknown): every pickle stream that fits in it, read as an unbuffered and,
 /// when frames are inconsistent, as a buffered file would be.
@@ -218,8 +226,8 @@ pub fn check_prefix(prefix: &[u8]) -> PrefixVerdict {
 /// A longer look than the prefix allows, from the file itself: the first stream is
 /// walked for a few hundred opcodes, payloads skipped by seeking (a pickle may open
 /// with a string longer than any prefix).
-pub(crate) fn sniff_file<R: Read + Seek>(src: &mut Source<'_, R>, lenient: bool) -> bool {
-    [false, true].into_iter().any(|linear| sniff_file_as(src, linear).is_pickle(lenient))
+pub(crate) fn sniff_file<R: Read + Seek>(src: &mut Source<'_, R>, lenient: bool, scan: &Scan) -> bool {
+    [false, true].into_iter().any(|linear| sniff_file_as(src, linear, scan).is_pickle(lenient))
 }
 
 /// A file identified as another format may still be a pickle to `pickle.load` (a
@@ -231,7 +239,7 @@ pub(crate) fn scan_polyglot<R: Read + Seek>(
     pickle: &mut Option<PickleReport>,
     scan: &mut Scan,
 ) {
-    if ![false, true].into_iter().any(|linear| sniff_file_as(src, linear).ran_code) {
+    if ![false, true].into_iter().any(|linear| sniff_file_as(src, linear, scan).ran_code) {
         return;
     }
     scan.find(
@@ -253,7 +261,7 @@ pub(crate) fn scan_polyglot<R: Read + Seek>(
 
 /// [`sniff_file`] for one reading of the frames: every stream in turn, for a few
 /// hundred opcodes in all.
-fn sniff_file_as<R: Read + Seek>(src: &mut Source<'_, R>, linear: bool) -> Look {
+fn sniff_file_as<R: Read + Seek>(src: &mut Source<'_, R>, linear: bool, scan: &Scan) -> Look {
     let mut look = Look { valid: true, ..Look::default() };
     let mut offset = 0u64;
     for index in 0.. {
@@ -262,7 +270,7 @@ fn sniff_file_as<R: Read + Seek>(src: &mut Source<'_, R>, linear: bool) -> Look 
         }
         let len = src.remaining();
         let budget = Some(SNIFF_OPCODES - look.opcodes);
-        let walk = walker::walk(&mut *src, len, &sniff_limits(1 << 20, budget, linear));
+        let walk = walker::walk(&mut *src, len, &file_sniff_limits(budget, linear, scan));
         look.opcodes += walk.opcodes;
         look.ran_code |= !walk.imports.is_empty();
         if index == 0 {
