@@ -1,4 +1,5 @@
 use super::*;
+use crate::finding::Severity;
 
 fn kinds(findings: &[Finding]) -> Vec<FindingKind> {
     findings.iter().map(|f| f.kind).collect()
