@@ -430,3 +430,23 @@ fn a_long_text_argument_does_not_hide_what_follows() {
     bytes.extend_from_slice(&global_call("os", "system", "id"));
     assert_critical(&bytes, "3 MB UNICODE line first");
 }
+
+#[test]
+fn a_class_in_a_persistent_id_is_called_by_torch() {
+    // torch's persistent_load builds the storage from the class in the id: an unknown
+    // class there runs when torch loads the file.
+    let bytes = Pickle::new()
+        .proto(2)
+        .mark()
+        .unicode("storage")
+        .global("mypackage.evil", "Storage")
+        .unicode("0")
+        .unicode("cpu")
+        .binint1(4)
+        .tuple()
+        .op(b'Q')
+        .stop()
+        .finish();
+    let report = analyze(&bytes);
+    assert_eq!(report.max_severity(), Some(Severity::High), "{}", findings(&report));
+}

@@ -454,8 +454,11 @@ impl Machine {
             if line.as_ref().is_some_and(|l| !l.is_ascii()) {
                 return Err(malformed("persistent IDs in protocol 0 must be ASCII strings"));
             }
-        } else {
-            self.pop()?;
+        } else if let Value::Tuple(pid) = self.pop()? {
+            // torch's persistent_load constructs the storage class it is given.
+            for &import in pid.imports.iter() {
+                self.record_call(import, "BINPERSID");
+            }
         }
         // What `persistent_load` returns is the loader's business (torch: a storage).
         self.push(Value::Stub(Origin::Persistent))
