@@ -70,6 +70,7 @@ pub(crate) const ALLOWED: &[&str] = &[
     "numpy.core.numeric._frombuffer",
     "numpy._core.numeric._frombuffer",
     "numpy.ma.core._mareconstruct",
+    "numpy.ma.core.MaskedArray",
     "numpy.ndarray",
     "numpy.dtype",
     "numpy.random._pickle.__randomstate_ctor",
@@ -181,9 +182,9 @@ pub(crate) const TORCH_CONSTANTS: &[&str] = &[
     "per_channel_affine_float_qparams",
 ];
 
-/// Packages whose classes (CamelCase names, no attribute path) are estimators, layers
-/// or their parts: constructing one and setting its state runs only the library's own
-/// bookkeeping. Their Cython reconstructors (`__pyx_unpickle_<Class>(cls, checksum,
+/// Packages whose classes (CamelCase names, private ones included, no attribute path)
+/// are estimators, layers or their parts: constructing one and setting its state runs
+/// only the library's own bookkeeping. Their Cython reconstructors (`__pyx_unpickle_<Class>(cls, checksum,
 /// state)`, which check the layout and call `cls.__new__`) count as classes.
 /// Subpackages that load, download or run code are in the deny table, which is
 /// consulted first. `_loss` is scikit-learn's compiled loss module, which registers
@@ -222,7 +223,11 @@ pub(crate) const CLASS_PACKAGES: &[&str] = &[
     "sklearn.covariance",
     "sklearn._loss",
     "_loss",
-    "sklearn.metrics._dist_metrics",
+    "sklearn.metrics",
+    "sklearn.utils._metadata_requests",
     "torch.nn.modules",
-    "scipy.sparse",
 ];
+
+/// SciPy's sparse matrices and arrays (`scipy.sparse._csr.csr_matrix`...), pickled by
+/// NumPy-style reconstruction: the formats by name.
+pub(crate) const SPARSE_FORMATS: &[&str] = &["csr", "csc", "coo", "dia", "lil", "dok", "bsr"];

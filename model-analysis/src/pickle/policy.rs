@@ -13,7 +13,7 @@
 
 use serde::Serialize;
 
-use super::allow::{ALLOWED, CLASS_PACKAGES, NUMPY_SCALARS, TORCH_CONSTANTS};
+use super::allow::{ALLOWED, CLASS_PACKAGES, NUMPY_SCALARS, SPARSE_FORMATS, TORCH_CONSTANTS};
 use super::compat;
 use super::deny::DENIED;
 
@@ -164,6 +164,9 @@ fn allowed_by_pattern(module: &str, name: &str) -> bool {
     if module == "numpy.dtypes" && name.ends_with("DType") && is_identifier(name) {
         return true;
     }
+    if is_sparse_class(module, name) {
+        return true;
+    }
     is_class_name(name) && CLASS_PACKAGES.iter().any(|package| under(module, package))
 }
 
@@ -171,11 +174,20 @@ fn is_identifier(name: &str) -> bool {
     !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
-/// A class name by convention: `CamelCase`, one identifier (no attribute path); or a
-/// Cython class's reconstructor.
+/// A class name by convention: `CamelCase` (or `_CamelCase`), one identifier (no
+/// attribute path); or a Cython class's reconstructor.
 fn is_class_name(name: &str) -> bool {
     let class = name.strip_prefix("__pyx_unpickle_").unwrap_or(name);
+    let class = class.strip_prefix('_').unwrap_or(class);
     is_identifier(class) && class.as_bytes()[0].is_ascii_uppercase()
+}
+
+/// `scipy.sparse._csr.csr_matrix`, `scipy.sparse._coo.coo_array`...
+fn is_sparse_class(module: &str, name: &str) -> bool {
+    let Some((format, kind)) = name.split_once('_') else {
+        return false;
+    };
+    under(module, "scipy.sparse") && SPARSE_FORMATS.contains(&format) && matches!(kind, "matrix" | "array")
 }
 
 /// `torch.FloatStorage`, `torch.cuda.HalfStorage`, `torch.float16`, `torch.strided`...

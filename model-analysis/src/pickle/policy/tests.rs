@@ -24,6 +24,10 @@ fn ml_allowlist() {
         ("sklearn.linear_model._logistic", "LogisticRegression"),
         ("sklearn.tree._tree", "Tree"),
         ("joblib.numpy_pickle", "NumpyArrayWrapper"),
+        ("sklearn.ensemble._hist_gradient_boosting.binning", "_BinMapper"),
+        ("sklearn.metrics._scorer", "_PassthroughScorer"),
+        ("scipy.sparse._csr", "csr_matrix"),
+        ("numpy.ma.core", "MaskedArray"),
     ] {
         assert_eq!(verdict(m, n), ImportVerdict::Allowed, "{m}.{n}");
     }
