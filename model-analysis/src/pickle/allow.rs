@@ -85,6 +85,18 @@ pub(crate) const ALLOWED: &[&str] = &[
     "sklearn.neighbors._kd_tree.newObj",
     "sklearn.neighbors._ball_tree.newObj",
     "sklearn.metrics._dist_metrics.newObj",
+    // pandas objects' reconstructors: they build the class they are given (an argument,
+    // judged as called) from plain state.
+    "pandas.core.indexes.base._new_Index",
+    "pandas.core.indexes.datetimes._new_DatetimeIndex",
+    "pandas.core.indexes.period._new_PeriodIndex",
+    "pandas.core.indexes.interval._new_IntervalIndex",
+    "pandas._libs.internals._unpickle_block",
+    "pandas._libs.tslibs.timestamps._unpickle_timestamp",
+    "pandas._libs.tslibs.timedeltas._timedelta_unpickle",
+    "pandas._libs.tslibs.nattype.__nat_unpickle",
+    "pandas._libs.missing.NA",
+    "dateutil.relativedelta.relativedelta",
     // joblib's wrappers for the arrays of a `joblib.dump`.
     "joblib.numpy_pickle.NumpyArrayWrapper",
     "joblib.numpy_pickle_compat.NDArrayWrapper",
@@ -226,6 +238,8 @@ pub(crate) const CLASS_PACKAGES: &[&str] = &[
     "sklearn.metrics",
     "sklearn.utils._metadata_requests",
     "torch.nn.modules",
+    "pandas.core",
+    "pandas._libs",
 ];
 
 /// SciPy's sparse matrices and arrays (`scipy.sparse._csr.csr_matrix`...), pickled by

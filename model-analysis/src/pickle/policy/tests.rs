@@ -28,6 +28,9 @@ fn ml_allowlist() {
         ("sklearn.metrics._scorer", "_PassthroughScorer"),
         ("scipy.sparse._csr", "csr_matrix"),
         ("numpy.ma.core", "MaskedArray"),
+        ("pandas.core.frame", "DataFrame"),
+        ("pandas._libs.arrays", "__pyx_unpickle_NDArrayBacked"),
+        ("pandas.core.indexes.base", "_new_Index"),
     ] {
         assert_eq!(verdict(m, n), ImportVerdict::Allowed, "{m}.{n}");
     }
@@ -67,6 +70,9 @@ fn gadgets_are_dangerous_including_submodules() {
         ("commands", "getoutput"),
         ("collections", "OrderedDict.__init__.__globals__"),
         ("joblib", "load"),
+        ("pandas", "read_pickle"),
+        ("pandas.io.pickle", "read_pickle"),
+        ("pandas.core.computation.eval", "eval"),
         ("numpy", "load"),
         ("pickle", "loads"),
         ("_pickle", "loads"),
