@@ -147,8 +147,10 @@ pub(crate) fn dangerous_path(path: &str) -> Option<&'static str> {
             }
         }
     }
-    // A `__main__` module is a program's entry point: importing it runs it.
-    if parts.contains(&"__main__") {
+    // A package's `__main__` module is its program: importing it runs it. (The
+    // top-level `__main__` is the program that loads the pickle, already running:
+    // `__main__.Net` is judged like any other class.)
+    if parts.iter().skip(1).any(|part| *part == "__main__") {
         return Some("imports a program's entry point, which runs it");
     }
     None

@@ -153,6 +153,10 @@ fn everything_else_is_unknown() {
     assert_eq!(verdict("sklearn.linear_model", "make_regression"), ImportVerdict::Unknown);
     assert_eq!(verdict("mypackage.models", "Net"), ImportVerdict::Unknown);
     assert_eq!(verdict("copyreg", "__newobj__"), ImportVerdict::Unknown);
+    // A class of the program that loads the pickle (a whole torch model saved from a
+    // script): unknown, so high when called; its attribute paths are still judged.
+    assert_eq!(verdict("__main__", "Net"), ImportVerdict::Unknown);
+    assert_eq!(verdict("__main__", "os.system"), ImportVerdict::Dangerous);
     assert_eq!(verdict("sklearn.linear_model", "LogisticRegression.fit"), ImportVerdict::Unknown);
 }
 
