@@ -79,6 +79,9 @@ fn gadgets_are_dangerous_including_submodules() {
         ("marshal", "loads"),
         ("dill", "loads"),
         ("copyreg", "add_extension"),
+        ("atexit", "register"),
+        ("weakref", "finalize"),
+        ("codecs", "register"),
     ] {
         assert_eq!(verdict(m, n), ImportVerdict::Dangerous, "{m}.{n}");
     }
