@@ -1,5 +1,6 @@
 //! The `modelwatch` command line.
 
+mod config;
 mod floor;
 mod run;
 mod scan;
@@ -30,6 +31,9 @@ pub enum Command {
     Watch(watch::WatchArgs),
     /// Show a running sensor's hooks, backends and counters.
     Status(watch::StatusArgs),
+    /// The configuration in effect and where each value came from.
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
     /// Identify model files on disk by content (no root needed): format, metadata,
     /// license, SHA-256, provenance, pickle findings.
     Scan(scan::ScanArgs),
@@ -54,6 +58,7 @@ pub async fn dispatch(cli: Cli) -> i32 {
         Command::Run(args) => run::run(args).await,
         Command::Watch(args) => watch::watch(args).await,
         Command::Status(args) => watch::status(args).await,
+        Command::Config(command) => config::run(&command),
         Command::Floor => floor::run().await,
         Command::Scan(args) => tokio::task::spawn_blocking(move || scan::run(&args)).await.unwrap_or(2),
     }
