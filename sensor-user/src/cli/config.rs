@@ -83,7 +83,11 @@ impl ConfigArgs {
         let backend = |b: &BackendChoice| b.to_possible_value().map(|v| v.get_name().to_owned());
         [
             ("--socket", "socket", self.socket.as_ref().map(path)),
-            ("--ring-buffer-bytes", "kernel.ring_buffer_bytes", self.ring_buffer_bytes.map(|b| b.to_string())),
+            (
+                "--ring-buffer-bytes",
+                "kernel.ring_buffer_bytes",
+                self.ring_buffer_bytes.map(|b| b.to_string()),
+            ),
             ("--size-threshold", "kernel.size_threshold_bytes", self.size_threshold.map(|b| b.to_string())),
             ("--all-processes", "events.all_processes", self.all_processes.then(|| "true".to_owned())),
             ("--all-candidates", "events.all_candidates", self.all_candidates.then(|| "true".to_owned())),

@@ -1,6 +1,6 @@
 //! The `modelwatch` command line.
 
-mod config;
+pub mod config;
 mod floor;
 mod run;
 mod scan;

@@ -159,11 +159,12 @@ impl Effective {
         let Ok(table) = Table::try_from(&self.config) else { return Vec::new() };
         let mut out = Vec::new();
         collect_leaves(&table, "", &mut out);
-        out.into_iter().map(|(key, value)| {
-            let source = self.source_of(&key);
-            (key, value, source)
-        })
-        .collect()
+        out.into_iter()
+            .map(|(key, value)| {
+                let source = self.source_of(&key);
+                (key, value, source)
+            })
+            .collect()
     }
 
     /// The configuration as a TOML file, each value followed by its source.
@@ -175,7 +176,8 @@ impl Effective {
             let line = format!("{} = {value}", toml_key(name));
             sections.entry(section.to_owned()).or_default().push((line, source.to_string()));
         }
-        let mut out = String::from("# The configuration in effect. Precedence: default < file < env < flag.\n");
+        let mut out =
+            String::from("# The configuration in effect. Precedence: default < file < env < flag.\n");
         for (section, lines) in sections {
             if !section.is_empty() {
                 out.push_str(&format!("\n[{section}]\n"));
@@ -396,12 +398,16 @@ mod tests {
         assert!(typo.to_string().contains("MODELWATCH_KERNEL_PORT"), "{typo}");
         let typo = layers.set("kernel.port", "1", Source::Flag("--set kernel.port".into())).expect_err("key");
         assert_eq!(typo.to_string(), "flag --set kernel.port: unknown key `kernel.port`");
-        let bad = layers
-            .env(env(&[("MODELWATCH_KERNEL_RING_BUFFER_BYTES", "lots")]))
-            .expect_err("not a number");
-        assert!(bad.to_string().starts_with("env MODELWATCH_KERNEL_RING_BUFFER_BYTES: kernel.ring_buffer_bytes"), "{bad}");
+        let bad =
+            layers.env(env(&[("MODELWATCH_KERNEL_RING_BUFFER_BYTES", "lots")])).expect_err("not a number");
+        assert!(
+            bad.to_string().starts_with("env MODELWATCH_KERNEL_RING_BUFFER_BYTES: kernel.ring_buffer_bytes"),
+            "{bad}"
+        );
         let mut layers = Layers::default();
-        layers.set("kernel.ring_buffer_bytes", "5000", Source::Flag("--ring-buffer-bytes".into())).expect("a u32");
+        layers
+            .set("kernel.ring_buffer_bytes", "5000", Source::Flag("--ring-buffer-bytes".into()))
+            .expect("a u32");
         let whole = layers.resolve().expect_err("not a power of two");
         assert!(whole.to_string().contains("power of two"), "{whole}");
     }
@@ -413,7 +419,10 @@ mod tests {
         let effective = layers.resolve().expect("valid");
         let text = effective.to_annotated_toml();
         assert!(text.contains("queue = 7"), "{text}");
-        assert!(text.lines().any(|l| l.starts_with("queue = 7") && l.ends_with("# env MODELWATCH_HASH_QUEUE")), "{text}");
+        assert!(
+            text.lines().any(|l| l.starts_with("queue = 7") && l.ends_with("# env MODELWATCH_HASH_QUEUE")),
+            "{text}"
+        );
         assert!(text.lines().any(|l| l.starts_with("ports = [") && l.ends_with("# default")), "{text}");
         let again: SensorConfig = toml::from_str(&text).expect("valid TOML for the same keys");
         assert_eq!(again, effective.config);

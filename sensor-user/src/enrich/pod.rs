@@ -126,7 +126,8 @@ impl PodDirectory {
     pub fn identify(&mut self, cgroup_path: &str, container_id: &str) -> Option<Arc<PodIdentity>> {
         let uid = pod_uid(cgroup_path)?;
         let known = |dir: &Self| {
-            dir.pods.contains_key(&uid) && (container_id.is_empty() || dir.containers.contains_key(container_id))
+            dir.pods.contains_key(&uid)
+                && (container_id.is_empty() || dir.containers.contains_key(container_id))
         };
         if !known(self) && self.last_scan.is_none_or(|at| at.elapsed() >= RESCAN_INTERVAL) {
             self.rescan();
@@ -185,14 +186,20 @@ mod tests {
     fn uid_from_the_kubelet_cgroup_layouts() {
         let systemd_uid = UID.replace('-', "_");
         for path in [
-            format!("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{systemd_uid}.slice/cri-containerd-{ID}.scope"),
+            format!(
+                "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{systemd_uid}.slice/cri-containerd-{ID}.scope"
+            ),
             format!("/kubepods.slice/kubepods-pod{systemd_uid}.slice/crio-{ID}.scope"),
             format!("/kubepods/besteffort/pod{UID}/{ID}"),
             format!("/kubepods/pod{UID}/{ID}"),
             // Seen from inside another pod's cgroup namespace.
-            format!("/../../kubepods-besteffort.slice/kubepods-besteffort-pod{systemd_uid}.slice/cri-containerd-{ID}.scope"),
+            format!(
+                "/../../kubepods-besteffort.slice/kubepods-besteffort-pod{systemd_uid}.slice/cri-containerd-{ID}.scope"
+            ),
             // kind and other kubelets with a cgroup root of their own.
-            format!("/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-besteffort.slice/kubelet-kubepods-besteffort-pod{systemd_uid}.slice/cri-containerd-{ID}.scope"),
+            format!(
+                "/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-besteffort.slice/kubelet-kubepods-besteffort-pod{systemd_uid}.slice/cri-containerd-{ID}.scope"
+            ),
         ] {
             assert_eq!(pod_uid(&path).as_deref(), Some(UID), "{path}");
         }
@@ -207,7 +214,9 @@ mod tests {
             format!("/system.slice/docker-{ID}.scope"),
             format!("/machine.slice/libpod-{ID}.scope/container"),
             // A user's delegated subtree may be named anything: not trusted.
-            format!("/user.slice/user-1000.slice/user@1000.service/kubepods.slice/kubepods-pod{systemd_uid}.slice/x.scope"),
+            format!(
+                "/user.slice/user-1000.slice/user@1000.service/kubepods.slice/kubepods-pod{systemd_uid}.slice/x.scope"
+            ),
             "/kubepods.slice/kubepods-burstable.slice".to_owned(),
             "/kubepods/podnot-a-uid/x".to_owned(),
             format!("/kubepods/besteffort/pod{}/x", UID.to_uppercase()),
