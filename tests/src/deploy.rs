@@ -20,7 +20,10 @@ pub const KEPT_CAPABILITIES: [Kept; 5] = [
         name: "SYS_PTRACE",
         needed_for: "open /proc/<pid>/fd, /root and /map_files of other users' processes",
     },
-    Kept { name: "DAC_READ_SEARCH", needed_for: "read model files that their owners made private" },
+    Kept {
+        name: "DAC_READ_SEARCH",
+        needed_for: "enter /proc/<pid>/fd and /map_files of other users (mode 0500) and read their private files",
+    },
     Kept {
         name: "CHECKPOINT_RESTORE",
         needed_for: "open /proc/<pid>/map_files (a mapped file whose descriptor is closed)",
