@@ -216,6 +216,7 @@ fn a_podman_container_id_matches_the_event() {
     });
     cleanup();
     let event = event.expect("no listener_opened from the container");
+    eprintln!("podman container {id}: {}", event["process"]);
     let [container_id, uid, pod_name, namespace, _] = pod_fields(&event);
     assert_eq!(container_id, id, "the event's container id is podman's: {event}");
     assert_eq!(
