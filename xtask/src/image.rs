@@ -26,21 +26,28 @@ pub(crate) struct Image {
 
 pub(crate) fn run() -> anyhow::Result<()> {
     let image = build()?;
-    println!("image    {}", image.reference);
-    println!("id       {}", image.id);
-    println!("digest   {}", image.digest);
-    println!("size     {} bytes ({:.1} MiB)", image.size_bytes, image.size_bytes as f64 / f64::from(1 << 20));
-    println!("archive  {} (oci-archive)", image.archive.display());
-    println!();
-    println!("Push it, then pin what the registry stored (a push compresses the layers, so");
-    println!("its digest is the one to pin, not the local one above):");
-    println!(
-        "  podman push --digestfile target/image/pushed-digest {} REGISTRY/{NAME}:{}",
-        image.reference,
-        version()?
+    let version = version()?;
+    let mib = image.size_bytes as f64 / f64::from(1 << 20);
+    let report = format!(
+        "image    {reference}\n\
+         id       {id}\n\
+         digest   {digest} (local storage)\n\
+         size     {size} bytes ({mib:.1} MiB)\n\
+         archive  {archive} (oci-archive)\n\n\
+         Push it, then pin the digest the registry stored (a push compresses the layers,\n\
+         so that digest, not the local one, is the one to pin):\n  \
+         podman push --digestfile target/image/pushed-digest {reference} REGISTRY/{NAME}:{version}\n\
+         then put that digest in your overlay's `images:` (see deploy/kubernetes/overlays/example).",
+        reference = image.reference,
+        id = image.id,
+        digest = image.digest,
+        size = image.size_bytes,
+        archive = image.archive.display(),
     );
-    println!("  cd deploy/kubernetes/overlays/YOURS && kubectl kustomize edit set image \\");
-    println!("    {NAME}=REGISTRY/{NAME}@$(cat target/image/pushed-digest)");
+    #[expect(clippy::print_stdout, reason = "the command's report")]
+    {
+        println!("{report}");
+    }
     Ok(())
 }
 
