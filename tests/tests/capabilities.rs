@@ -2,17 +2,19 @@
 //! capability set (`KEPT_CAPABILITIES`), then with each one dropped, facing the four
 //! ways it reads another user's model file:
 //!
-//! - `private-held`: a 0600 file of `nobody`, held open and unlinked (only its
-//!   descriptor leads to it: `/proc/<pid>/fd`);
+//! - `private-held`: a 0600 file of `nobody`, held open by a process in a mount
+//!   namespace of its own (a container's view: only `/proc/<pid>/fd` and
+//!   `/proc/<pid>/root` lead to it);
 //! - `public-held`: the same, world-readable;
 //! - `private-on-disk`: a 0600 file in a 0700 directory of `nobody`, still on disk (the
 //!   path works too, in the sensor's own mount namespace);
-//! - `mapped-closed`: a world-readable file mapped, its descriptor closed and its name
-//!   unlinked (only `/proc/<pid>/map_files` leads to it).
+//! - `mapped-closed`: a world-readable file deleted, then mapped, its descriptor closed
+//!   (only `/proc/<pid>/map_files` leads to it).
 //!
-//! Measured (6.18): without DAC_READ_SEARCH nothing of another user's is read, not even
-//! a world-readable file, because `/proc/<pid>/fd` and `/map_files` are 0500
-//! directories of the process's owner. Without SYS_PTRACE only the path route is left.
+//! Measured (6.18): without DAC_READ_SEARCH `/proc/<pid>/fd` and `/map_files` are
+//! closed (0500 directories of the process's owner), so only a world-readable file
+//! reached through `/proc/<pid>/root` is read. Without SYS_PTRACE only the sensor's own
+//! view of a path is left.
 //!
 //! Each run prints what broke; the test fails when the measured table differs from the
 //! claimed one (the README's capability table).
@@ -20,7 +22,7 @@
 use std::{path::Path, process::Child, time::Duration};
 
 use modelwatch_tests::{
-    NOBODY, Sensor, deploy::KEPT_CAPABILITIES, gguf_header, kind, open_to_everyone, pid_of,
+    NOBODY, Sensor, copy_actor, deploy::KEPT_CAPABILITIES, gguf_header, kind, open_to_everyone, pid_of,
     require_privileges, spawn_actor_as,
 };
 use serde_json::Value;
@@ -45,11 +47,12 @@ fn expected(dropped: &str) -> Outcome {
             private_on_disk: true,
             mapped_closed: false,
         },
-        // Even a world-readable file: /proc/<pid>/fd and /map_files are directories of
-        // the process's owner, mode 0500 (fs/proc/fd.c: proc_fd_permission).
+        // /proc/<pid>/fd and /map_files are 0500 directories of the process's owner
+        // (fs/proc/fd.c: proc_fd_permission): only /proc/<pid>/root still leads to a
+        // world-readable file.
         "DAC_READ_SEARCH" => Outcome::Read {
             private_held: false,
-            public_held: false,
+            public_held: true,
             private_on_disk: false,
             mapped_closed: false,
         },
@@ -84,47 +87,51 @@ fn measure(capabilities: &[&str], label: &str) -> (Outcome, String) {
     };
     let dir = tempfile::tempdir().expect("tempdir");
     open_to_everyone(dir.path());
-    let private_dir = dir.path().join("private");
-    std::fs::create_dir(&private_dir).expect("mkdir");
     let model = gguf_header(label, "mit");
-    let plant = |path: &Path, mode: u32| {
+    // Each file in a directory of its own, owned by `nobody`.
+    let plant = |scenario: &str, name: &str, file_mode: u32, dir_mode: u32| {
         use std::os::unix::fs::PermissionsExt as _;
-        std::fs::write(path, &model).expect("write model");
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
-        std::os::unix::fs::chown(path, Some(NOBODY), Some(NOBODY)).expect("chown");
+        let home = dir.path().join(scenario);
+        std::fs::create_dir(&home).expect("mkdir");
+        let path = home.join(name);
+        std::fs::write(&path, &model).expect("write model");
+        for (p, mode) in [(&path, file_mode), (&home, dir_mode)] {
+            std::os::unix::fs::chown(p, Some(NOBODY), Some(NOBODY)).expect("chown");
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        }
+        (home.display().to_string(), path.display().to_string())
     };
-    let (private, public, on_disk, mapped) = (
-        dir.path().join("private-held.gguf"),
-        dir.path().join("public-held.gguf"),
-        private_dir.join("private-on-disk.gguf"),
-        dir.path().join("mapped-closed.gguf"),
-    );
-    plant(&private, 0o600);
-    plant(&public, 0o644);
-    plant(&on_disk, 0o600);
-    // Named like nothing when opened (no candidate), a model's name when mapped.
-    let mapped_tmp = dir.path().join("mapped-closed.tmp");
-    plant(&mapped_tmp, 0o644);
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        std::os::unix::fs::chown(&private_dir, Some(NOBODY), Some(NOBODY)).expect("chown dir");
-        std::fs::set_permissions(&private_dir, std::fs::Permissions::from_mode(0o700)).expect("chmod dir");
-    }
-    let p = |path: &Path| path.display().to_string();
+    let (_, private) = plant("private-held", "model.gguf", 0o600, 0o755);
+    let (_, public) = plant("public-held", "model.gguf", 0o644, 0o755);
+    let (_, on_disk) = plant("private-on-disk", "model.gguf", 0o600, 0o700);
+    // Named like nothing when opened (no candidate); renamed to a model's name and
+    // deleted before it is mapped, so the map record already carries the final
+    // identity and no path leads to it.
+    let (_, mapped_tmp) = plant("mapped-closed", "model.tmp", 0o644, 0o755);
+    let mapped = mapped_tmp.replace("model.tmp", "model.gguf");
+    // The held files are opened in a mount namespace of their own (as in a container):
+    // the sensor may not use its own view of the path, only /proc/<pid>.
+    let in_own_mount_namespace = [true, true, false, false];
     let scripts = [
-        format!("open:{0};unlink:{0};sleep:4000", p(&private)),
-        format!("open:{0};unlink:{0};sleep:4000", p(&public)),
-        format!("open:{};sleep:4000", p(&on_disk)),
+        format!("open:{private};sleep:4000"),
+        format!("open:{public};sleep:4000"),
+        format!("open:{on_disk};sleep:4000"),
         format!(
-            "open:{0};rename:{0}:{1};maplast;closelast;unlink:{1};sleep:4000",
-            p(&mapped_tmp),
-            p(&mapped)
+            "open:{mapped_tmp};rename:{mapped_tmp}:{mapped};unlink:{mapped};maplast;closelast;sleep:4000"
         ),
     ];
     let mut actors: Vec<Child> = scripts
         .iter()
+        .zip(in_own_mount_namespace)
         .enumerate()
-        .map(|(i, script)| spawn_actor_as(dir.path(), &format!("reader{i}"), &[], script, NOBODY))
+        .map(|(i, (script, unshared))| {
+            let name = format!("reader{i}");
+            if unshared {
+                spawn_unshared_as_nobody(dir.path(), &name, script)
+            } else {
+                spawn_actor_as(dir.path(), &name, &[], script, NOBODY)
+            }
+        })
         .collect();
     let pids: Vec<u64> = actors.iter().map(|a| u64::from(a.id())).collect();
     let mut read = [None; 4];
@@ -154,6 +161,25 @@ fn measure(capabilities: &[&str], label: &str) -> (Outcome, String) {
         mapped_closed: got(3),
     };
     (outcome, String::new())
+}
+
+/// The actor as `nobody` in a new mount namespace (`unshare` then `setpriv`: both exec,
+/// so the pid is the actor's).
+fn spawn_unshared_as_nobody(dir: &Path, name: &str, script: &str) -> Child {
+    let nobody = NOBODY.to_string();
+    std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "--", "setpriv"])
+        .args([
+            format!("--reuid={nobody}"),
+            format!("--regid={nobody}"),
+            "--clear-groups".into(),
+            "--inh-caps=-all".into(),
+        ])
+        .arg(copy_actor(dir, name))
+        .env("MW_ACTOR", script)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("unshare the actor")
 }
 
 /// Read (a model event) or not (a candidate the sensor could not read); `None` for
