@@ -22,7 +22,7 @@ pub const KEPT_CAPABILITIES: [Kept; 5] = [
     },
     Kept {
         name: "DAC_READ_SEARCH",
-        needed_for: "enter /proc/<pid>/fd and /map_files of other users (mode 0500) and read their private files",
+        needed_for: "enter /proc/<pid>/fd and /map_files (0500 directories of the process's owner) and read private files",
     },
     Kept {
         name: "CHECKPOINT_RESTORE",
