@@ -51,6 +51,14 @@ fn the_image_is_the_static_binary_alone_with_its_labels() {
         let value = labels[format!("org.opencontainers.image.{label}")].as_str().unwrap_or("");
         assert!(!value.is_empty(), "the image lacks the OCI label {label}");
     }
+    // The image is this checkout's: `cargo xtask image` (or `cargo xtask test`) built it.
+    let head = Command::new("git").args(["rev-parse", "HEAD"]).current_dir(repo()).output().expect("git");
+    let head = String::from_utf8_lossy(&head.stdout).trim().to_owned();
+    let revision = labels["org.opencontainers.image.revision"].as_str().unwrap_or("");
+    assert!(
+        head.is_empty() || revision.starts_with(&head),
+        "the image was built from {revision}, this checkout is {head}: run `cargo xtask image`"
+    );
     assert_eq!(image["Config"]["Entrypoint"], serde_json::json!(["/modelwatch"]));
     // Every file of the image: the binary, nothing else (no shell, no libc).
     let container = String::from_utf8(podman().args(["create", &reference]).output().expect("create").stdout)

@@ -69,7 +69,18 @@ pub(crate) fn build() -> anyhow::Result<Image> {
     let reference = format!("localhost/{NAME}:{version}");
     let (revision, created_unix) = commit()?;
     let mut build = podman();
-    build.args(["build", "--file", CONTAINERFILE, "--tag", &reference, "--timestamp", &created_unix]);
+    // No layer cache: it keys on the instruction's text, not on the build arguments,
+    // and would keep the labels (revision, created) of an earlier build.
+    build.args([
+        "build",
+        "--no-cache",
+        "--file",
+        CONTAINERFILE,
+        "--tag",
+        &reference,
+        "--timestamp",
+        &created_unix,
+    ]);
     for (arg, value) in [("VERSION", version.as_str()), ("REVISION", revision.as_str())] {
         build.arg("--build-arg").arg(format!("{arg}={value}"));
     }
