@@ -26,7 +26,7 @@ use model_analysis::pickle::scan_pickle_bytes;
 use model_analysis::{FindingKind, Format, Limits, PickleReport, analyze_bytes};
 
 /// Files generated: at least 10,000, a few seconds of Python. Other runs:
-/// `MODELWATCH_DIFF_SEED` and `MODELWATCH_DIFF_COUNT`.
+/// `MODELWATCH_TEST_DIFF_SEED` and `MODELWATCH_TEST_DIFF_COUNT`.
 const COUNT: u32 = 12_000;
 const SEED: u32 = 20_261_130;
 
@@ -142,7 +142,8 @@ fn analyser_agrees_with_cpython() {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/differential/gen_pickles.py");
     let dir = tempfile::tempdir().expect("temp dir");
     let started = Instant::now();
-    let (count, seed) = (setting("MODELWATCH_DIFF_COUNT", COUNT), setting("MODELWATCH_DIFF_SEED", SEED));
+    let (count, seed) =
+        (setting("MODELWATCH_TEST_DIFF_COUNT", COUNT), setting("MODELWATCH_TEST_DIFF_SEED", SEED));
     let output = Command::new("python3")
         .arg(&script)
         .arg(dir.path())
@@ -196,7 +197,7 @@ fn analyser_agrees_with_cpython() {
 }
 
 /// The fuzzer's corpus replayed through the oracle: every input libFuzzer kept for
-/// `pickle_semantics` (or the files in `$MODELWATCH_REPLAY_DIR`) must get the same
+/// `pickle_semantics` (or the files in `$MODELWATCH_TEST_REPLAY_DIR`) must get the same
 /// verdict from CPython and the analyser. Ignored by default (it needs a fuzzing run
 /// first): `cargo test -p model-analysis --release --test pickle_differential --
 /// --ignored`.
@@ -204,7 +205,7 @@ fn analyser_agrees_with_cpython() {
 #[ignore = "replays a fuzzing corpus; run after fuzzing"]
 fn fuzz_corpus_agrees_with_cpython() {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let dirs: Vec<std::path::PathBuf> = match std::env::var_os("MODELWATCH_REPLAY_DIR") {
+    let dirs: Vec<std::path::PathBuf> = match std::env::var_os("MODELWATCH_TEST_REPLAY_DIR") {
         Some(dir) => vec![dir.into()],
         None => vec![manifest.join("fuzz/generated/pickle_semantics"), manifest.join("fuzz/corpus/pickle")],
     };

@@ -2,7 +2,7 @@
 //! them: through `analyze_path` and the report's highest severity.
 //!
 //! The files are not in this repository. They are looked for in
-//! `$MODELWATCH_PICKLESCAN_CORPUS`, else in `<workspace root>/../shared/corpora/picklescan`;
+//! `$MODELWATCH_TEST_PICKLESCAN_CORPUS`, else in `<workspace root>/../shared/corpora/picklescan`;
 //! the test prints `SKIPPED: ...` when neither exists. Their README says which are
 //! malicious and which benign; the rule is coded once, in [`Class::of`].
 
@@ -70,7 +70,7 @@ fn edge_case_expectation(name: &str) -> Option<fn(Option<Severity>) -> bool> {
 }
 
 fn corpus_dir() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("MODELWATCH_PICKLESCAN_CORPUS") {
+    if let Some(dir) = std::env::var_os("MODELWATCH_TEST_PICKLESCAN_CORPUS") {
         return Some(PathBuf::from(dir));
     }
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent()?;
@@ -105,7 +105,7 @@ fn summary(report: &ModelReport) -> String {
 #[test]
 fn picklescan_corpus() {
     let Some(dir) = corpus_dir() else {
-        eprintln!("SKIPPED: picklescan corpus not found (set MODELWATCH_PICKLESCAN_CORPUS)");
+        eprintln!("SKIPPED: picklescan corpus not found (set MODELWATCH_TEST_PICKLESCAN_CORPUS)");
         return;
     };
     let root = Root::host().expect("host root");

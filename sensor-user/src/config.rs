@@ -1,10 +1,15 @@
-//! Configuration: sensible defaults, an optional TOML file, command-line overrides.
-//! Unknown keys are errors that name the key, so a typo never silently does nothing.
+//! Configuration: sensible defaults, then a TOML file, environment variables and
+//! command-line flags, each over the one before (see [`layers`]). Unknown keys are
+//! errors that name the key, so a typo never silently does nothing.
+
+mod layers;
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
+
+pub use layers::{ENV_ALIASES, Effective, Layers, Source};
 
 /// Model file extensions the kernel forwards whatever their size: every format
 /// `model-analysis` parses (GGUF, safetensors, pickle family, PyTorch, NumPy, joblib,
@@ -45,13 +50,17 @@ pub enum ConfigError {
     },
     #[error("configuration file {path} is invalid: {message}")]
     Invalid { path: PathBuf, message: String },
+    /// A setting from the environment or the command line.
+    #[error("{origin}: {message}")]
+    Setting { origin: String, message: String },
 }
 
 /// Everything `modelwatch run` can be told.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct SensorConfig {
-    /// Node name on every event; default `$NODE_NAME`, else the hostname.
+    /// Node name on every event; default the hostname (`NODE_NAME` in the environment
+    /// sets it too: see [`ENV_ALIASES`]).
     pub node: String,
     /// gRPC Unix socket (owner-only).
     pub socket: PathBuf,
@@ -64,9 +73,10 @@ pub struct SensorConfig {
     pub analysis: AnalysisConfig,
     pub sweep: SweepConfig,
     pub accelerators: AcceleratorsConfig,
+    pub kubernetes: KubernetesConfig,
 }
 
-#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct AcceleratorsConfig {
     /// Devices to treat as accelerators besides those `/proc/devices` names (drivers
@@ -75,7 +85,7 @@ pub struct AcceleratorsConfig {
     pub devices: Vec<crate::enrich::devices::AcceleratorDevice>,
 }
 
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct SweepConfig {
     /// Walk the model stores on disk once at start-up (idle I/O priority).
@@ -92,7 +102,28 @@ impl Default for SweepConfig {
     }
 }
 
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+/// Where the kubelet's directories are, for pod names (see `enrich::pod`). Only their
+/// entries' names are read. On a node that is not a Kubernetes node they are missing,
+/// and pod fields stay empty.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct KubernetesConfig {
+    /// The kubelet's `podLogsDir`: `<namespace>_<pod>_<uid>/` per pod.
+    pub pod_logs_dir: PathBuf,
+    /// The kubelet's links `<pod>_<namespace>_<container>-<id>.log`.
+    pub container_logs_dir: PathBuf,
+}
+
+impl Default for KubernetesConfig {
+    fn default() -> Self {
+        Self {
+            pod_logs_dir: PathBuf::from(crate::enrich::pod::DEFAULT_POD_LOGS_DIR),
+            container_logs_dir: PathBuf::from(crate::enrich::pod::DEFAULT_CONTAINER_LOGS_DIR),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct AnalysisConfig {
     /// How long a candidate may wait for identification before it is published
@@ -108,7 +139,7 @@ impl Default for AnalysisConfig {
     }
 }
 
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct HashConfig {
     /// Compute the SHA-256 of every model file seen (in the background).
@@ -127,7 +158,7 @@ impl Default for HashConfig {
     }
 }
 
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct KernelConfig {
     /// BPF ring buffer size: a power of two, at least 4096.
@@ -148,7 +179,7 @@ pub struct KernelConfig {
     pub dedup_window_ms: u64,
 }
 
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct EventsConfig {
     /// Publish exec/exit of every process, not only inference runtimes.
@@ -175,6 +206,7 @@ impl Default for SensorConfig {
             analysis: AnalysisConfig::default(),
             sweep: SweepConfig::default(),
             accelerators: AcceleratorsConfig::default(),
+            kubernetes: KubernetesConfig::default(),
         }
     }
 }
@@ -206,11 +238,6 @@ impl Default for EventsConfig {
 }
 
 fn default_node() -> String {
-    if let Ok(node) = std::env::var("NODE_NAME")
-        && !node.is_empty()
-    {
-        return node;
-    }
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map_or_else(|_| "unknown".into(), |h| h.trim().to_owned())
 }

@@ -23,6 +23,7 @@ use crate::{
     domain::{Drop, DropCounters},
     enrich::{
         devices::accelerator_devices,
+        pod::PodDirectory,
         process::ProcFs,
         snapshot::{SnapshotItem, read_running},
     },
@@ -95,7 +96,13 @@ impl Sensor {
             mount_ns: own_mount_namespace(),
         };
         let parts = Parts {
-            view: Box::new(ProcFs::default()),
+            view: Box::new(ProcFs {
+                pods: PodDirectory::new(
+                    &config.kubernetes.pod_logs_dir,
+                    &config.kubernetes.container_logs_dir,
+                ),
+                ..ProcFs::default()
+            }),
             marks: Some(source.marks.clone()),
             accelerator_maps: Some(source.accelerators.clone()),
             sink: Arc::clone(&log) as Arc<dyn crate::correlate::EventSink>,

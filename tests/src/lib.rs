@@ -12,6 +12,7 @@ use std::{
 
 use serde_json::Value;
 
+pub mod deploy;
 pub mod hostile;
 
 /// Why a privileged test cannot run here, if it cannot.
@@ -64,17 +65,45 @@ impl Sensor {
     /// first event (the sensor status: probes attached).
     #[must_use]
     pub fn start(extra: &[&str]) -> Self {
+        Self::start_under(&[], extra).unwrap_or_else(|failure| panic!("{failure}"))
+    }
+
+    /// As [`Sensor::start`], run by `wrapper` (`setpriv ... --`); a sensor that exits
+    /// before its first event is an error with its exit status and last stderr line.
+    ///
+    /// # Errors
+    /// The sensor did not start.
+    pub fn start_under(wrapper: &[&str], extra: &[&str]) -> Result<Self, String> {
         let exclusive = exclusive_lock();
         let dir = tempfile::tempdir().expect("tempdir");
         let socket = dir.path().join("modelwatch.sock");
-        let mut child = Command::new(workspace_binary("modelwatch"))
+        let binary = workspace_binary("modelwatch");
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(&binary);
+                command
+            }
+            None => Command::new(&binary),
+        };
+        let mut child = command
             .args(["run", "--output", "json", "--socket"])
             .arg(&socket)
             .args(extra)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(if wrapper.is_empty() { Stdio::inherit() } else { Stdio::piped() })
             .spawn()
             .expect("start modelwatch");
+        let stderr_tail = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        if let Some(stderr) = child.stderr.take() {
+            let tail = std::sync::Arc::clone(&stderr_tail);
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    eprintln!("{line}");
+                    line.clone_into(&mut tail.lock().expect("stderr tail"));
+                }
+            });
+        }
         let stdout = child.stdout.take().expect("stdout");
         let (tx, events) = mpsc::channel();
         std::thread::spawn(move || {
@@ -91,13 +120,19 @@ impl Sensor {
         });
         let mut sensor =
             Self { child, _exclusive: exclusive, events, socket, status: Value::Null, _dir: dir };
-        sensor.status = sensor
-            .next_matching(Duration::from_secs(60), |e| kind(e) == "sensor_status")
-            .expect("modelwatch did not start within 60 s (see its stderr above)");
+        let Some(status) = sensor.next_matching(Duration::from_secs(60), |e| kind(e) == "sensor_status")
+        else {
+            let exit = sensor.child.wait().map_or_else(|e| e.to_string(), |s| s.to_string());
+            // The reader thread may still hold the last line for a moment.
+            std::thread::sleep(Duration::from_millis(100));
+            let last = stderr_tail.lock().expect("stderr tail").clone();
+            return Err(format!("modelwatch did not start within 60 s ({exit}): {last}"));
+        };
+        sensor.status = status;
         // For `cargo xtask vm-test`'s matrix: the backend and verified instructions of
         // each hook on this kernel (shown with `--show-output` or on failure).
         eprintln!("modelwatch-hooks: {}", sensor.status["sensor_status"]["hooks"]);
-        sensor
+        Ok(sensor)
     }
 
     /// The next event that satisfies `wanted`, skipping others, within `timeout`.

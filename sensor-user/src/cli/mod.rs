@@ -1,5 +1,6 @@
 //! The `modelwatch` command line.
 
+pub mod config;
 mod floor;
 mod paved;
 mod run;
@@ -31,6 +32,9 @@ pub enum Command {
     Watch(watch::WatchArgs),
     /// Show a running sensor's hooks, backends and counters.
     Status(watch::StatusArgs),
+    /// The configuration in effect and where each value came from.
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
     /// Identify model files on disk by content (no root needed): format, metadata,
     /// license, SHA-256, provenance, pickle findings.
     Scan(scan::ScanArgs),
@@ -63,6 +67,7 @@ pub async fn dispatch(cli: Cli) -> i32 {
         Command::Run(args) => run::run(args).await,
         Command::Watch(args) => watch::watch(args).await,
         Command::Status(args) => watch::status(args).await,
+        Command::Config(command) => config::run(&command),
         Command::Floor => floor::run().await,
         Command::Policy(command) => paved::policy(&command),
         Command::Inventory(args) => paved::inventory(args).await,

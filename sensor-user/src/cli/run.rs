@@ -1,87 +1,26 @@
 //! `modelwatch run`: the sensor.
 
-use std::{path::PathBuf, sync::Arc};
+use std::sync::Arc;
 
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
-    config::SensorConfig,
     publish::{grpc, stdout},
     sensor::Sensor,
 };
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// TOML configuration file (every key optional).
-    #[arg(long, short)]
-    config: Option<PathBuf>,
+    #[command(flatten)]
+    settings: super::config::ConfigArgs,
     /// How events are printed on stdout.
     #[arg(long, short, value_enum, default_value_t = super::default_output())]
     output: stdout::Output,
-    /// gRPC Unix socket (overrides the configuration).
-    #[arg(long, env = "MODELWATCH_SOCKET")]
-    socket: Option<PathBuf>,
-    /// The approved-model catalog (TOML): reloaded on SIGHUP and when it changes.
-    #[arg(long)]
-    catalog: Option<PathBuf>,
-    /// BPF ring buffer size in bytes: a power of two, at least 4096.
-    #[arg(long)]
-    ring_buffer_bytes: Option<u32>,
-    /// Files at least this large are candidates whatever their name.
-    #[arg(long)]
-    size_threshold: Option<u64>,
-    /// Publish exec/exit of every process, not only inference runtimes.
-    #[arg(long)]
-    all_processes: bool,
-    /// Publish candidate files that are not models too (`candidate_file`).
-    #[arg(long)]
-    all_candidates: bool,
-    /// Node name on events (default: $NODE_NAME, else the hostname).
-    #[arg(long)]
-    node: Option<String>,
-    /// Hook backends: `auto` (fexit where the kernel allows, else tracepoints) or
-    /// `tracepoint`.
-    #[arg(long, value_enum, env = "MODELWATCH_BACKEND")]
-    backend: Option<crate::source::hooks::BackendChoice>,
-}
-
-impl RunArgs {
-    fn config(&self) -> Result<SensorConfig, crate::config::ConfigError> {
-        let mut config = match &self.config {
-            Some(path) => SensorConfig::from_file(path)?,
-            None => SensorConfig::default(),
-        };
-        if let Some(socket) = &self.socket {
-            config.socket.clone_from(socket);
-        }
-        if let Some(catalog) = &self.catalog {
-            config.catalog = Some(catalog.clone());
-        }
-        if let Some(bytes) = self.ring_buffer_bytes {
-            config.kernel.ring_buffer_bytes = bytes;
-        }
-        if let Some(threshold) = self.size_threshold {
-            config.kernel.size_threshold_bytes = threshold;
-        }
-        if let Some(backend) = self.backend {
-            config.kernel.backend = backend;
-        }
-        if let Some(node) = &self.node {
-            config.node.clone_from(node);
-        }
-        config.events.all_processes |= self.all_processes;
-        config.events.all_candidates |= self.all_candidates;
-        config.validate().map_err(|message| crate::config::ConfigError::Invalid {
-            path: PathBuf::from("(command line)"),
-            message,
-        })?;
-        Ok(config)
-    }
 }
 
 pub(super) async fn run(args: RunArgs) -> i32 {
-    let config = match args.config() {
-        Ok(config) => config,
+    let config = match args.settings.effective() {
+        Ok(effective) => effective.config,
         Err(error) => {
             super::report(&error);
             return 2;
@@ -92,6 +31,10 @@ pub(super) async fn run(args: RunArgs) -> i32 {
         return 1;
     }
     let socket = config.socket.clone();
+    if let Err(error) = secure_socket_directory(&socket) {
+        super::report(&error);
+        return 1;
+    }
     // Bind before loading: a second sensor on the same socket fails fast and cleanly.
     let listener = match grpc::bind(&socket) {
         Ok(listener) => listener,
@@ -151,6 +94,35 @@ pub(super) async fn run(args: RunArgs) -> i32 {
     printer.abort();
     let _ = std::fs::remove_file(&socket);
     code
+}
+
+/// The socket's directory is the API's access control, so it is the sensor's alone:
+/// mode 0700, even when it already existed with another mode (a Kubernetes hostPath is
+/// created 0755). A directory that holds anything but the socket is shared (`/tmp`,
+/// `/run`) and keeps its mode: the socket itself is 0600.
+fn secure_socket_directory(socket: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let Some(dir) = socket.parent().filter(|d| !d.as_os_str().is_empty()) else { return Ok(()) };
+    let context = |what: &str, error: std::io::Error| {
+        std::io::Error::new(error.kind(), format!("socket directory {}: {what}: {error}", dir.display()))
+    };
+    std::fs::create_dir_all(dir).map_err(|e| context("cannot create it", e))?;
+    let meta = std::fs::symlink_metadata(dir).map_err(|e| context("cannot stat it", e))?;
+    if !meta.is_dir() {
+        return Err(std::io::Error::other(format!(
+            "socket directory {} is not a directory (a symlink?); refusing to serve there",
+            dir.display()
+        )));
+    }
+    let only_the_socket = std::fs::read_dir(dir)
+        .map_err(|e| context("cannot list it", e))?
+        .flatten()
+        .all(|entry| entry.path() == socket);
+    if only_the_socket && meta.permissions().mode() & 0o777 != 0o700 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| context("cannot make it 0700", e))?;
+    }
+    Ok(())
 }
 
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(1);

@@ -84,6 +84,10 @@ pub fn process(info: &ProcessInfo, tid: u32) -> pb::Process {
         cgroup_id: info.cgroup_id,
         container_id: info.container_id.clone(),
         runtime: info.runtime.as_ref().map_or(pb::Runtime::Unspecified, |c| runtime(c.runtime)).into(),
+        pod_uid: info.pod.as_ref().map(|pod| pod.uid.clone()).unwrap_or_default(),
+        pod_name: info.pod.as_ref().map(|pod| pod.name.clone()).unwrap_or_default(),
+        pod_namespace: info.pod.as_ref().map(|pod| pod.namespace.clone()).unwrap_or_default(),
+        container_name: info.pod.as_ref().map(|pod| pod.container_name.clone()).unwrap_or_default(),
     }
 }
 

@@ -2,10 +2,10 @@
 //! from the kernel's own `/proc/devices` names (NVIDIA UVM and AMD KFD get dynamic
 //! majors, so the list is read again when modules load), and what class each one is.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// What kind of accelerator a device is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AcceleratorClass {
     NvidiaGpu,
@@ -27,7 +27,7 @@ impl AcceleratorClass {
 }
 
 /// A range of accelerator device numbers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AcceleratorDevice {
     pub major: u32,

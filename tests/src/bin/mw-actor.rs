@@ -18,6 +18,7 @@
 //!   separates the child's actions);
 //! - `openat:DIR:NAME`      open DIR, then NAME relative to it with `openat(2)`;
 //! - `maplast`              mmap the most recently opened file;
+//! - `closelast`            close the most recently opened file (its mappings stay);
 //! - `unlink:PATH`, `rename:FROM:TO`  change the file system under open files;
 //! - `sleep:MS`             wait.
 //!
@@ -64,6 +65,7 @@ fn perform(
             files.push(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) });
         }
         "maplast" => map(files.last().ok_or_else(|| std::io::Error::other("nothing opened yet"))?)?,
+        "closelast" => drop(files.pop().ok_or_else(|| std::io::Error::other("nothing opened yet"))?),
         "unlink" => std::fs::remove_file(arg)?,
         "rename" => {
             let (from, to) = arg.split_once(':').ok_or_else(|| std::io::Error::other("rename:FROM:TO"))?;

@@ -57,15 +57,15 @@ pub(crate) fn build() -> anyhow::Result<StaticBinaries> {
 }
 
 /// An executable that cargo reported.
-struct Built {
-    name: String,
-    path: PathBuf,
+pub(crate) struct Built {
+    pub(crate) name: String,
+    pub(crate) path: PathBuf,
     /// Built with the test harness.
     is_test: bool,
 }
 
 /// Runs cargo with the static flags and returns the executables it built.
-fn cargo_artifacts(args: &[&str]) -> anyhow::Result<Vec<Built>> {
+pub(crate) fn cargo_artifacts(args: &[&str]) -> anyhow::Result<Vec<Built>> {
     let mut command = Command::new("cargo");
     command
         .args(args)
@@ -110,7 +110,7 @@ fn cargo_artifacts(args: &[&str]) -> anyhow::Result<Vec<Built>> {
 
 /// Fails unless `path` is an ELF without a program interpreter (PT_INTERP): a dynamic
 /// binary would only fail later, inside the guest, as a confusing "not found".
-fn ensure_static(path: &Path) -> anyhow::Result<()> {
+pub(crate) fn ensure_static(path: &Path) -> anyhow::Result<()> {
     const PT_INTERP: u32 = 3;
     let elf = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let u16_at = |at: usize| elf.get(at..at + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
