@@ -59,6 +59,8 @@ pub struct SensorConfig {
     pub events: EventsConfig,
     pub hash: HashConfig,
     pub analysis: AnalysisConfig,
+    /// The event log and the outlets (`[publish]`).
+    pub publish: crate::publish::settings::PublishConfig,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -141,6 +143,7 @@ impl Default for SensorConfig {
             events: EventsConfig::default(),
             hash: HashConfig::default(),
             analysis: AnalysisConfig::default(),
+            publish: crate::publish::settings::PublishConfig::default(),
         }
     }
 }

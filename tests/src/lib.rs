@@ -55,21 +55,37 @@ pub struct Sensor {
     _exclusive: std::fs::File,
     events: mpsc::Receiver<Value>,
     pub socket: PathBuf,
+    /// The state directory (the durable event log is in its `events/`).
+    pub state_dir: PathBuf,
     pub status: Value,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
+    exited: bool,
 }
 
 impl Sensor {
     /// Starts `modelwatch run --output json` with extra arguments and waits for its
-    /// first event (the sensor status: probes attached).
+    /// first event (the sensor status: probes attached). Its socket and state
+    /// directory are in a temporary directory of its own.
     #[must_use]
     pub fn start(extra: &[&str]) -> Self {
-        let exclusive = exclusive_lock();
         let dir = tempfile::tempdir().expect("tempdir");
-        let socket = dir.path().join("modelwatch.sock");
+        let mut sensor = Self::start_in(dir.path(), extra);
+        sensor._dir = Some(dir);
+        sensor
+    }
+
+    /// Like [`Sensor::start`], with the socket and state directory in `dir` (which the
+    /// caller keeps: a restarted sensor finds its log there).
+    #[must_use]
+    pub fn start_in(dir: &Path, extra: &[&str]) -> Self {
+        let exclusive = exclusive_lock();
+        let socket = dir.join("modelwatch.sock");
+        let state_dir = dir.join("state");
         let mut child = Command::new(workspace_binary("modelwatch"))
             .args(["run", "--output", "json", "--socket"])
             .arg(&socket)
+            .arg("--state-dir")
+            .arg(&state_dir)
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -89,8 +105,16 @@ impl Sensor {
                 }
             }
         });
-        let mut sensor =
-            Self { child, _exclusive: exclusive, events, socket, status: Value::Null, _dir: dir };
+        let mut sensor = Self {
+            child,
+            _exclusive: exclusive,
+            events,
+            socket,
+            state_dir,
+            status: Value::Null,
+            _dir: None,
+            exited: false,
+        };
         sensor.status = sensor
             .next_matching(Duration::from_secs(60), |e| kind(e) == "sensor_status")
             .expect("modelwatch did not start within 60 s (see its stderr above)");
@@ -146,11 +170,31 @@ fn exclusive_lock() -> std::fs::File {
     file
 }
 
+impl Sensor {
+    /// `kill -9`: the sensor gets no chance to flush or clean up.
+    pub fn kill_9(&mut self) {
+        self.signal_and_wait(libc::SIGKILL);
+    }
+
+    /// SIGTERM, and waits for the exit.
+    pub fn stop(&mut self) {
+        self.signal_and_wait(libc::SIGTERM);
+    }
+
+    fn signal_and_wait(&mut self, signal: i32) {
+        if self.exited {
+            return;
+        }
+        // SAFETY: the pid of our own child, not yet reaped.
+        unsafe { libc::kill(self.child.id() as i32, signal) };
+        let _ = self.child.wait();
+        self.exited = true;
+    }
+}
+
 impl Drop for Sensor {
     fn drop(&mut self) {
-        // SAFETY: the pid of our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let _ = self.child.wait();
+        self.stop();
     }
 }
 

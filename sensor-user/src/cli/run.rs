@@ -4,9 +4,11 @@ use std::{path::PathBuf, sync::Arc};
 
 use tokio::signal::unix::{SignalKind, signal};
 
+use crate::publish::log::OutletKind;
+
 use crate::{
     config::SensorConfig,
-    publish::{grpc, stdout},
+    publish::{EventLog, grpc, settings::PublishArgs, stdout},
     sensor::Sensor,
 };
 
@@ -40,6 +42,8 @@ pub struct RunArgs {
     /// `tracepoint`.
     #[arg(long, value_enum, env = "MODELWATCH_BACKEND")]
     backend: Option<crate::source::hooks::BackendChoice>,
+    #[command(flatten)]
+    publish: PublishArgs,
 }
 
 impl RunArgs {
@@ -65,9 +69,9 @@ impl RunArgs {
         }
         config.events.all_processes |= self.all_processes;
         config.events.all_candidates |= self.all_candidates;
-        config.validate().map_err(|message| crate::config::ConfigError::Invalid {
-            path: PathBuf::from("(command line)"),
-            message,
+        self.publish.apply(&mut config.publish);
+        config.validate().and_then(|()| config.publish.validate()).map_err(|message| {
+            crate::config::ConfigError::Invalid { path: PathBuf::from("(command line)"), message }
         })?;
         Ok(config)
     }
@@ -86,15 +90,32 @@ pub(super) async fn run(args: RunArgs) -> i32 {
         return 1;
     }
     let socket = config.socket.clone();
+    let publish = config.publish.clone();
     // Bind before loading: a second sensor on the same socket fails fast and cleanly.
-    let listener = match grpc::bind(&socket) {
+    let listener = match crate::publish::transport::bind_unix(&socket, &publish.api.socket_group) {
         Ok(listener) => listener,
         Err(error) => {
             super::report(&error);
             return 1;
         }
     };
-    let (sensor, mut supervisor) = match Sensor::start(config) {
+    let outlets = match Outlets::prepare(&publish).await {
+        Ok(outlets) => outlets,
+        Err(error) => {
+            let _ = std::fs::remove_file(&socket);
+            super::report(error.as_ref());
+            return 1;
+        }
+    };
+    let log = match EventLog::open(config.node.clone(), &publish.log_settings()) {
+        Ok(log) => Arc::new(log),
+        Err(error) => {
+            let _ = std::fs::remove_file(&socket);
+            super::report(&error);
+            return 1;
+        }
+    };
+    let (sensor, mut supervisor) = match Sensor::start(config, Arc::clone(&log)) {
         Ok((sensor, supervisor)) => (Arc::new(sensor), supervisor),
         Err(error) => {
             let _ = std::fs::remove_file(&socket);
@@ -102,13 +123,25 @@ pub(super) async fn run(args: RunArgs) -> i32 {
             return 1;
         }
     };
-    tracing::info!(socket = %socket.display(), "modelwatch is running");
-    let printer = tokio::spawn(stdout::print(sensor.log.subscribe(1), args.output));
-    let service = grpc::SensorService::new(Arc::clone(&sensor.log), sensor.status_fn());
-    let (stop, mut server_stop) = tokio::sync::watch::channel(false);
-    let mut server = tokio::spawn(grpc::serve(listener, service, async move {
-        let _ = server_stop.wait_for(|stop| *stop).await;
-    }));
+    tracing::info!(socket = %socket.display(), log = %log.directory().display(), "modelwatch is running");
+    let printer = tokio::spawn(stdout::print(log.subscribe(log.first_seq(), OutletKind::Stdout), args.output));
+    let status = sensor.status_fn();
+    let api = grpc::Api::new(
+        Arc::clone(&log),
+        Arc::clone(&status),
+        grpc::ApiLimits { max_streams: publish.api.max_streams, stream_queue: publish.api.stream_queue },
+    );
+    let (stop, server_stop) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut stop = server_stop.clone();
+        async move {
+            let _ = stop.wait_for(|stop| *stop).await;
+        }
+    };
+    let settings = server_settings(&publish);
+    let mut server =
+        tokio::spawn(grpc::serve_unix(listener, grpc::Routes::new(Arc::clone(&api)), settings.clone(), stopped()));
+    let background = outlets.start(&log, &publish, &api, status, settings, stopped());
     let code = tokio::select! {
         result = &mut server => server_exit(result),
         (task, error) = supervisor.first_exit() => {
@@ -131,9 +164,82 @@ pub(super) async fn run(args: RunArgs) -> i32 {
             }
         }
     };
+    for task in background {
+        task.abort();
+    }
     printer.abort();
+    // What was published is written before the process ends.
+    log.close();
     let _ = std::fs::remove_file(&socket);
     code
+}
+
+fn server_settings(publish: &crate::publish::settings::PublishConfig) -> grpc::ServerSettings {
+    grpc::ServerSettings {
+        keepalive: std::time::Duration::from_secs(publish.api.keepalive_secs.max(1)),
+        connection_limits: crate::publish::transport::ConnectionLimits {
+            max_connections: publish.api.max_connections,
+            idle_timeout: std::time::Duration::from_secs(publish.api.idle_timeout_secs.max(1)),
+        },
+    }
+}
+
+/// The optional outlets, their sockets bound before the probes load so that a
+/// configuration mistake stops the start-up with a clear message.
+struct Outlets {
+    tcp: Option<(tokio::net::TcpListener, tonic::transport::ServerTlsConfig)>,
+    metrics: Option<tokio::net::TcpListener>,
+}
+
+impl Outlets {
+    async fn prepare(
+        publish: &crate::publish::settings::PublishConfig,
+    ) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        use crate::publish::transport;
+        let tcp = if publish.api.tcp_listen.is_empty() {
+            None
+        } else {
+            let tls = transport::tls::server_config(&publish.api)?;
+            Some((transport::bind_tcp(&publish.api.tcp_listen).await?, tls))
+        };
+        let metrics = if publish.metrics.listen.is_empty() {
+            None
+        } else {
+            Some(transport::bind_tcp(&publish.metrics.listen).await?)
+        };
+        Ok(Self { tcp, metrics })
+    }
+
+    fn start(
+        self,
+        log: &Arc<EventLog>,
+        publish: &crate::publish::settings::PublishConfig,
+        api: &Arc<grpc::Api>,
+        status: grpc::StatusFn,
+        settings: grpc::ServerSettings,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
+        let mut tasks = Vec::new();
+        if let Some((listener, tls)) = self.tcp {
+            let routes = grpc::Routes::new(Arc::clone(api));
+            tasks.push(tokio::spawn(async move {
+                if let Err(error) = grpc::serve_tcp(listener, tls, routes, settings, shutdown).await {
+                    super::report(&error);
+                }
+            }));
+        }
+        if let Some(listener) = self.metrics {
+            tasks.push(tokio::spawn(crate::publish::metrics::serve(listener, Arc::clone(log), status)));
+        }
+        if !publish.otlp.endpoint.is_empty() {
+            let ship = crate::publish::otlp::ship(Arc::clone(log), publish.otlp.clone(), publish.state_dir.clone());
+            tasks.push(tokio::spawn(ship));
+        }
+        if !publish.file.path.as_os_str().is_empty() {
+            tasks.push(tokio::spawn(crate::publish::jsonl::write(Arc::clone(log), publish.file.clone())));
+        }
+        tasks
+    }
 }
 
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
