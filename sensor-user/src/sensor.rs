@@ -122,7 +122,9 @@ impl Sensor {
     fn log_problems(&self) -> impl Iterator<Item = String> + use<'_> {
         let errors = self.log.write_errors();
         let write = (errors > 0).then(|| {
-            format!("event log: {errors} batches could not be written (disk full or failing): streamed, not kept")
+            format!(
+                "event log: {errors} batches could not be written (disk full or failing): streamed, not kept"
+            )
         });
         self.log.recovery_note().map(str::to_owned).into_iter().chain(write)
     }

@@ -13,6 +13,7 @@ use std::{
 use serde_json::Value;
 
 pub mod hostile;
+pub mod soc;
 
 /// Why a privileged test cannot run here, if it cannot.
 #[must_use]

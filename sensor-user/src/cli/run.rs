@@ -124,7 +124,8 @@ pub(super) async fn run(args: RunArgs) -> i32 {
         }
     };
     tracing::info!(socket = %socket.display(), log = %log.directory().display(), "modelwatch is running");
-    let printer = tokio::spawn(stdout::print(log.subscribe(log.first_seq(), OutletKind::Stdout), args.output));
+    let printer =
+        tokio::spawn(stdout::print(log.subscribe(log.first_seq(), OutletKind::Stdout), args.output));
     let status = sensor.status_fn();
     let api = grpc::Api::new(
         Arc::clone(&log),
@@ -139,8 +140,12 @@ pub(super) async fn run(args: RunArgs) -> i32 {
         }
     };
     let settings = server_settings(&publish);
-    let mut server =
-        tokio::spawn(grpc::serve_unix(listener, grpc::Routes::new(Arc::clone(&api)), settings.clone(), stopped()));
+    let mut server = tokio::spawn(grpc::serve_unix(
+        listener,
+        grpc::Routes::new(Arc::clone(&api)),
+        settings.clone(),
+        stopped(),
+    ));
     let background = outlets.start(&log, &publish, &api, status, settings, stopped());
     let code = tokio::select! {
         result = &mut server => server_exit(result),
@@ -232,7 +237,8 @@ impl Outlets {
             tasks.push(tokio::spawn(crate::publish::metrics::serve(listener, Arc::clone(log), status)));
         }
         if !publish.otlp.endpoint.is_empty() {
-            let ship = crate::publish::otlp::ship(Arc::clone(log), publish.otlp.clone(), publish.state_dir.clone());
+            let ship =
+                crate::publish::otlp::ship(Arc::clone(log), publish.otlp.clone(), publish.state_dir.clone());
             tasks.push(tokio::spawn(ship));
         }
         if !publish.file.path.as_os_str().is_empty() {

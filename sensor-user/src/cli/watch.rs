@@ -55,8 +55,9 @@ impl WatchArgs {
     fn request(&self) -> Result<StreamEventsRequest, String> {
         let mut kinds = Vec::new();
         for name in &self.kinds {
-            let kind = crate::domain::event_kind::kind_from_name(name)
-                .ok_or_else(|| format!("unknown event kind {name:?} (e.g. model_file_opened, listener_opened)"))?;
+            let kind = crate::domain::event_kind::kind_from_name(name).ok_or_else(|| {
+                format!("unknown event kind {name:?} (e.g. model_file_opened, listener_opened)")
+            })?;
             kinds.push(kind as i32);
         }
         let filter = EventFilter {

@@ -57,6 +57,8 @@ impl<R: prost::Message + Default> Decoder for MessageDecoder<R> {
     type Error = Status;
 
     fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<R>, Status> {
-        R::decode(src).map(Some).map_err(|e| Status::invalid_argument(format!("the request does not decode: {e}")))
+        R::decode(src)
+            .map(Some)
+            .map_err(|e| Status::invalid_argument(format!("the request does not decode: {e}")))
     }
 }

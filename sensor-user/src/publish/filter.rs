@@ -43,7 +43,10 @@ pub fn severity_of(payload: &Payload) -> Severity {
         Payload::ModelHashed(hashed) => worst(&hashed.findings),
         _ => None,
     };
-    found.and_then(|s| Severity::try_from(s).ok()).filter(|s| *s != Severity::Unspecified).unwrap_or(Severity::Info)
+    found
+        .and_then(|s| Severity::try_from(s).ok())
+        .filter(|s| *s != Severity::Unspecified)
+        .unwrap_or(Severity::Info)
 }
 
 /// A compiled `EventFilter`.
@@ -63,7 +66,8 @@ impl Filter {
     pub fn from_request(request: &StreamEventsRequest) -> Result<Self, FilterError> {
         let mut kinds = Vec::new();
         for name in &request.kinds {
-            let kind = kind_from_name(name).ok_or_else(|| FilterError::UnknownKindName { name: name.clone() })?;
+            let kind =
+                kind_from_name(name).ok_or_else(|| FilterError::UnknownKindName { name: name.clone() })?;
             kinds.push(kind);
         }
         let given = request.filter.clone().unwrap_or_default();
@@ -131,7 +135,8 @@ fn session_paths(descriptors: &[u8]) -> Vec<Vec<u32>> {
 }
 
 fn session_matches(bytes: &[u8], session: &str) -> bool {
-    SESSION_PATHS.is_empty() || SESSION_PATHS.iter().any(|path| field_at(bytes, path) == Some(session.as_bytes()))
+    SESSION_PATHS.is_empty()
+        || SESSION_PATHS.iter().any(|path| field_at(bytes, path) == Some(session.as_bytes()))
 }
 
 /// The length-delimited field at `path` (field numbers, outermost first), by walking
@@ -180,7 +185,10 @@ mod tests {
         let request = StreamEventsRequest {
             since_seq: 0,
             kinds: vec!["process_exit".into()],
-            filter: Some(EventFilter { kinds: vec![EventKind::ListenerOpened as i32], ..EventFilter::default() }),
+            filter: Some(EventFilter {
+                kinds: vec![EventKind::ListenerOpened as i32],
+                ..EventFilter::default()
+            }),
         };
         let filter = Filter::from_request(&request).expect("valid");
         assert_eq!(filter.kinds, vec![12, 15]);

@@ -19,8 +19,8 @@ use std::{
 use bytes::Bytes;
 use prost::Message as _;
 use proto::v1::{
-    GetStatusRequest, GetStatusResponse, ModelFile, OcsfRecord, ScanPathRequest, ScanPathResponse, ScanProblem,
-    SensorStatus, StreamEventsRequest,
+    GetStatusRequest, GetStatusResponse, ModelFile, OcsfRecord, ScanPathRequest, ScanPathResponse,
+    ScanProblem, SensorStatus, StreamEventsRequest,
     sensor_server::{Sensor, SensorServer},
 };
 use tokio_stream::Stream;
@@ -203,7 +203,10 @@ impl Sensor for Api {
         Ok(Response::new(GetStatusResponse { status: Some((self.status)()) }))
     }
 
-    async fn scan_path(&self, request: Request<ScanPathRequest>) -> Result<Response<ScanPathResponse>, Status> {
+    async fn scan_path(
+        &self,
+        request: Request<ScanPathRequest>,
+    ) -> Result<Response<ScanPathResponse>, Status> {
         let _call = transport::activity_of(&request).map(|a| a.call());
         let request = request.into_inner();
         let path = PathBuf::from(&request.path);
@@ -212,8 +215,12 @@ impl Sensor for Api {
         }
         if let Err(error) = std::fs::symlink_metadata(&path) {
             return Err(match error.kind() {
-                std::io::ErrorKind::NotFound => Status::not_found(format!("{} does not exist", path.display())),
-                std::io::ErrorKind::PermissionDenied => Status::permission_denied(format!("{}: {error}", path.display())),
+                std::io::ErrorKind::NotFound => {
+                    Status::not_found(format!("{} does not exist", path.display()))
+                }
+                std::io::ErrorKind::PermissionDenied => {
+                    Status::permission_denied(format!("{}: {error}", path.display()))
+                }
                 _ => Status::unavailable(format!("{}: {error}", path.display())),
             });
         }
@@ -249,7 +256,8 @@ fn scan_path(path: &Path, request: &ScanPathRequest) -> ScanPathResponse {
                 response.truncated = true;
                 return;
             }
-            let wanted = request.all_files || scanned.report.format.is_model() || !scanned.report.findings.is_empty();
+            let wanted =
+                request.all_files || scanned.report.format.is_model() || !scanned.report.findings.is_empty();
             if !wanted {
                 return;
             }
@@ -343,25 +351,32 @@ pub struct ServerSettings {
 }
 
 /// A server builder with the sensor's services: the API, health, reflection.
-fn router(routes: Routes, settings: &ServerSettings, builder: tonic::transport::Server) -> tonic::transport::server::Router {
+fn router(
+    routes: Routes,
+    settings: &ServerSettings,
+    builder: tonic::transport::Server,
+) -> tonic::transport::server::Router {
     let (health_reporter, health) = tonic_health::server::health_reporter();
     // The sensor serves only once it runs: healthy from the start.
     tokio::spawn(async move {
         health_reporter.set_serving::<Routes>().await;
     });
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .ok();
+    // Both versions: grpcurl asks v1, the Python and older clients v1alpha.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
     let mut builder = builder
         .http2_keepalive_interval(Some(settings.keepalive))
         .http2_keepalive_timeout(Some(Duration::from_secs(20)))
         .max_concurrent_streams(Some(64));
-    let router = builder.add_service(routes).add_service(health);
-    match reflection {
-        Some(reflection) => router.add_service(reflection),
-        None => router,
-    }
+    let router = builder
+        .add_service(routes)
+        .add_service(health)
+        .add_optional_service(reflection().build_v1().ok())
+        .add_optional_service(reflection().build_v1alpha().ok());
+    router
 }
 
 /// Serves the API on the Unix socket until `shutdown` resolves.

@@ -142,7 +142,12 @@ mod tests {
     #[test]
     fn rotates_by_size_and_keeps_n_files() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let config = FileConfig { path: dir.path().join("events.jsonl"), max_bytes: 4096, keep: 2, ..FileConfig::default() };
+        let config = FileConfig {
+            path: dir.path().join("events.jsonl"),
+            max_bytes: 4096,
+            keep: 2,
+            ..FileConfig::default()
+        };
         let mut file = RotatingFile::open(&config).expect("open");
         let line = "x".repeat(999);
         for _ in 0..20 {

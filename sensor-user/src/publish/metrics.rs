@@ -52,11 +52,21 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str) {
 #[must_use]
 pub fn render(log: &EventLog, status: &proto::v1::SensorStatus) -> String {
     let mut out = String::with_capacity(8 << 10);
-    family(&mut out, "modelwatch_events_published_total", "counter", "Events published by this instance, by kind.");
+    family(
+        &mut out,
+        "modelwatch_events_published_total",
+        "counter",
+        "Events published by this instance, by kind.",
+    );
     for (kind, count) in log.published_by_kind() {
         let _ = writeln!(out, "modelwatch_events_published_total{{kind=\"{}\"}} {count}", kind_name(kind));
     }
-    family(&mut out, "modelwatch_events_lost_total", "counter", "Events lost (announced by events_lost), by source and counter.");
+    family(
+        &mut out,
+        "modelwatch_events_lost_total",
+        "counter",
+        "Events lost (announced by events_lost), by source and counter.",
+    );
     for ((source, counter), count) in log.lost_by_reason() {
         let _ = writeln!(
             out,
@@ -79,10 +89,20 @@ pub fn render(log: &EventLog, status: &proto::v1::SensorStatus) -> String {
     }
     family(&mut out, "modelwatch_ring_buffer_bytes", "gauge", "Size of each kernel ring buffer.");
     let _ = writeln!(out, "modelwatch_ring_buffer_bytes {}", status.ring_buffer_bytes);
-    family(&mut out, "modelwatch_records_received_total", "counter", "Kernel records read from the ring buffers.");
+    family(
+        &mut out,
+        "modelwatch_records_received_total",
+        "counter",
+        "Kernel records read from the ring buffers.",
+    );
     let _ = writeln!(out, "modelwatch_records_received_total {}", status.records_received);
     let (held, capacity) = log.memory_window();
-    family(&mut out, "modelwatch_log_memory_window_events", "gauge", "Events in the log's memory window, and its capacity.");
+    family(
+        &mut out,
+        "modelwatch_log_memory_window_events",
+        "gauge",
+        "Events in the log's memory window, and its capacity.",
+    );
     let _ = writeln!(out, "modelwatch_log_memory_window_events{{of=\"held\"}} {held}");
     let _ = writeln!(out, "modelwatch_log_memory_window_events{{of=\"capacity\"}} {capacity}");
     family(&mut out, "modelwatch_subscribers", "gauge", "Readers of the log, by kind.");
@@ -92,19 +112,38 @@ pub fn render(log: &EventLog, status: &proto::v1::SensorStatus) -> String {
         let count = outlets.iter().filter(|o| o.kind.name() == kind).count();
         let _ = writeln!(out, "modelwatch_subscribers{{kind=\"{kind}\"}} {count}");
     }
-    family(&mut out, "modelwatch_subscriber_behind_events", "gauge", "Events logged that a reader has not read yet.");
-    family(&mut out, "modelwatch_subscriber_queue_events", "gauge", "Events waiting in a reader's send queue.");
+    family(
+        &mut out,
+        "modelwatch_subscriber_behind_events",
+        "gauge",
+        "Events logged that a reader has not read yet.",
+    );
+    family(
+        &mut out,
+        "modelwatch_subscriber_queue_events",
+        "gauge",
+        "Events waiting in a reader's send queue.",
+    );
     for (i, outlet) in outlets.iter().enumerate() {
         let labels = format!("kind=\"{}\",reader=\"{i}\",state=\"{}\"", outlet.kind.name(), outlet.state());
         let behind = (last + 1).saturating_sub(outlet.next_seq());
         let _ = writeln!(out, "modelwatch_subscriber_behind_events{{{labels}}} {behind}");
         let _ = writeln!(out, "modelwatch_subscriber_queue_events{{{labels}}} {}", outlet.queued());
     }
-    family(&mut out, "modelwatch_work_queue_depth", "gauge", "Jobs waiting in each work queue, and its capacity.");
+    family(
+        &mut out,
+        "modelwatch_work_queue_depth",
+        "gauge",
+        "Jobs waiting in each work queue, and its capacity.",
+    );
     for queue in &status.queues {
         let name = label(&queue.name);
         let _ = writeln!(out, "modelwatch_work_queue_depth{{queue=\"{name}\",of=\"depth\"}} {}", queue.depth);
-        let _ = writeln!(out, "modelwatch_work_queue_depth{{queue=\"{name}\",of=\"capacity\"}} {}", queue.capacity);
+        let _ = writeln!(
+            out,
+            "modelwatch_work_queue_depth{{queue=\"{name}\",of=\"capacity\"}} {}",
+            queue.capacity
+        );
         let _ = writeln!(out, "modelwatch_work_queue_depth{{queue=\"{name}\",of=\"busy\"}} {}", queue.busy);
     }
     family(&mut out, "modelwatch_hook_info", "gauge", "The backend of each hook (1 attached, 0 not).");
@@ -119,14 +158,24 @@ pub fn render(log: &EventLog, status: &proto::v1::SensorStatus) -> String {
         );
     }
     let extent = log.extent();
-    family(&mut out, "modelwatch_log_sequence", "gauge", "The durable log's first and last sequence numbers.");
+    family(
+        &mut out,
+        "modelwatch_log_sequence",
+        "gauge",
+        "The durable log's first and last sequence numbers.",
+    );
     let _ = writeln!(out, "modelwatch_log_sequence{{of=\"first\"}} {}", extent.first_seq);
     let _ = writeln!(out, "modelwatch_log_sequence{{of=\"last\"}} {}", extent.last_seq);
     family(&mut out, "modelwatch_log_bytes", "gauge", "The durable log's size on disk.");
     let _ = writeln!(out, "modelwatch_log_bytes {}", extent.bytes);
     family(&mut out, "modelwatch_log_segments", "gauge", "Segment files of the durable log.");
     let _ = writeln!(out, "modelwatch_log_segments {}", extent.segments);
-    family(&mut out, "modelwatch_log_damaged_frames_total", "counter", "Damaged log frames found (skipped, announced).");
+    family(
+        &mut out,
+        "modelwatch_log_damaged_frames_total",
+        "counter",
+        "Damaged log frames found (skipped, announced).",
+    );
     let _ = writeln!(out, "modelwatch_log_damaged_frames_total {}", extent.damaged);
     family(&mut out, "modelwatch_log_write_errors_total", "counter", "Batches the log could not write.");
     let _ = writeln!(out, "modelwatch_log_write_errors_total {}", log.write_errors());

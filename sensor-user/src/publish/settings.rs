@@ -176,11 +176,12 @@ impl PublishConfig {
             api.tcp_listen
                 .parse::<SocketAddr>()
                 .map_err(|e| format!("publish.api.tcp_listen = {:?}: {e}", api.tcp_listen))?;
-            let missing: Vec<&str> = [("tls_cert", &api.tls_cert), ("tls_key", &api.tls_key), ("client_ca", &api.client_ca)]
-                .into_iter()
-                .filter(|(_, path)| path.as_os_str().is_empty())
-                .map(|(name, _)| name)
-                .collect();
+            let missing: Vec<&str> =
+                [("tls_cert", &api.tls_cert), ("tls_key", &api.tls_key), ("client_ca", &api.client_ca)]
+                    .into_iter()
+                    .filter(|(_, path)| path.as_os_str().is_empty())
+                    .map(|(name, _)| name)
+                    .collect();
             if !missing.is_empty() {
                 return Err(format!(
                     "publish.api.tcp_listen is set but {} {} not: the API is served on TCP only with mutual TLS (a server certificate and key, and the CA that client certificates must chain to)",
@@ -200,7 +201,9 @@ impl PublishConfig {
             return Err(format!("publish.otlp.endpoint = {endpoint:?}: must start with http:// or https://"));
         }
         if self.log_segment_bytes < 4096 || self.log_max_bytes < self.log_segment_bytes {
-            return Err("publish.log_segment_bytes must be at least 4096 and at most publish.log_max_bytes".into());
+            return Err(
+                "publish.log_segment_bytes must be at least 4096 and at most publish.log_max_bytes".into()
+            );
         }
         if api.max_connections == 0 || api.max_streams == 0 || api.stream_queue == 0 {
             return Err("publish.api.max_connections, max_streams and stream_queue must be positive".into());
@@ -303,7 +306,8 @@ mod tests {
     #[test]
     fn the_section_parses_with_defaults() {
         let config: PublishConfig =
-            toml::from_str("state_dir = \"/tmp/x\"\n[otlp]\nendpoint = \"http://127.0.0.1:4317\"\n").expect("valid");
+            toml::from_str("state_dir = \"/tmp/x\"\n[otlp]\nendpoint = \"http://127.0.0.1:4317\"\n")
+                .expect("valid");
         assert_eq!(config.state_dir, PathBuf::from("/tmp/x"));
         assert_eq!(config.api.max_streams, 32);
         config.validate().expect("valid");

@@ -178,7 +178,8 @@ impl Cursor {
         self.next = next;
         if next == from {
             // In neither the files nor memory: a failed write. Skip to memory.
-            let front = self.shared.ring.lock().unwrap_or_else(PoisonError::into_inner).front().map(|r| r.seq);
+            let front =
+                self.shared.ring.lock().unwrap_or_else(PoisonError::into_inner).front().map(|r| r.seq);
             if let Some(front) = front.filter(|f| *f > from) {
                 out.push(Item::Gap(Gap { first_seq: from, last_seq: front - 1, reason: GapReason::Damaged }));
                 self.next = front;
@@ -245,7 +246,9 @@ pub fn notice(gap: &Gap) -> Event {
     let count = gap.count();
     let (source, by_counter) = match gap.reason {
         GapReason::Retention => (LossSource::Retention, Default::default()),
-        GapReason::Damaged => (LossSource::Pipeline, [("log_damaged".to_owned(), count)].into_iter().collect()),
+        GapReason::Damaged => {
+            (LossSource::Pipeline, [("log_damaged".to_owned(), count)].into_iter().collect())
+        }
     };
     Event {
         seq: 0,

@@ -113,9 +113,10 @@ mod tests {
         for bit in 0..frame.len() * 8 {
             let mut damaged = frame.clone();
             damaged[bit / 8] ^= 1 << (bit % 8);
-            let found = parse_header(&header_of(&damaged))
-                .is_none_or(|h| h.len as usize != damaged.len() - HEADER_BYTES
-                    || !verify(&header_of(&damaged), &h, &damaged[HEADER_BYTES..]));
+            let found = parse_header(&header_of(&damaged)).is_none_or(|h| {
+                h.len as usize != damaged.len() - HEADER_BYTES
+                    || !verify(&header_of(&damaged), &h, &damaged[HEADER_BYTES..])
+            });
             assert!(found, "bit {bit} flipped unnoticed");
         }
     }

@@ -163,9 +163,11 @@ impl EventLog {
     pub fn open(node: String, settings: &LogSettings) -> Result<Self, StoreError> {
         let (store, appender, recovery) = Store::open(settings.store.clone())?;
         let last_seq = recovery.last_seq.unwrap_or(0);
-        let previous = recovery.last_payload.as_deref().and_then(|bytes| Event::decode(bytes).ok()).map(|e| {
-            Previous { instance: e.instance, last_seq, last_time: e.time }
-        });
+        let previous = recovery
+            .last_payload
+            .as_deref()
+            .and_then(|bytes| Event::decode(bytes).ok())
+            .map(|e| Previous { instance: e.instance, last_seq, last_time: e.time });
         let recovery_note = (recovery.cut_bytes > 0 || recovery.damaged_frames > 0).then(|| {
             format!(
                 "event log recovered: {} torn bytes cut at the tail, {} damaged frames skipped",
@@ -269,7 +271,8 @@ impl EventLog {
 
     fn count_lost(&self, lost: &proto::v1::EventsLost) {
         let source = proto::v1::LossSource::try_from(lost.source).unwrap_or_default();
-        let source = source.as_str_name().strip_prefix("LOSS_SOURCE_").unwrap_or("unspecified").to_ascii_lowercase();
+        let source =
+            source.as_str_name().strip_prefix("LOSS_SOURCE_").unwrap_or("unspecified").to_ascii_lowercase();
         let mut tally = self.tally.lost.lock().unwrap_or_else(PoisonError::into_inner);
         if lost.by_counter.is_empty() {
             *tally.entry((source.clone(), String::new())).or_default() += lost.count;

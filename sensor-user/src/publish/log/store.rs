@@ -20,7 +20,9 @@ use super::{
 
 #[derive(Debug, Error)]
 pub enum StoreError {
-    #[error("cannot create the event log directory {path}: {source}; fix: create it (owned by root, mode 0700) or set publish.state_dir / --state-dir")]
+    #[error(
+        "cannot create the event log directory {path}: {source}; fix: create it (owned by root, mode 0700) or set publish.state_dir / --state-dir"
+    )]
     Directory {
         path: PathBuf,
         #[source]
@@ -105,7 +107,8 @@ impl Store {
     pub(super) fn open(limits: StoreLimits) -> Result<(Self, Appender, Recovery), StoreError> {
         prepare_directory(&limits.dir)?;
         let dir = limits.dir.clone();
-        let found = segment::list(&dir).map_err(|source| StoreError::Directory { path: dir.clone(), source })?;
+        let found =
+            segment::list(&dir).map_err(|source| StoreError::Directory { path: dir.clone(), source })?;
         let mut segments = VecDeque::new();
         let mut recovery = Recovery::default();
         let mut total_bytes = 0;
@@ -131,10 +134,15 @@ impl Store {
         }
         let next_seq = recovery.last_seq.map_or(1, |s| s + 1);
         if segments.is_empty() {
-            segments.push_back(SegmentState { segment: Segment::new(&dir, next_seq), end: 0, last_seq: None });
+            segments.push_back(SegmentState {
+                segment: Segment::new(&dir, next_seq),
+                end: 0,
+                last_seq: None,
+            });
         }
         let newest = segments.back().map(|s| (s.segment.path.clone(), s.end)).unwrap_or_default();
-        let file = open_for_append(&newest.0).map_err(|source| StoreError::Directory { path: newest.0, source })?;
+        let file =
+            open_for_append(&newest.0).map_err(|source| StoreError::Directory { path: newest.0, source })?;
         let state = State { segments, total_bytes, damaged: recovery.damaged_frames };
         let store = Self { limits, state: Mutex::new(state) };
         Ok((store, Appender { file, bytes: newest.1 }, recovery))
@@ -147,7 +155,12 @@ impl Store {
     /// Appends encoded frames (sequence numbers `first..=last`), then rotates and
     /// enforces the size cap. One `write(2)` per batch: what it wrote survives the
     /// process being killed; the periodic sync makes it survive a power cut.
-    pub(super) fn append(&self, appender: &mut Appender, frames: &[u8], last_seq: u64) -> std::io::Result<()> {
+    pub(super) fn append(
+        &self,
+        appender: &mut Appender,
+        frames: &[u8],
+        last_seq: u64,
+    ) -> std::io::Result<()> {
         let written = appender.file.write_all(frames);
         if written.is_ok() {
             appender.bytes += frames.len() as u64;
@@ -225,6 +238,10 @@ impl Store {
         let Some(mut index) = segments.iter().rposition(|s| s.segment.first_seq <= from) else {
             return from;
         };
+        if position.next_seq != from {
+            // Not where the last read stopped: seek again.
+            position.open = None;
+        }
         let mut taken = 0;
         let mut pending = position.damage_pending.take();
         while taken < limit {
@@ -295,14 +312,14 @@ pub(super) struct Position {
 }
 
 impl Position {
+    /// The open reader of `segment`, opened and positioned at `from` if it is not the
+    /// one open.
     fn reader_for(&mut self, segment: &SegmentState, from: u64) -> Option<(&mut Reader, &mut u64)> {
-        let reusable = matches!(&self.open, Some((first, _, _)) if *first == segment.segment.first_seq)
-            && self.next_seq == from;
+        let reusable = matches!(&self.open, Some((first, _, _)) if *first == segment.segment.first_seq);
         if !reusable {
             let mut reader = Reader::open(&segment.segment.path, Some(segment.end)).ok()?;
             let offset = reader.seek(from);
             self.open = Some((segment.segment.first_seq, reader, offset));
-            self.next_seq = from;
         }
         let (_, reader, offset) = self.open.as_mut()?;
         reader.extend_to(segment.end);

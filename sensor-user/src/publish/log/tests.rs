@@ -150,14 +150,18 @@ async fn old_segments_go_past_the_cap_and_readers_are_told() {
     let extent = log.extent();
     assert!(extent.first_seq > 1 && extent.bytes <= 4 * 4096, "{extent:?}");
     let (seqs, gaps) = read_to(&mut log.cursor(1, OutletKind::Grpc), 2000).await;
-    assert_eq!(gaps, vec![Gap { first_seq: 1, last_seq: extent.first_seq - 1, reason: GapReason::Retention }]);
+    assert_eq!(
+        gaps,
+        vec![Gap { first_seq: 1, last_seq: extent.first_seq - 1, reason: GapReason::Retention }]
+    );
     assert_eq!(seqs, (extent.first_seq..=2000).collect::<Vec<_>>());
 }
 
 #[tokio::test]
 async fn a_reader_that_never_reads_costs_the_others_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let log = Arc::new(EventLog::open("node".into(), &settings(dir.path(), 1 << 20, 1 << 30, 64)).expect("open"));
+    let log =
+        Arc::new(EventLog::open("node".into(), &settings(dir.path(), 1 << 20, 1 << 30, 64)).expect("open"));
     let _stalled = log.cursor(1, OutletKind::Grpc);
     let readers: Vec<_> = (0..4)
         .map(|_| {

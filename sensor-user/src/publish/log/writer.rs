@@ -88,7 +88,11 @@ impl Queue {
     }
 }
 
-pub(super) fn spawn(shared: Arc<Shared>, appender: Appender, sync_interval: Duration) -> std::thread::JoinHandle<()> {
+pub(super) fn spawn(
+    shared: Arc<Shared>,
+    appender: Appender,
+    sync_interval: Duration,
+) -> std::thread::JoinHandle<()> {
     let run = move || write_loop(&shared, appender, sync_interval);
     std::thread::Builder::new()
         .name("modelwatch-log".into())

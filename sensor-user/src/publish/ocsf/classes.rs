@@ -87,10 +87,8 @@ fn with_model(mut attributes: Map<String, Value>, file: &ModelFile) -> Map<Strin
 pub(super) fn model_file_opened(event: &Event) -> Option<Mapped> {
     let Some(Payload::ModelFileOpened(opened)) = &event.payload else { return None };
     let file = opened.file.as_ref()?;
-    let attributes = attributes([
-        ("file", objects::model_file(file)),
-        ("actor", objects::actor(event.process.as_ref())),
-    ]);
+    let attributes =
+        attributes([("file", objects::model_file(file)), ("actor", objects::actor(event.process.as_ref()))]);
     mapped(
         event,
         (1001, 14, "Open"),
@@ -112,14 +110,22 @@ pub(super) fn model_file_mapped(event: &Event) -> Option<Mapped> {
             ("base_address", json!(format!("{:#x}", map.address))),
             ("size", json!(map.length)),
             ("requested_permissions", json!(map.prot)),
-            ("observables", json!([{"name": "file.path", "type_id": 45, "type": "File Path", "value": file.path}])),
+            (
+                "observables",
+                json!([{"name": "file.path", "type_id": 45, "type": "File Path", "value": file.path}]),
+            ),
         ]),
         file,
     );
     if let Some(Value::Object(unmapped)) = attributes.get_mut("unmapped") {
         unmapped.insert("file".into(), objects::model_file(file));
     }
-    mapped(event, (1004, 9, "Map View"), format!("model file mapped: {} by {}", file.path, process_name(event)), attributes)
+    mapped(
+        event,
+        (1004, 9, "Map View"),
+        format!("model file mapped: {} by {}", file.path, process_name(event)),
+        attributes,
+    )
 }
 
 /// Network Activity 4001, Listen: the listening socket is the responder.

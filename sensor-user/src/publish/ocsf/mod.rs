@@ -120,7 +120,8 @@ fn common(event: &Event, kind: EventKind, severity_id: u32, message: &str) -> Ma
     let time_ms = event.time.as_ref().map_or(0, |t| t.seconds * 1000 + i64::from(t.nanos / 1_000_000));
     let severity = SEVERITY_NAMES.get(severity_id as usize).copied().unwrap_or("Unknown");
     // The payload in the proto3 JSON mapping, under its kind (nothing is lost).
-    let payload = serde_json::to_value(event).ok().and_then(|mut v| v.get_mut(kind_name(kind)).map(Value::take));
+    let payload =
+        serde_json::to_value(event).ok().and_then(|mut v| v.get_mut(kind_name(kind)).map(Value::take));
     let mut out = Map::new();
     out.insert("time".into(), json!(time_ms));
     out.insert("severity_id".into(), json!(severity_id));

@@ -2,9 +2,10 @@
 //! depends on findings), for the tests that check the OCSF mapping against the schema.
 
 use proto::v1::{
-    AcceleratorUsed, CandidateFile, Event, EventKind, EventsLost, Exposure, FileIdentity, Finding, ListenerOpened,
-    LossSource, ModelAnalyzed, ModelFile, ModelFileMapped, ModelFileOpened, ModelFormat, ModelHashed,
-    ModelMetadata, Process, ProcessExec, ProcessExit, Provenance, SensorStatus, Severity, event::Payload,
+    AcceleratorUsed, CandidateFile, Event, EventKind, EventsLost, Exposure, FileIdentity, Finding,
+    ListenerOpened, LossSource, ModelAnalyzed, ModelFile, ModelFileMapped, ModelFileOpened, ModelFormat,
+    ModelHashed, ModelMetadata, Process, ProcessExec, ProcessExit, Provenance, SensorStatus, Severity,
+    event::Payload,
 };
 
 fn process() -> Process {
@@ -24,7 +25,13 @@ fn process() -> Process {
 }
 
 fn identity() -> FileIdentity {
-    FileIdentity { dev: 2049, inode: 131_072, size: 4_368_439_584, mtime_unix_ns: 1_764_000_000_000_000_000, ctime_unix_ns: 1_764_000_000_000_000_000 }
+    FileIdentity {
+        dev: 2049,
+        inode: 131_072,
+        size: 4_368_439_584,
+        mtime_unix_ns: 1_764_000_000_000_000_000,
+        ctime_unix_ns: 1_764_000_000_000_000_000,
+    }
 }
 
 fn findings() -> Vec<Finding> {
@@ -42,8 +49,16 @@ fn model_file(with_findings: bool) -> ModelFile {
         format: ModelFormat::Gguf as i32,
         sha256: "6a0746a1ec1aef3e7ec53868f220ff6e389f6f8ef87a01d77c96807de94ca2aa".into(),
         claimed_sha256: "6a0746a1ec1aef3e7ec53868f220ff6e389f6f8ef87a01d77c96807de94ca2aa".into(),
-        metadata: Some(ModelMetadata { name: "Llama 3.2 3B Instruct".into(), license: "llama3.2".into(), ..Default::default() }),
-        provenance: Some(Provenance { source: "ollama".into(), name: "llama3.2:3b".into(), revision: "latest".into() }),
+        metadata: Some(ModelMetadata {
+            name: "Llama 3.2 3B Instruct".into(),
+            license: "llama3.2".into(),
+            ..Default::default()
+        }),
+        provenance: Some(Provenance {
+            source: "ollama".into(),
+            name: "llama3.2:3b".into(),
+            revision: "latest".into(),
+        }),
         findings: if with_findings { findings() } else { Vec::new() },
         ..ModelFile::default()
     }
@@ -65,7 +80,14 @@ fn payloads(kind: EventKind) -> Vec<Payload> {
         })],
         EventKind::ProcessExit => vec![Payload::ProcessExit(ProcessExit { exit_code: 0, signal: 9 })],
         EventKind::ModelFileOpened => [false, true]
-            .map(|f| Payload::ModelFileOpened(ModelFileOpened { file: Some(model_file(f)), fd: 5, reasons: vec!["extension".into()], ..Default::default() }))
+            .map(|f| {
+                Payload::ModelFileOpened(ModelFileOpened {
+                    file: Some(model_file(f)),
+                    fd: 5,
+                    reasons: vec!["extension".into()],
+                    ..Default::default()
+                })
+            })
             .to_vec(),
         EventKind::ModelFileMapped => vec![Payload::ModelFileMapped(ModelFileMapped {
             file: Some(model_file(false)),
@@ -76,18 +98,28 @@ fn payloads(kind: EventKind) -> Vec<Payload> {
             ..ModelFileMapped::default()
         })],
         EventKind::ListenerOpened => ["127.0.0.1", "::"]
-            .map(|address| Payload::ListenerOpened(ListenerOpened {
-                port: 11434,
-                address: address.into(),
-                exposure: if address == "::" { Exposure::AllInterfaces } else { Exposure::Loopback } as i32,
-                family: if address == "::" { "ipv6" } else { "ipv4" }.into(),
-                protocol: "tcp".into(),
-                reasons: vec!["watched_port".into()],
-                snapshot: false,
-            }))
+            .map(|address| {
+                Payload::ListenerOpened(ListenerOpened {
+                    port: 11434,
+                    address: address.into(),
+                    exposure: if address == "::" { Exposure::AllInterfaces } else { Exposure::Loopback }
+                        as i32,
+                    family: if address == "::" { "ipv6" } else { "ipv4" }.into(),
+                    protocol: "tcp".into(),
+                    reasons: vec!["watched_port".into()],
+                    snapshot: false,
+                })
+            })
             .to_vec(),
         EventKind::AcceleratorUsed => ["nvidia_gpu", "drm_gpu"]
-            .map(|kind| Payload::AcceleratorUsed(AcceleratorUsed { device: "/dev/nvidia0".into(), kind: kind.into(), major: 195, minor: 0 }))
+            .map(|kind| {
+                Payload::AcceleratorUsed(AcceleratorUsed {
+                    device: "/dev/nvidia0".into(),
+                    kind: kind.into(),
+                    major: 195,
+                    minor: 0,
+                })
+            })
             .to_vec(),
         EventKind::EventsLost => vec![Payload::EventsLost(EventsLost {
             source: LossSource::KernelRingBuffer as i32,
@@ -97,25 +129,29 @@ fn payloads(kind: EventKind) -> Vec<Payload> {
             ..EventsLost::default()
         })],
         EventKind::ModelHashed => [false, true]
-            .map(|with_findings| Payload::ModelHashed(ModelHashed {
-                path: "/models/x.gguf".into(),
-                identity: Some(identity()),
-                sha256: "6a0746a1ec1aef3e7ec53868f220ff6e389f6f8ef87a01d77c96807de94ca2aa".into(),
-                claimed_sha256_matches: Some(!with_findings),
-                findings: if with_findings { findings() } else { Vec::new() },
-                announced_seq: 3,
-            }))
+            .map(|with_findings| {
+                Payload::ModelHashed(ModelHashed {
+                    path: "/models/x.gguf".into(),
+                    identity: Some(identity()),
+                    sha256: "6a0746a1ec1aef3e7ec53868f220ff6e389f6f8ef87a01d77c96807de94ca2aa".into(),
+                    claimed_sha256_matches: Some(!with_findings),
+                    findings: if with_findings { findings() } else { Vec::new() },
+                    announced_seq: 3,
+                })
+            })
             .to_vec(),
         EventKind::ModelAnalyzed => [false, true]
-            .map(|with_findings| Payload::ModelAnalyzed(ModelAnalyzed {
-                path: "/models/x.pkl".into(),
-                identity: Some(identity()),
-                format: ModelFormat::Pickle as i32,
-                findings: if with_findings { findings() } else { Vec::new() },
-                duration_ms: 4,
-                announced_seq: 3,
-                ..ModelAnalyzed::default()
-            }))
+            .map(|with_findings| {
+                Payload::ModelAnalyzed(ModelAnalyzed {
+                    path: "/models/x.pkl".into(),
+                    identity: Some(identity()),
+                    format: ModelFormat::Pickle as i32,
+                    findings: if with_findings { findings() } else { Vec::new() },
+                    duration_ms: 4,
+                    announced_seq: 3,
+                    ..ModelAnalyzed::default()
+                })
+            })
             .to_vec(),
         EventKind::CandidateFile => vec![Payload::CandidateFile(CandidateFile {
             path: "/data/big.bin".into(),

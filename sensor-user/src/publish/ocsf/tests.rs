@@ -3,7 +3,10 @@ use super::*;
 #[test]
 fn every_event_kind_has_a_mapping_and_a_sample() {
     for (kind, events) in samples::every_kind() {
-        assert!(MAPPINGS.iter().any(|(k, _)| *k == kind), "{kind:?} has no OCSF mapping: add a row to MAPPINGS");
+        assert!(
+            MAPPINGS.iter().any(|(k, _)| *k == kind),
+            "{kind:?} has no OCSF mapping: add a row to MAPPINGS"
+        );
         assert!(!events.is_empty(), "{kind:?} has no sample event in ocsf/samples.rs");
         for event in events {
             let (class_uid, record) = record(&event);
@@ -31,7 +34,9 @@ fn the_issue_s_classes() {
 
 #[test]
 fn opened_models_carry_hashes_and_ai_model() {
-    let event = &samples::every_kind().into_iter().find(|(k, _)| *k == EventKind::ModelFileOpened).expect("kind").1[0];
+    let event =
+        &samples::every_kind().into_iter().find(|(k, _)| *k == EventKind::ModelFileOpened).expect("kind").1
+            [0];
     let (_, record) = record(event);
     assert_eq!(record["activity_id"], 14);
     assert_eq!(record["file"]["hashes"][0]["algorithm_id"], 3);

@@ -176,7 +176,10 @@ pub fn log_record(event: &Event) -> LogRecord {
         severity_text: text.into(),
         body: Some(AnyValue { value: Some(Value::StringValue(super::format::json_line(event))) }),
         attributes,
-        event_name: format!("modelwatch.{}", crate::domain::event_kind::kind_name(kind_of(event.payload.as_ref()))),
+        event_name: format!(
+            "modelwatch.{}",
+            crate::domain::event_kind::kind_name(kind_of(event.payload.as_ref()))
+        ),
     }
 }
 
@@ -187,7 +190,10 @@ fn read_position(path: &Path) -> Option<u64> {
 /// Written to a temporary file and renamed: a crash leaves the old or the new value.
 fn write_position(path: &Path, next_seq: u64) {
     let temporary = path.with_extension("position.tmp");
-    if std::fs::write(&temporary, next_seq.to_string()).and_then(|()| std::fs::rename(&temporary, path)).is_err() {
+    if std::fs::write(&temporary, next_seq.to_string())
+        .and_then(|()| std::fs::rename(&temporary, path))
+        .is_err()
+    {
         tracing::warn!(path = %path.display(), "cannot record the OTLP position; a restart may send events again");
     }
 }

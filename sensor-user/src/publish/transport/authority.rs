@@ -89,9 +89,11 @@ impl<IO> AuthorityFix<IO> {
             if self.raw.len() < FRAME_HEADER {
                 return Ok(());
             }
-            let length = usize::from(self.raw[0]) << 16 | usize::from(self.raw[1]) << 8 | usize::from(self.raw[2]);
+            let length =
+                usize::from(self.raw[0]) << 16 | usize::from(self.raw[1]) << 8 | usize::from(self.raw[2]);
             let (kind, flags) = (self.raw[3], self.raw[4]);
-            let stream = u32::from_be_bytes([self.raw[5], self.raw[6], self.raw[7], self.raw[8]]) & 0x7fff_ffff;
+            let stream =
+                u32::from_be_bytes([self.raw[5], self.raw[6], self.raw[7], self.raw[8]]) & 0x7fff_ffff;
             let in_block = self.block.is_some();
             if kind != HEADERS && kind != CONTINUATION && !in_block {
                 self.passing = FRAME_HEADER + length;
@@ -106,7 +108,8 @@ impl<IO> AuthorityFix<IO> {
             self.raw.advance(FRAME_HEADER);
             let payload = self.raw.split_to(length);
             let fragment = if kind == HEADERS { strip_headers_frame(&payload, flags)? } else { &payload[..] };
-            let (_, _, block) = self.block.get_or_insert_with(|| (stream, flags & END_STREAM != 0, Vec::new()));
+            let (_, _, block) =
+                self.block.get_or_insert_with(|| (stream, flags & END_STREAM != 0, Vec::new()));
             if block.len() + fragment.len() > MAX_BLOCK {
                 return Err(protocol("a header block over 256 KiB"));
             }
@@ -123,11 +126,16 @@ impl<IO> AuthorityFix<IO> {
         let mut encoded = Vec::with_capacity(block.len() + 64);
         self.decoder
             .decode_with_cb(block, |name, value| {
-                let value: &[u8] = if &*name == b":authority" && !valid_authority(&value) { LOCAL_AUTHORITY } else { &value };
+                let value: &[u8] = if &*name == b":authority" && !valid_authority(&value) {
+                    LOCAL_AUTHORITY
+                } else {
+                    &value
+                };
                 literal(&mut encoded, &name, value);
             })
             .map_err(|e| protocol(&format!("undecodable header block: {e:?}")))?;
-        let chunks: Vec<&[u8]> = if encoded.is_empty() { vec![&[]] } else { encoded.chunks(MAX_FRAME).collect() };
+        let chunks: Vec<&[u8]> =
+            if encoded.is_empty() { vec![&[]] } else { encoded.chunks(MAX_FRAME).collect() };
         let last = chunks.len() - 1;
         for (i, chunk) in chunks.into_iter().enumerate() {
             let kind = if i == 0 { HEADERS } else { CONTINUATION };
@@ -196,7 +204,11 @@ fn protocol(what: &str) -> io::Error {
 }
 
 impl<IO: AsyncRead + Unpin> AsyncRead for AuthorityFix<IO> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let this = &mut *self;
         loop {
             if !this.ready.is_empty() {
@@ -269,11 +281,16 @@ mod tests {
 
     fn headers_of(server_bytes: &[u8]) -> Vec<(String, String)> {
         let mut decoder = loona_hpack::Decoder::new();
-        let block = &server_bytes[PREFACE_BYTES + FRAME_HEADER..];
+        let head = &server_bytes[PREFACE_BYTES..];
+        let length = usize::from(head[0]) << 16 | usize::from(head[1]) << 8 | usize::from(head[2]);
+        let block = &head[FRAME_HEADER..FRAME_HEADER + length];
         let mut out = Vec::new();
         decoder
             .decode_with_cb(block, |n, v| {
-                out.push((String::from_utf8_lossy(&n).into_owned(), String::from_utf8_lossy(&v).into_owned()));
+                out.push((
+                    String::from_utf8_lossy(&n).into_owned(),
+                    String::from_utf8_lossy(&v).into_owned(),
+                ));
             })
             .expect("the re-encoded block decodes");
         out

@@ -68,8 +68,10 @@ pub enum SocketError {
 }
 
 /// Directories that belong to the system: never chmod-ed, so never a socket's home.
-const SYSTEM_DIRECTORIES: [&str; 12] =
-    ["/", "/run", "/var/run", "/var", "/tmp", "/var/tmp", "/dev/shm", "/etc", "/usr", "/home", "/root", "/var/lib"];
+const SYSTEM_DIRECTORIES: [&str; 12] = [
+    "/", "/run", "/var/run", "/var", "/tmp", "/var/tmp", "/dev/shm", "/etc", "/usr", "/home", "/root",
+    "/var/lib",
+];
 
 /// Binds the API socket: the directory forced to 0700 (0750 with a group), the socket
 /// 0600 (0660 with a group), a stale socket replaced.
@@ -148,7 +150,8 @@ fn group_id(group: &str) -> Result<u32, SocketError> {
     let mut buffer = vec![0 as libc::c_char; 16 << 10];
     let mut found: *mut libc::group = std::ptr::null_mut();
     // SAFETY: valid pointers to owned buffers of the given sizes.
-    let rc = unsafe { libc::getgrnam_r(name.as_ptr(), &mut entry, buffer.as_mut_ptr(), buffer.len(), &mut found) };
+    let rc =
+        unsafe { libc::getgrnam_r(name.as_ptr(), &mut entry, buffer.as_mut_ptr(), buffer.len(), &mut found) };
     if rc != 0 || found.is_null() {
         return Err(unknown());
     }
@@ -160,7 +163,9 @@ fn group_id(group: &str) -> Result<u32, SocketError> {
 /// # Errors
 /// The address is bad or taken.
 pub async fn bind_tcp(address: &str) -> Result<TcpListener, SocketError> {
-    TcpListener::bind(address).await.map_err(|source| SocketError::Tcp { address: address.to_owned(), source })
+    TcpListener::bind(address)
+        .await
+        .map_err(|source| SocketError::Tcp { address: address.to_owned(), source })
 }
 
 /// Limits shared by the connections of one listener.
@@ -215,7 +220,9 @@ pub fn activity_of<T>(request: &tonic::Request<T>) -> Option<Arc<Activity>> {
     let extensions = request.extensions();
     extensions
         .get::<ConnInfo>()
-        .or_else(|| extensions.get::<tonic::transport::server::TlsConnectInfo<ConnInfo>>().map(|t| t.get_ref()))
+        .or_else(|| {
+            extensions.get::<tonic::transport::server::TlsConnectInfo<ConnInfo>>().map(|t| t.get_ref())
+        })
         .map(|info| Arc::clone(&info.activity))
 }
 
@@ -243,7 +250,11 @@ impl<IO> tonic::transport::server::Connected for Conn<IO> {
 }
 
 impl<IO: AsyncRead + Unpin> AsyncRead for Conn<IO> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let this = &mut *self;
         if let Poll::Ready(result) = Pin::new(&mut this.io).poll_read(cx, buf) {
             return Poll::Ready(result);

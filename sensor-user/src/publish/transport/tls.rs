@@ -23,7 +23,8 @@ pub enum TlsError {
 }
 
 fn read_pem(what: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
-    let bytes = std::fs::read(path).map_err(|source| TlsError::Read { what, path: path.to_path_buf(), source })?;
+    let bytes =
+        std::fs::read(path).map_err(|source| TlsError::Read { what, path: path.to_path_buf(), source })?;
     if !bytes.windows(11).any(|w| w == b"-----BEGIN ") {
         return Err(TlsError::NotPem { what, path: path.to_path_buf() });
     }
