@@ -62,8 +62,9 @@ for service in ("", "modelwatch.v1.Sensor"):
         health.Check(health_pb2.HealthCheckRequest(service=service), timeout=10).status))
 database = ProtoReflectionDescriptorDatabase(channel)
 print("services", sorted(database.get_services()))
-method = database.FindSymbol("modelwatch.v1.Sensor")
-print("symbol", method.name)
+from google.protobuf.descriptor_pool import DescriptorPool
+service = DescriptorPool(database).FindServiceByName("modelwatch.v1.Sensor")
+print("methods", sorted(m.name for m in service.methods))
 "#;
     let output = Command::new(&python).arg("-c").arg(program).arg(&sensor.socket).output().expect("python");
     let text = String::from_utf8_lossy(&output.stdout);
@@ -71,6 +72,7 @@ print("symbol", method.name)
     assert!(text.contains("(server) SERVING"), "{text}");
     assert!(text.contains("modelwatch.v1.Sensor SERVING"), "{text}");
     assert!(text.contains("'modelwatch.v1.Sensor'") && text.contains("'grpc.health.v1.Health'"), "{text}");
+    assert!(text.contains("methods ['GetStatus', 'ScanPath', 'StreamEvents', 'StreamOcsf']"), "{text}");
 }
 
 #[test]

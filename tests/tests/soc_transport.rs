@@ -158,3 +158,41 @@ fn the_socket_is_owner_only_in_a_directory_forced_to_0700() {
     assert_eq!(shared.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("shared directory"), "a socket in /tmp is refused: {stderr}");
 }
+
+#[test]
+fn connections_past_the_limit_and_idle_ones_are_closed() {
+    require_privileges!();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("modelwatch.toml");
+    std::fs::write(&config, "[publish.api]\nmax_connections = 2\nidle_timeout_secs = 2\n").expect("config");
+    let config = config.display().to_string();
+    let sensor = Sensor::start(&["--config", &config]);
+    let open = || std::os::unix::net::UnixStream::connect(&sensor.socket).expect("connect");
+    // Closed by the server: a read returns end-of-file (or an error) instead of blocking.
+    let closed_within = |stream: &mut std::os::unix::net::UnixStream, within: Duration| {
+        use std::io::Read as _;
+        stream.set_read_timeout(Some(within)).expect("timeout");
+        let mut buffer = [0u8; 256];
+        loop {
+            match stream.read(&mut buffer) {
+                Ok(0) => return true,
+                // The server's HTTP/2 settings frame comes first.
+                Ok(_) => {}
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                    return false;
+                }
+                Err(_) => return true,
+            }
+        }
+    };
+    let mut first = open();
+    let mut second = open();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut third = open();
+    assert!(closed_within(&mut third, Duration::from_secs(1)), "a third connection is closed at once");
+    assert!(!closed_within(&mut first, Duration::from_millis(500)), "the first two stay open for now");
+    let started = std::time::Instant::now();
+    assert!(closed_within(&mut first, Duration::from_secs(5)), "an idle connection is closed");
+    assert!(closed_within(&mut second, Duration::from_secs(5)));
+    assert!(started.elapsed() < Duration::from_secs(4), "after about idle_timeout_secs");
+}

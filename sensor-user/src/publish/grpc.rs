@@ -371,12 +371,11 @@ fn router(
         .http2_keepalive_interval(Some(settings.keepalive))
         .http2_keepalive_timeout(Some(Duration::from_secs(20)))
         .max_concurrent_streams(Some(64));
-    let router = builder
+    builder
         .add_service(routes)
         .add_service(health)
         .add_optional_service(reflection().build_v1().ok())
-        .add_optional_service(reflection().build_v1alpha().ok());
-    router
+        .add_optional_service(reflection().build_v1alpha().ok())
 }
 
 /// Serves the API on the Unix socket until `shutdown` resolves.

@@ -18,7 +18,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use modelwatch_tests::{grpc, soc, workspace_binary};
+use modelwatch_tests::{grpc, soc};
 use prost::Message as _;
 use proto::v1::{StreamEventsRequest, event::Payload};
 
@@ -33,6 +33,12 @@ fn main() {
             std::process::exit(2);
         }
     }
+}
+
+/// A binary built beside this one.
+fn workspace_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("own path");
+    exe.parent().map(|dir| dir.join(name)).expect("a directory")
 }
 
 struct Running {
