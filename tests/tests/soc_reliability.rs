@@ -36,8 +36,12 @@ async fn read_until(
 #[test]
 fn a_subscriber_that_never_reads_does_not_slow_the_other_four() {
     require_privileges!();
-    let sensor = Sensor::start(&[]);
     let dir = tempfile::tempdir().expect("tempdir");
+    // Every open and map its own event: no folding of repeats.
+    let config = dir.path().join("modelwatch.toml");
+    std::fs::write(&config, "[kernel]\ndedup_window_ms = 0\n").expect("config");
+    let config = config.display().to_string();
+    let sensor = Sensor::start(&["--config", &config]);
     let model = model_files(dir.path(), 1).remove(0);
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let first = sensor.status["seq"].as_str().and_then(|s| s.parse::<u64>().ok()).expect("seq");
@@ -82,9 +86,15 @@ fn a_subscriber_that_never_reads_does_not_slow_the_other_four() {
     });
     let published = last - first + 1;
     assert!(published > 20_000, "a storm: {published} events");
-    for (seqs, lost_notices, finished) in results {
+    for (mut seqs, lost_notices, finished) in results {
+        // Events published after the storm settled may have arrived too.
+        seqs.retain(|s| *s <= last);
         assert_eq!(lost_notices, 0, "nothing skipped for a reading subscriber");
-        assert_eq!(seqs, (first..=last).collect::<Vec<_>>(), "every event, in order");
+        let expected: Vec<u64> = (first..=last).collect();
+        if let Some(at) = seqs.iter().zip(&expected).position(|(a, b)| a != b).or((seqs.len() != expected.len()).then_some(seqs.len().min(expected.len()))) {
+            let around = |v: &[u64]| v[at.saturating_sub(3)..(at + 3).min(v.len())].to_vec();
+            panic!("every event, in order: {} received, {} expected; at {at}: {:?} vs {:?}", seqs.len(), expected.len(), around(&seqs), around(&expected));
+        }
         let lag = finished.saturating_duration_since(settled);
         assert!(
             lag < Duration::from_secs(3),

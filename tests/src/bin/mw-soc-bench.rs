@@ -142,9 +142,13 @@ async fn subscribe(socket: PathBuf, stop: tokio::sync::watch::Receiver<bool>) ->
 }
 
 fn fanout(subscribers: usize, secs: u64) {
-    let sensor = start_sensor(&[]);
-    let pid = sensor.child.id();
     let dir = tempfile::tempdir().expect("tempdir");
+    // Every open and map its own event: no folding of repeats.
+    let config = dir.path().join("modelwatch.toml");
+    std::fs::write(&config, "[kernel]\ndedup_window_ms = 0\n").expect("config");
+    let config_arg = config.display().to_string();
+    let sensor = start_sensor(&["--config", &config_arg]);
+    let pid = sensor.child.id();
     let model = soc::model_files(dir.path(), 1).remove(0);
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let (stop, stopped) = tokio::sync::watch::channel(false);
