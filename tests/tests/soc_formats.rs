@@ -89,8 +89,12 @@ fn a_real_run_writes_valid_ocsf_and_serves_metrics() {
     }
 
     let metrics = http_get(metrics_port, "/metrics");
+    let opened = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("modelwatch_events_published_total{kind=\"model_file_opened\"} "))
+        .and_then(|n| n.parse::<u64>().ok());
+    assert!(opened >= Some(3), "the three opens are counted: {opened:?}");
     for family in [
-        "modelwatch_events_published_total{kind=\"model_file_opened\"} 3",
         "modelwatch_events_lost_total",
         "modelwatch_ring_buffer_bytes ",
         "modelwatch_subscribers{kind=\"file\"} 1",
@@ -107,12 +111,28 @@ fn free_port() -> u16 {
 }
 
 fn http_get(port: u16, path: &str) -> String {
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").expect("request");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("response");
-    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
-    response
+    let attempt = || -> std::io::Result<String> {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n")?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response)?;
+        Ok(response)
+    };
+    // Connection-level errors are retried: the port was chosen free, but the machine
+    // is shared.
+    let mut last_error = None;
+    for _ in 0..5 {
+        match attempt() {
+            Ok(response) => {
+                assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+                return response;
+            }
+            Err(error) => last_error = Some(error),
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    panic!("GET {path} on 127.0.0.1:{port}: {last_error:?}");
 }
 
 /// The OTLP receiver (Python, grpcio + opentelemetry-proto) on `port`, appending to
