@@ -91,9 +91,20 @@ fn a_subscriber_that_never_reads_does_not_slow_the_other_four() {
         seqs.retain(|s| *s <= last);
         assert_eq!(lost_notices, 0, "nothing skipped for a reading subscriber");
         let expected: Vec<u64> = (first..=last).collect();
-        if let Some(at) = seqs.iter().zip(&expected).position(|(a, b)| a != b).or((seqs.len() != expected.len()).then_some(seqs.len().min(expected.len()))) {
+        if let Some(at) = seqs
+            .iter()
+            .zip(&expected)
+            .position(|(a, b)| a != b)
+            .or((seqs.len() != expected.len()).then_some(seqs.len().min(expected.len())))
+        {
             let around = |v: &[u64]| v[at.saturating_sub(3)..(at + 3).min(v.len())].to_vec();
-            panic!("every event, in order: {} received, {} expected; at {at}: {:?} vs {:?}", seqs.len(), expected.len(), around(&seqs), around(&expected));
+            panic!(
+                "every event, in order: {} received, {} expected; at {at}: {:?} vs {:?}",
+                seqs.len(),
+                expected.len(),
+                around(&seqs),
+                around(&expected)
+            );
         }
         let lag = finished.saturating_duration_since(settled);
         assert!(

@@ -178,7 +178,9 @@ fn connections_past_the_limit_and_idle_ones_are_closed() {
                 Ok(0) => return true,
                 // The server's HTTP/2 settings frame comes first.
                 Ok(_) => {}
-                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                Err(e)
+                    if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) =>
+                {
                     return false;
                 }
                 Err(_) => return true,

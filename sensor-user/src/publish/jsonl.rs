@@ -41,7 +41,7 @@ pub async fn write(log: std::sync::Arc<EventLog>, config: FileConfig) {
         subscription.cursor().state().add_delivered(1);
         written += 1;
         // Flushed and the position kept once per batch of what was ready.
-        if written % 256 == 0 || subscription.cursor().next_seq() > log.last_visible() {
+        if written.is_multiple_of(256) || subscription.cursor().next_seq() > log.last_visible() {
             let _ = file.flush();
             let _ = std::fs::write(&position, subscription.cursor().next_seq().to_string());
         }

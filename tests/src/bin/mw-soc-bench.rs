@@ -12,6 +12,8 @@
 //! The sensor runs with `--output none`, its socket and log in a directory under
 //! `target/` (a real disk, not tmpfs).
 
+#![expect(clippy::print_stdout, reason = "the benchmark's report")]
+
 use std::{
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},

@@ -131,8 +131,8 @@ impl Cursor {
         loop {
             let visible = *self.visible.borrow_and_update();
             if self.next <= visible {
-                if !self.from_memory(max, out) {
-                    self.from_files(max, out).await;
+                if !self.read_memory(max, out) {
+                    self.read_files(max, out).await;
                 }
                 self.state.next_seq.store(self.next, Ordering::Relaxed);
                 return true;
@@ -144,7 +144,7 @@ impl Cursor {
     }
 
     /// Reads from the memory window if it still holds the next event.
-    fn from_memory(&mut self, max: usize, out: &mut Vec<Item>) -> bool {
+    fn read_memory(&mut self, max: usize, out: &mut Vec<Item>) -> bool {
         let ring = self.shared.ring.lock().unwrap_or_else(PoisonError::into_inner);
         let Some(front) = ring.front().map(|r| r.seq) else { return false };
         if self.next < front {
@@ -161,7 +161,7 @@ impl Cursor {
     }
 
     /// Reads from the files (off the async threads: page-cache reads, rarely the disk).
-    async fn from_files(&mut self, max: usize, out: &mut Vec<Item>) {
+    async fn read_files(&mut self, max: usize, out: &mut Vec<Item>) {
         self.state.catching_up.store(true, Ordering::Relaxed);
         let shared = Arc::clone(&self.shared);
         let mut position = self.position.take().unwrap_or_default();

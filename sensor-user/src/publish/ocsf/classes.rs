@@ -206,9 +206,9 @@ pub(super) fn events_lost(event: &Event) -> Option<Mapped> {
 /// Detection Finding 2004 for what was found in a file, created now.
 fn finding(
     event: &Event,
-    title: String,
+    title: &str,
     findings: &[Finding],
-    file: Value,
+    file: &Value,
     model: Option<Value>,
 ) -> Option<Mapped> {
     let descriptions: Vec<String> = findings.iter().map(|f| format!("{}: {}", f.kind, f.message)).collect();
@@ -250,7 +250,7 @@ pub(super) fn model_hashed(event: &Event) -> Option<Mapped> {
     let Some(Payload::ModelHashed(hashed)) = &event.payload else { return None };
     let file = objects::identified_file(&hashed.path, hashed.identity.as_ref(), &hashed.sha256);
     if !hashed.findings.is_empty() {
-        return finding(event, format!("model file digest: {}", hashed.path), &hashed.findings, file, None);
+        return finding(event, &format!("model file digest: {}", hashed.path), &hashed.findings, &file, None);
     }
     mapped(
         event,
@@ -274,7 +274,7 @@ pub(super) fn model_analyzed(event: &Event) -> Option<Mapped> {
     let model = objects::ai_model(&as_model);
     if !analyzed.findings.is_empty() {
         let title = format!("model file analysis: {}", analyzed.path);
-        return finding(event, title, &analyzed.findings, file, Some(model));
+        return finding(event, &title, &analyzed.findings, &file, Some(model));
     }
     let attributes = attributes([
         ("file", file),

@@ -221,7 +221,9 @@ pub fn activity_of<T>(request: &tonic::Request<T>) -> Option<Arc<Activity>> {
     extensions
         .get::<ConnInfo>()
         .or_else(|| {
-            extensions.get::<tonic::transport::server::TlsConnectInfo<ConnInfo>>().map(|t| t.get_ref())
+            extensions
+                .get::<tonic::transport::server::TlsConnectInfo<ConnInfo>>()
+                .map(tonic::transport::server::TlsConnectInfo::get_ref)
         })
         .map(|info| Arc::clone(&info.activity))
 }
