@@ -109,7 +109,11 @@ struct Tally {
     last: Option<Instant>,
 }
 
-async fn subscribe(socket: PathBuf, stop: tokio::sync::watch::Receiver<bool>) -> Tally {
+async fn subscribe(
+    socket: PathBuf,
+    stop: tokio::sync::watch::Receiver<bool>,
+    reached: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) -> Tally {
     let mut client = grpc::connect(&socket).await;
     let mut stream = client.stream_events(StreamEventsRequest::default()).await.expect("stream").into_inner();
     let mut tally = Tally::default();
@@ -133,6 +137,7 @@ async fn subscribe(socket: PathBuf, stop: tokio::sync::watch::Receiver<bool>) ->
             tally.out_of_order += 1;
         }
         previous = event.seq;
+        reached.store(event.seq, std::sync::atomic::Ordering::Relaxed);
         tally.events += 1;
         tally.payload_bytes += event.encoded_len() as u64;
         if let Some(Payload::EventsLost(lost)) = &event.payload
@@ -154,8 +159,12 @@ fn fanout(subscribers: usize, secs: u64) {
     let model = soc::model_files(dir.path(), 1).remove(0);
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let readers: Vec<_> =
-        (0..subscribers).map(|_| runtime.spawn(subscribe(sensor.socket.clone(), stopped.clone()))).collect();
+    let reached: Vec<_> =
+        (0..subscribers).map(|_| std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0))).collect();
+    let readers: Vec<_> = reached
+        .iter()
+        .map(|r| runtime.spawn(subscribe(sensor.socket.clone(), stopped.clone(), std::sync::Arc::clone(r))))
+        .collect();
     std::thread::sleep(Duration::from_secs(1));
     let log_before = soc::status(&sensor.socket);
     let (cpu_before, written_before) = (cpu_seconds(pid), write_bytes(pid));
@@ -165,7 +174,13 @@ fn fanout(subscribers: usize, secs: u64) {
         .output()
         .expect("mw-bench storm");
     let last = soc::settled_last_seq(&sensor.socket);
-    std::thread::sleep(Duration::from_secs(2));
+    // Until every subscriber has everything (or a minute passed).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline
+        && reached.iter().any(|r| r.load(std::sync::atomic::Ordering::Relaxed) < last)
+    {
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let _ = stop.send(true);
     let tallies: Vec<Tally> = runtime.block_on(async {
         let mut out = Vec::new();
@@ -198,7 +213,7 @@ fn fanout(subscribers: usize, secs: u64) {
             t.kernel_lost
         );
     }
-    let payload = tallies.first().map_or(0, |t| t.payload_bytes);
+    let payload = tallies.iter().map(|t| t.payload_bytes).max().unwrap_or(0);
     let log_growth = log_after.log_bytes.saturating_sub(log_before.log_bytes);
     println!(
         "log: {log_growth} bytes for {published} events = {:.1} bytes/event; payload {:.1} bytes/event; write amplification {:.3} (log bytes / payload bytes), {:.3} (bytes the sensor wrote to storage / payload bytes)",

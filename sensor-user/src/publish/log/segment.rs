@@ -77,7 +77,9 @@ pub(super) struct Reader {
     file: File,
     /// Bytes past this are not read (the writer's durable end, or the file's length).
     end: u64,
-    window: Vec<u8>,
+    /// What was read last; payloads are slices of it (one copy from the page cache per
+    /// window, none per event).
+    window: Bytes,
     window_start: u64,
 }
 
@@ -90,7 +92,7 @@ impl Reader {
             Some(end) => end,
             None => file.metadata()?.len(),
         };
-        Ok(Self { file, end, window: Vec::new(), window_start: 0 })
+        Ok(Self { file, end, window: Bytes::new(), window_start: 0 })
     }
 
     pub(super) fn end(&self) -> u64 {
@@ -103,7 +105,7 @@ impl Reader {
     }
 
     /// `len` bytes at `offset`, or `None` past the end or on a read error.
-    fn bytes(&mut self, offset: u64, len: usize) -> Option<&[u8]> {
+    fn bytes(&mut self, offset: u64, len: usize) -> Option<Bytes> {
         let wanted_end = offset.checked_add(len as u64)?;
         if wanted_end > self.end {
             return None;
@@ -111,12 +113,13 @@ impl Reader {
         let window_end = self.window_start + self.window.len() as u64;
         if offset < self.window_start || wanted_end > window_end {
             let size = usize::try_from((self.end - offset).min(WINDOW_BYTES.max(len) as u64)).ok()?;
-            self.window.resize(size, 0);
-            self.file.read_exact_at(&mut self.window, offset).ok()?;
+            let mut fresh = vec![0u8; size];
+            self.file.read_exact_at(&mut fresh, offset).ok()?;
+            self.window = Bytes::from(fresh);
             self.window_start = offset;
         }
         let at = usize::try_from(offset - self.window_start).ok()?;
-        self.window.get(at..at + len)
+        (at + len <= self.window.len()).then(|| self.window.slice(at..at + len))
     }
 
     /// The frame at `offset`.
@@ -125,15 +128,15 @@ impl Reader {
             return Read::End;
         }
         let Some(head) = self.bytes(offset, HEADER_BYTES) else { return Read::Damaged };
-        let head: [u8; HEADER_BYTES] = head.try_into().unwrap_or([0; HEADER_BYTES]);
+        let head: [u8; HEADER_BYTES] = head[..].try_into().unwrap_or([0; HEADER_BYTES]);
         let Some(header) = frame::parse_header(&head) else { return Read::Damaged };
         let Some(payload) = self.bytes(offset + HEADER_BYTES as u64, header.len as usize) else {
             return Read::Damaged;
         };
-        if !frame::verify(&head, &header, payload) {
+        if !frame::verify(&head, &header, &payload) {
             return Read::Damaged;
         }
-        Read::Frame(Frame { header, offset, payload: Bytes::copy_from_slice(payload) })
+        Read::Frame(Frame { header, offset, payload })
     }
 
     /// The first valid frame that starts after `offset`, searching by its magic.
@@ -195,7 +198,7 @@ pub(super) struct Recovered {
     pub(super) valid_end: u64,
     pub(super) last_seq: Option<u64>,
     /// The last frame's payload (its event tells which instance wrote it, and when).
-    pub(super) last_payload: Option<Vec<u8>>,
+    pub(super) last_payload: Option<Bytes>,
     /// Damaged stretches followed by valid frames (kept: readers skip them).
     pub(super) damaged: u64,
     /// Bytes cut from a torn tail.
@@ -214,7 +217,7 @@ pub(super) fn recover(path: &Path) -> std::io::Result<Recovered> {
             Read::Frame(frame) => {
                 offset = frame.end();
                 found.last_seq = Some(frame.header.seq);
-                found.last_payload = Some(frame.payload.to_vec());
+                found.last_payload = Some(frame.payload);
             }
             Read::End => break,
             Read::Damaged => match reader.resync(offset) {

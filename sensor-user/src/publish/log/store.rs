@@ -68,7 +68,7 @@ struct State {
 pub(super) struct Recovery {
     pub last_seq: Option<u64>,
     /// The last logged event's bytes: which instance logged last, and when.
-    pub last_payload: Option<Vec<u8>>,
+    pub last_payload: Option<bytes::Bytes>,
     pub damaged_frames: u64,
     pub cut_bytes: u64,
 }
