@@ -106,11 +106,14 @@ fn a_subscriber_that_never_reads_does_not_slow_the_other_four() {
                 around(&expected)
             );
         }
+        // A stalled subscriber that held the others back would leave them waiting
+        // forever (read_until gives up after 30 s without an event). The bound is
+        // generous: the readers decode in this process, on a machine that may be busy.
         let lag = finished.saturating_duration_since(settled);
+        let storm = storm_ended - storm_started;
         assert!(
-            lag < Duration::from_secs(3),
-            "a reader finished {lag:?} after the last of {published} events was logged ({:?} storm): it kept up",
-            storm_ended - storm_started
+            lag < storm.max(Duration::from_secs(3)),
+            "a reader finished {lag:?} after the last of {published} events was logged ({storm:?} storm)"
         );
     }
     let outlets = status(&sensor.socket).outlets;
