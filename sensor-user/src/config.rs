@@ -55,12 +55,33 @@ pub struct SensorConfig {
     pub node: String,
     /// gRPC Unix socket (owner-only).
     pub socket: PathBuf,
+    /// The approved-model catalog (TOML); none: built-in defaults (every model
+    /// unapproved, license and exposure rules in force).
+    pub catalog: Option<PathBuf>,
     pub kernel: KernelConfig,
     pub events: EventsConfig,
     pub hash: HashConfig,
     pub analysis: AnalysisConfig,
     /// The event log and the outlets (`[publish]`).
     pub publish: crate::publish::settings::PublishConfig,
+    pub sweep: SweepConfig,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SweepConfig {
+    /// Walk the model stores on disk once at start-up (idle I/O priority).
+    pub enabled: bool,
+    /// Directories walked besides the known stores (Ollama, Hugging Face, LM Studio).
+    pub roots: Vec<PathBuf>,
+    /// Walk only `roots`, not the known stores.
+    pub only_roots: bool,
+}
+
+impl Default for SweepConfig {
+    fn default() -> Self {
+        Self { enabled: true, roots: Vec::new(), only_roots: false }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -139,11 +160,13 @@ impl Default for SensorConfig {
         Self {
             node: default_node(),
             socket: PathBuf::from("/run/modelwatch/modelwatch.sock"),
+            catalog: None,
             kernel: KernelConfig::default(),
             events: EventsConfig::default(),
             hash: HashConfig::default(),
             analysis: AnalysisConfig::default(),
             publish: crate::publish::settings::PublishConfig::default(),
+            sweep: SweepConfig::default(),
         }
     }
 }

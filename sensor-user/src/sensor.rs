@@ -16,7 +16,8 @@ use crate::{
     analyze::candidate::CandidateRule,
     config::SensorConfig,
     correlate::{
-        Parts, Pipeline, PipelineOptions, PipelineStats,
+        Inputs, Parts, Pipeline, PipelineOptions, PipelineStats,
+        inventory::InventoryRequest,
         workers::{PoolSizes, WorkFns, Workers, WorkersStatus},
     },
     domain::{Drop, DropCounters},
@@ -25,6 +26,7 @@ use crate::{
         process::ProcFs,
         snapshot::{SnapshotItem, read_running},
     },
+    policy::Policy,
     publish::EventLog,
     source::{CounterSnapshot, FilterSettings, KernelSource, LoadError},
 };
@@ -61,6 +63,8 @@ pub struct Sensor {
     drops: Arc<DropCounters>,
     pools: WorkersStatus,
     config: SensorConfig,
+    /// Asks the pipeline for the inventory.
+    pub inventory: tokio::sync::mpsc::Sender<InventoryRequest>,
 }
 
 impl Sensor {
@@ -68,7 +72,11 @@ impl Sensor {
     ///
     /// # Errors
     /// The probes cannot be loaded (see [`LoadError`]).
-    pub fn start(config: SensorConfig, log: Arc<EventLog>) -> Result<(Self, Supervisor), LoadError> {
+    pub fn start(
+        config: SensorConfig,
+        policy: Policy,
+        log: Arc<EventLog>,
+    ) -> Result<(Self, Supervisor), LoadError> {
         let (source, drain) = KernelSource::start(&filter_settings(&config))?;
         let stats = Arc::new(PipelineStats::default());
         let drops = Arc::new(DropCounters::default());
@@ -89,9 +97,12 @@ impl Sensor {
             workers,
             drops: Arc::clone(&drops),
             stats: Arc::clone(&stats),
+            policy: Arc::new(policy),
         };
         let pipeline = Pipeline::new(options, parts);
-        let sensor = Self { log, source: Arc::new(source), stats, drops, pools, config };
+        let (inventory, inventory_requests) = tokio::sync::mpsc::channel(16);
+        let (policy_updates, policy_rx) = tokio::sync::mpsc::channel(4);
+        let sensor = Self { log, source: Arc::new(source), stats, drops, pools, config, inventory };
         sensor.log.publish(SystemTime::now(), None, Payload::SensorStatus(sensor.status()));
         let snapshot = spawn_snapshot(&sensor.config);
         let mut supervisor = Supervisor::default();
@@ -103,7 +114,18 @@ impl Sensor {
                 Err(error) => tracing::error!(%error, "the ring buffer drain failed"),
             }
         });
-        supervisor.spawn("pipeline", pipeline.run(drain.records, results, snapshot));
+        let inputs = Inputs {
+            records: drain.records,
+            results,
+            snapshot,
+            policy: policy_rx,
+            inventory: inventory_requests,
+            sweep: spawn_sweep(&sensor.config),
+        };
+        supervisor.spawn("pipeline", pipeline.run(inputs));
+        if let Some(path) = sensor.config.catalog.clone() {
+            tokio::spawn(crate::policy::reload::watch(path, policy_updates));
+        }
         supervisor.spawn(
             "loss reporter",
             report_losses(Arc::clone(&sensor.source), Arc::clone(&sensor.log), Arc::clone(&sensor.drops)),
@@ -224,12 +246,7 @@ pub fn filter_settings(config: &SensorConfig) -> FilterSettings {
 }
 
 fn work_fns(config: &SensorConfig) -> WorkFns {
-    let nonzero = |n: u64| (n > 0).then_some(n);
-    let hash = HashBudget {
-        max_bytes_per_sec: nonzero(config.hash.max_bytes_per_second),
-        max_bytes: nonzero(config.hash.max_file_bytes),
-    };
-    WorkFns::real(Limits::default(), hash, std::path::PathBuf::from("/proc"))
+    WorkFns::real(Limits::default(), hash_budget(config), std::path::PathBuf::from("/proc"))
 }
 
 fn pool_sizes(config: &SensorConfig) -> PoolSizes {
@@ -252,6 +269,36 @@ fn spawn_snapshot(config: &SensorConfig) -> tokio::sync::mpsc::Receiver<Snapshot
         read_running(std::path::Path::new("/proc"), std::process::id(), &is_candidate, &tx);
     });
     rx
+}
+
+/// Walks the model stores on disk on a thread of its own, into the pipeline.
+fn spawn_sweep(config: &SensorConfig) -> tokio::sync::mpsc::Receiver<crate::analyze::sweep::SweepItem> {
+    let (tx, rx) = tokio::sync::mpsc::channel(256);
+    if !config.sweep.enabled {
+        return rx;
+    }
+    let mut roots = if config.sweep.only_roots { Vec::new() } else { crate::analyze::sweep::default_roots() };
+    roots.extend(config.sweep.roots.iter().cloned());
+    let rule = CandidateRule {
+        size_threshold: config.kernel.size_threshold_bytes,
+        extensions: config.kernel.extensions.clone(),
+    };
+    let hash = hash_budget(config);
+    let spawned = std::thread::Builder::new()
+        .name("mw-sweep".into())
+        .spawn(move || crate::analyze::sweep::sweep(&roots, &rule, &hash, &tx));
+    if let Err(error) = spawned {
+        tracing::warn!(%error, "the at-rest sweep did not start");
+    }
+    rx
+}
+
+fn hash_budget(config: &SensorConfig) -> HashBudget {
+    let nonzero = |n: u64| (n > 0).then_some(n);
+    HashBudget {
+        max_bytes_per_sec: nonzero(config.hash.max_bytes_per_second),
+        max_bytes: nonzero(config.hash.max_file_bytes),
+    }
 }
 
 /// The inode of the sensor's own mount namespace (what the kernel calls `ns.inum`).

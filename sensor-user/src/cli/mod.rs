@@ -1,6 +1,7 @@
 //! The `modelwatch` command line.
 
 mod floor;
+mod paved;
 mod run;
 mod scan;
 mod watch;
@@ -33,6 +34,14 @@ pub enum Command {
     /// Identify model files on disk by content (no root needed): format, metadata,
     /// license, SHA-256, provenance, pickle findings.
     Scan(scan::ScanArgs),
+    /// The approved-model catalog.
+    #[command(subcommand)]
+    Policy(paved::PolicyCommand),
+    /// A running sensor's models, runtimes, listeners and inference sessions, with
+    /// their verdicts.
+    Inventory(paved::InventoryArgs),
+    /// The node's AI bill of materials (CycloneDX 1.6 JSON) from a running sensor.
+    Bom(paved::BomArgs),
     /// Benchmarks only: attach do-nothing programs on the same hooks and wait.
     #[command(hide = true)]
     Floor,
@@ -55,6 +64,9 @@ pub async fn dispatch(cli: Cli) -> i32 {
         Command::Watch(args) => watch::watch(args).await,
         Command::Status(args) => watch::status(args).await,
         Command::Floor => floor::run().await,
+        Command::Policy(command) => paved::policy(&command),
+        Command::Inventory(args) => paved::inventory(args).await,
+        Command::Bom(args) => paved::bom(args).await,
         Command::Scan(args) => tokio::task::spawn_blocking(move || scan::run(&args)).await.unwrap_or(2),
     }
 }

@@ -23,6 +23,9 @@ pub struct RunArgs {
     /// gRPC Unix socket (overrides the configuration).
     #[arg(long, env = "MODELWATCH_SOCKET")]
     socket: Option<PathBuf>,
+    /// The approved-model catalog (TOML): reloaded on SIGHUP and when it changes.
+    #[arg(long)]
+    catalog: Option<PathBuf>,
     /// BPF ring buffer size in bytes: a power of two, at least 4096.
     #[arg(long)]
     ring_buffer_bytes: Option<u32>,
@@ -54,6 +57,9 @@ impl RunArgs {
         };
         if let Some(socket) = &self.socket {
             config.socket.clone_from(socket);
+        }
+        if let Some(catalog) = &self.catalog {
+            config.catalog = Some(catalog.clone());
         }
         if let Some(bytes) = self.ring_buffer_bytes {
             config.kernel.ring_buffer_bytes = bytes;
@@ -99,6 +105,16 @@ pub(super) async fn run(args: RunArgs) -> i32 {
             return 1;
         }
     };
+    let policy = match &config.catalog {
+        Some(path) => match crate::policy::Policy::load(path) {
+            Ok(policy) => policy,
+            Err(error) => {
+                super::report(&error);
+                return 2;
+            }
+        },
+        None => crate::policy::Policy::defaults(),
+    };
     let outlets = match Outlets::prepare(&publish).await {
         Ok(outlets) => outlets,
         Err(error) => {
@@ -115,7 +131,7 @@ pub(super) async fn run(args: RunArgs) -> i32 {
             return 1;
         }
     };
-    let (sensor, mut supervisor) = match Sensor::start(config, Arc::clone(&log)) {
+    let (sensor, mut supervisor) = match Sensor::start(config, policy, Arc::clone(&log)) {
         Ok((sensor, supervisor)) => (Arc::new(sensor), supervisor),
         Err(error) => {
             let _ = std::fs::remove_file(&socket);
@@ -130,6 +146,7 @@ pub(super) async fn run(args: RunArgs) -> i32 {
     let api = grpc::Api::new(
         Arc::clone(&log),
         Arc::clone(&status),
+        sensor.inventory.clone(),
         grpc::ApiLimits { max_streams: publish.api.max_streams, stream_queue: publish.api.stream_queue },
     );
     let (stop, server_stop) = tokio::sync::watch::channel(false);

@@ -142,7 +142,7 @@ pub(super) async fn status(args: StatusArgs) -> i32 {
     }
 }
 
-fn unreachable_sensor(path: &std::path::Path, error: &tonic::transport::Error) -> i32 {
+pub(super) fn unreachable_sensor(path: &std::path::Path, error: &tonic::transport::Error) -> i32 {
     super::report(&std::io::Error::other(format!(
         "cannot reach the sensor at {} ({error}); fix: start it with `modelwatch run` (as root) or pass --socket",
         path.display()

@@ -38,11 +38,15 @@ impl EventSink for Collected {
         &self,
         _time: std::time::SystemTime,
         process: Option<proto::v1::Process>,
+        session_id: String,
         payload: Payload,
     ) -> u64 {
         let mut events = self.events.lock().expect("lock");
         let seq = events.len() as u64 + 1;
-        events.push((Instant::now(), Event { seq, process, payload: Some(payload), ..Event::default() }));
+        events.push((
+            Instant::now(),
+            Event { seq, process, session_id, payload: Some(payload), ..Event::default() },
+        ));
         seq
     }
 }
@@ -82,6 +86,9 @@ struct Harness {
     sink: Arc<Collected>,
     drops: Arc<DropCounters>,
     _snapshot: mpsc::Sender<crate::enrich::snapshot::SnapshotItem>,
+    _policy: mpsc::Sender<crate::policy::PolicyUpdate>,
+    _inventory: mpsc::Sender<super::inventory::InventoryRequest>,
+    _sweep: mpsc::Sender<crate::analyze::sweep::SweepItem>,
 }
 
 fn start(fns: WorkFns, sizes: PoolSizes, options: PipelineOptions) -> Harness {
@@ -95,11 +102,24 @@ fn start(fns: WorkFns, sizes: PoolSizes, options: PipelineOptions) -> Harness {
         workers,
         drops: Arc::clone(&drops),
         stats: Arc::new(PipelineStats::default()),
+        policy: Arc::new(crate::policy::Policy::defaults()),
     };
     let (records_tx, records) = mpsc::channel(1024);
     let (snapshot_tx, snapshot) = mpsc::channel(16);
-    tokio::spawn(Pipeline::new(options, parts).run(records, results, snapshot));
-    Harness { records: records_tx, sink, drops, _snapshot: snapshot_tx }
+    let (policy_tx, policy) = mpsc::channel(4);
+    let (inventory_tx, inventory) = mpsc::channel(4);
+    let (sweep_tx, sweep) = mpsc::channel(4);
+    let inputs = super::Inputs { records, results, snapshot, policy, inventory, sweep };
+    tokio::spawn(Pipeline::new(options, parts).run(inputs));
+    Harness {
+        records: records_tx,
+        sink,
+        drops,
+        _snapshot: snapshot_tx,
+        _policy: policy_tx,
+        _inventory: inventory_tx,
+        _sweep: sweep_tx,
+    }
 }
 
 fn real_fns() -> WorkFns {

@@ -36,11 +36,20 @@ pub fn meta_of(process: Option<&Process>, payload: &Payload) -> Meta {
 #[must_use]
 pub fn severity_of(payload: &Payload) -> Severity {
     let worst = |findings: &[Finding]| findings.iter().map(|f| f.severity).max();
+    let verdict = |v: Option<&proto::v1::Verdict>| v.map(|v| v.severity);
+    let file = |f: Option<&proto::v1::ModelFile>| {
+        f.and_then(|f| worst(&f.findings).max(verdict(f.verdict.as_ref())))
+    };
+    let session = |s: Option<&proto::v1::InferenceSession>| s.and_then(|s| verdict(s.verdict.as_ref()));
     let found = match payload {
-        Payload::ModelFileOpened(opened) => opened.file.as_ref().and_then(|f| worst(&f.findings)),
-        Payload::ModelFileMapped(mapped) => mapped.file.as_ref().and_then(|f| worst(&f.findings)),
+        Payload::ModelFileOpened(opened) => file(opened.file.as_ref()),
+        Payload::ModelFileMapped(mapped) => file(mapped.file.as_ref()),
         Payload::ModelAnalyzed(analyzed) => worst(&analyzed.findings),
         Payload::ModelHashed(hashed) => worst(&hashed.findings),
+        Payload::Finding(finding) => verdict(finding.verdict.as_ref()),
+        Payload::SessionStarted(started) => session(started.session.as_ref()),
+        Payload::SessionUpdated(updated) => session(updated.session.as_ref()),
+        Payload::SessionEnded(ended) => session(ended.session.as_ref()),
         _ => None,
     };
     found

@@ -19,8 +19,8 @@ use std::{
 use bytes::Bytes;
 use prost::Message as _;
 use proto::v1::{
-    GetStatusRequest, GetStatusResponse, ModelFile, OcsfRecord, ScanPathRequest, ScanPathResponse,
-    ScanProblem, SensorStatus, StreamEventsRequest,
+    GetStatusRequest, GetStatusResponse, ListInventoryRequest, ListInventoryResponse, ModelFile, OcsfRecord,
+    ScanPathRequest, ScanPathResponse, ScanProblem, SensorStatus, StreamEventsRequest,
     sensor_server::{Sensor, SensorServer},
 };
 use tokio_stream::Stream;
@@ -37,10 +37,14 @@ use super::{
 /// Produces the current status on demand.
 pub type StatusFn = Arc<dyn Fn() -> SensorStatus + Send + Sync>;
 
+/// Asks the pipeline for its inventory (it answers on the oneshot).
+pub type InventorySender = tokio::sync::mpsc::Sender<tokio::sync::oneshot::Sender<proto::v1::Inventory>>;
+
 /// The service's state.
 pub struct Api {
     log: Arc<EventLog>,
     status: StatusFn,
+    inventory: InventorySender,
     streams: Arc<AtomicUsize>,
     max_streams: usize,
     batch: usize,
@@ -57,10 +61,16 @@ pub struct ApiLimits {
 
 impl Api {
     #[must_use]
-    pub fn new(log: Arc<EventLog>, status: StatusFn, limits: ApiLimits) -> Arc<Self> {
+    pub fn new(
+        log: Arc<EventLog>,
+        status: StatusFn,
+        inventory: InventorySender,
+        limits: ApiLimits,
+    ) -> Arc<Self> {
         Arc::new(Self {
             log,
             status,
+            inventory,
             streams: Arc::new(AtomicUsize::new(0)),
             max_streams: limits.max_streams,
             batch: limits.stream_queue.clamp(1, 4096),
@@ -201,6 +211,18 @@ impl Sensor for Api {
     ) -> Result<Response<GetStatusResponse>, Status> {
         let _call = transport::activity_of(&request).map(|a| a.call());
         Ok(Response::new(GetStatusResponse { status: Some((self.status)()) }))
+    }
+
+    async fn list_inventory(
+        &self,
+        request: Request<ListInventoryRequest>,
+    ) -> Result<Response<ListInventoryResponse>, Status> {
+        let _call = transport::activity_of(&request).map(|a| a.call());
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.inventory.send(reply).await.map_err(|_| Status::unavailable("the pipeline is not running"))?;
+        let mut inventory = answer.await.map_err(|_| Status::unavailable("the pipeline did not answer"))?;
+        self.log.node().clone_into(&mut inventory.node);
+        Ok(Response::new(ListInventoryResponse { inventory: Some(inventory) }))
     }
 
     async fn scan_path(

@@ -3,6 +3,7 @@
 //! rotated files, OTLP logs to a collector, Prometheus metrics. Every outlet is a reader
 //! of the log: none can slow the pipeline or another.
 
+pub mod bom;
 pub mod codec;
 pub mod filter;
 pub mod format;

@@ -255,6 +255,7 @@ pub fn notice(gap: &Gap) -> Event {
         time: Some(super::timestamp(std::time::SystemTime::now())),
         node: String::new(),
         instance: String::new(),
+        session_id: String::new(),
         process: None,
         payload: Some(Payload::EventsLost(EventsLost {
             source: source.into(),

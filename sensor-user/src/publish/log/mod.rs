@@ -244,9 +244,20 @@ impl EventLog {
         self.shared.store.dir()
     }
 
-    /// Numbers, encodes (once) and queues one event for the writer; returns its
-    /// sequence number.
+    /// Numbers, encodes (once) and queues one event (of no session) for the writer;
+    /// returns its sequence number.
     pub fn publish(&self, time: SystemTime, process: Option<Process>, payload: Payload) -> u64 {
+        self.publish_in(time, process, String::new(), payload)
+    }
+
+    /// [`EventLog::publish`] for an event of an inference session.
+    pub fn publish_in(
+        &self,
+        time: SystemTime,
+        process: Option<Process>,
+        session_id: String,
+        payload: Payload,
+    ) -> u64 {
         let meta = super::filter::meta_of(process.as_ref(), &payload);
         self.tally.by_kind[usize::from(meta.kind & 0xff)].fetch_add(1, Ordering::Relaxed);
         if let Payload::EventsLost(lost) = &payload {
@@ -259,6 +270,7 @@ impl EventLog {
             process,
             payload: Some(payload),
             instance: String::new(),
+            session_id,
         };
         self.shared.queue.push(|seq, arena: &mut BytesMut| {
             event.seq = seq;
@@ -384,8 +396,14 @@ impl Drop for EventLog {
 }
 
 impl crate::correlate::EventSink for EventLog {
-    fn publish(&self, time: SystemTime, process: Option<Process>, payload: Payload) -> u64 {
-        EventLog::publish(self, time, process, payload)
+    fn publish(
+        &self,
+        time: SystemTime,
+        process: Option<Process>,
+        session_id: String,
+        payload: Payload,
+    ) -> u64 {
+        self.publish_in(time, process, session_id, payload)
     }
 }
 

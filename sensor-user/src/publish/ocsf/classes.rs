@@ -1,6 +1,6 @@
 //! One mapper per event kind (see the table in `mod.rs`).
 
-use proto::v1::{Event, Exposure, Finding, LossSource, ModelFile, event::Payload};
+use proto::v1::{Event, Exposure, Finding, InferenceSession, LossSource, ModelFile, Runtime, event::Payload};
 use serde_json::{Map, Value, json};
 
 use super::{Mapped, objects};
@@ -296,4 +296,103 @@ pub(super) fn candidate_file(event: &Event) -> Option<Mapped> {
             ("actor", objects::actor(event.process.as_ref())),
         ]),
     )
+}
+
+/// Application Lifecycle 6002 for an inference session: the runtime is the `app`.
+fn session(
+    event: &Event,
+    session: Option<&InferenceSession>,
+    activity: (u32, &'static str),
+    what: &str,
+) -> Option<Mapped> {
+    let session = session?;
+    let runtime = Runtime::try_from(session.runtime).unwrap_or_default();
+    let runtime = super::super::format::short(runtime.as_str_name(), "RUNTIME_");
+    let mut app = serde_json::Map::new();
+    app.insert("name".into(), json!(runtime));
+    app.insert("uid".into(), json!(session.id));
+    if !session.runtime_version.is_empty() {
+        app.insert("version".into(), json!(session.runtime_version));
+    }
+    let models: Vec<Value> = session
+        .models
+        .iter()
+        .map(|m| {
+            let file = ModelFile { path: m.path.clone(), sha256: m.sha256.clone(), ..ModelFile::default() };
+            let mut model = objects::ai_model(&file);
+            if !m.name.is_empty() {
+                model["name"] = json!(m.name);
+            }
+            model
+        })
+        .collect();
+    let process = session.root.as_ref().or(event.process.as_ref());
+    mapped(
+        event,
+        (6002, activity.0, activity.1),
+        format!("inference session {what}: {} ({runtime}, {} models)", session.id, session.models.len()),
+        attributes([
+            ("app", Value::Object(app)),
+            ("actor", objects::actor(process)),
+            ("unmapped", json!({"ai_models": models})),
+        ]),
+    )
+}
+
+pub(super) fn session_started(event: &Event) -> Option<Mapped> {
+    let Some(Payload::SessionStarted(started)) = &event.payload else { return None };
+    session(event, started.session.as_ref(), (3, "Start"), "started")
+}
+
+pub(super) fn session_updated(event: &Event) -> Option<Mapped> {
+    let Some(Payload::SessionUpdated(updated)) = &event.payload else { return None };
+    session(event, updated.session.as_ref(), (8, "Update"), &format!("updated ({})", updated.change))
+}
+
+pub(super) fn session_ended(event: &Event) -> Option<Mapped> {
+    let Some(Payload::SessionEnded(ended)) = &event.payload else { return None };
+    session(event, ended.session.as_ref(), (4, "Stop"), "ended")
+}
+
+/// Detection Finding 2004 for a verdict that is not "approved".
+pub(super) fn policy_finding(event: &Event) -> Option<Mapped> {
+    let Some(Payload::Finding(finding)) = &event.payload else { return None };
+    let verdict = finding.verdict.as_ref()?;
+    let evidence = if finding.subject == "model" {
+        json!({"file": objects::identified_file(&finding.subject_id, finding.identity.as_ref(), &finding.sha256)})
+    } else {
+        match &event.process {
+            Some(process) => {
+                json!({"process": objects::process(process), "data": {"session_id": finding.subject_id}})
+            }
+            None => json!({"data": {"session_id": finding.subject_id}}),
+        }
+    };
+    let rules: Vec<&str> = verdict.rules.iter().map(|r| r.verdict.as_str()).collect();
+    let severity_id = severity(event);
+    let attributes = attributes([
+        (
+            "finding_info",
+            json!({
+                "uid": format!("{}:{}", event.instance, event.seq),
+                "title": format!("{}: {}", verdict.verdict, finding.subject_id),
+                "desc": verdict.reason,
+                "types": if rules.is_empty() { vec![verdict.verdict.as_str()] } else { rules },
+                "analytic": {"name": "modelwatch policy", "type_id": 1, "type": "Rule", "version": verdict.catalog_version},
+                "data_sources": ["modelwatch"],
+            }),
+        ),
+        ("evidences", json!([evidence])),
+        ("is_alert", json!(severity_id >= 3)),
+        ("status_id", json!(1)),
+        ("status", json!("New")),
+    ]);
+    Some(Mapped {
+        class_uid: 2004,
+        activity_id: 1,
+        activity_name: "Create",
+        severity_id,
+        message: format!("{} {}: {}", finding.subject, finding.subject_id, verdict.reason),
+        attributes,
+    })
 }

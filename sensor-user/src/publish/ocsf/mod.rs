@@ -16,6 +16,8 @@
 //! | model_hashed | Detection Finding 2004 with findings, else File System Activity 1001 Other ("Hash") |
 //! | model_analyzed | Detection Finding 2004 with findings, else File System Activity 1001 Other ("Analyze") |
 //! | candidate_file | File System Activity 1001 | Open |
+//! | session_started / session_updated / session_ended | Application Lifecycle 6002 | Start / Update / Stop (the runtime as `app`) |
+//! | finding (a verdict) | Detection Finding 2004 | Create |
 //!
 //! Model identity: 1.8 defines `ai_model` only on Process, API and Datastore Activity,
 //! so file, memory and finding records carry it as `unmapped.ai_model` (in the 1.8
@@ -63,6 +65,10 @@ pub(crate) const MAPPINGS: &[(EventKind, Mapper)] = &[
     (EventKind::ModelHashed, classes::model_hashed),
     (EventKind::ModelAnalyzed, classes::model_analyzed),
     (EventKind::CandidateFile, classes::candidate_file),
+    (EventKind::SessionStarted, classes::session_started),
+    (EventKind::SessionUpdated, classes::session_updated),
+    (EventKind::SessionEnded, classes::session_ended),
+    (EventKind::Finding, classes::policy_finding),
 ];
 
 /// Class names and categories of the classes used.
@@ -143,6 +149,9 @@ fn common(event: &Event, kind: EventKind, severity_id: u32, message: &str) -> Ma
     unmapped.insert("kind".into(), json!(kind_name(kind)));
     unmapped.insert("seq".into(), json!(event.seq));
     unmapped.insert("instance".into(), json!(event.instance));
+    if !event.session_id.is_empty() {
+        unmapped.insert("session_id".into(), json!(event.session_id));
+    }
     if let Some(payload) = payload {
         unmapped.insert(kind_name(kind).into(), payload);
     }

@@ -3,8 +3,9 @@
 
 use proto::v1::{
     AcceleratorUsed, CandidateFile, Event, EventKind, EventsLost, Exposure, FileIdentity, Finding,
-    ListenerOpened, LossSource, ModelAnalyzed, ModelFile, ModelFileMapped, ModelFileOpened, ModelFormat,
-    ModelHashed, ModelMetadata, Process, ProcessExec, ProcessExit, Provenance, SensorStatus, Severity,
+    InferenceSession, ListenerOpened, LossSource, ModelAnalyzed, ModelFile, ModelFileMapped, ModelFileOpened,
+    ModelFormat, ModelHashed, ModelMetadata, PolicyFinding, Process, ProcessExec, ProcessExit, Provenance,
+    SensorStatus, SessionEnded, SessionModel, SessionStarted, SessionUpdated, Severity, Verdict, VerdictRule,
     event::Payload,
 };
 
@@ -137,6 +138,7 @@ fn payloads(kind: EventKind) -> Vec<Payload> {
                     claimed_sha256_matches: Some(!with_findings),
                     findings: if with_findings { findings() } else { Vec::new() },
                     announced_seq: 3,
+                    verdict: with_findings.then(verdict),
                 })
             })
             .to_vec(),
@@ -160,7 +162,60 @@ fn payloads(kind: EventKind) -> Vec<Payload> {
             outcome: "not_a_model".into(),
             sniffed: 0,
         })],
+        EventKind::SessionStarted => {
+            vec![Payload::SessionStarted(SessionStarted { session: Some(session()) })]
+        }
+        EventKind::SessionUpdated => vec![Payload::SessionUpdated(SessionUpdated {
+            session: Some(session()),
+            change: "listener 0.0.0.0:11434".into(),
+        })],
+        EventKind::SessionEnded => vec![Payload::SessionEnded(SessionEnded { session: Some(session()) })],
+        EventKind::Finding => ["model", "session"]
+            .map(|subject| {
+                Payload::Finding(PolicyFinding {
+                    verdict: Some(verdict()),
+                    subject: subject.into(),
+                    subject_id: if subject == "model" { "/models/x.gguf".into() } else { "s-1".into() },
+                    identity: Some(identity()),
+                    sha256: "6a0746a1ec1aef3e7ec53868f220ff6e389f6f8ef87a01d77c96807de94ca2aa".into(),
+                })
+            })
+            .to_vec(),
         _ => Vec::new(),
+    }
+}
+
+fn verdict() -> Verdict {
+    Verdict {
+        verdict: "unapproved".into(),
+        severity: Severity::High as i32,
+        reason: "not in the catalog".into(),
+        rules: vec![VerdictRule {
+            verdict: "unapproved".into(),
+            severity: Severity::High as i32,
+            reason: "not in the catalog".into(),
+        }],
+        provisional: false,
+        catalog_version: "1".into(),
+    }
+}
+
+fn session() -> InferenceSession {
+    InferenceSession {
+        id: "s-1".into(),
+        root: Some(process()),
+        runtime: proto::v1::Runtime::Ollama as i32,
+        runtime_version: "0.12.0".into(),
+        pids: vec![4242],
+        models: vec![SessionModel {
+            path: "/models/x.gguf".into(),
+            sha256: "6a0746a1ec1aef3e7ec53868f220ff6e389f6f8ef87a01d77c96807de94ca2aa".into(),
+            name: "llama3.2:3b".into(),
+            ..SessionModel::default()
+        }],
+        verdict: Some(verdict()),
+        started: Some(pbjson_types::Timestamp { seconds: 1_764_000_000, nanos: 0 }),
+        ..InferenceSession::default()
     }
 }
 
@@ -182,6 +237,7 @@ pub fn every_kind() -> Vec<(EventKind, Vec<Event>)> {
                         node: "node-1".into(),
                         process: (!sensor_event).then(process),
                         instance: "00112233445566778899aabbccddeeff".into(),
+                        session_id: String::new(),
                         payload: Some(payload),
                     }
                 })
