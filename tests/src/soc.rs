@@ -36,7 +36,7 @@ pub fn proto_dir() -> PathBuf {
 
 /// Generates the Python stubs into `out` as the README says:
 /// `python -m grpc_tools.protoc -I proto --python_out=OUT --grpc_python_out=OUT
-/// modelwatch/v1/events.proto modelwatch/v1/sensor.proto`.
+/// modelwatch/v1/*.proto`.
 pub fn generate_stubs(python: &Path, out: &Path) {
     std::fs::create_dir_all(out).expect("stubs directory");
     let status = Command::new(python)
@@ -44,7 +44,7 @@ pub fn generate_stubs(python: &Path, out: &Path) {
         .arg(proto_dir())
         .arg(format!("--python_out={}", out.display()))
         .arg(format!("--grpc_python_out={}", out.display()))
-        .args(["modelwatch/v1/events.proto", "modelwatch/v1/sensor.proto"])
+        .args(["modelwatch/v1/events.proto", "modelwatch/v1/inventory.proto", "modelwatch/v1/sensor.proto"])
         .status()
         .expect("run grpc_tools.protoc");
     assert!(status.success(), "grpc_tools.protoc failed: {status}");

@@ -72,7 +72,10 @@ print("methods", sorted(m.name for m in service.methods))
     assert!(text.contains("(server) SERVING"), "{text}");
     assert!(text.contains("modelwatch.v1.Sensor SERVING"), "{text}");
     assert!(text.contains("'modelwatch.v1.Sensor'") && text.contains("'grpc.health.v1.Health'"), "{text}");
-    assert!(text.contains("methods ['GetStatus', 'ScanPath', 'StreamEvents', 'StreamOcsf']"), "{text}");
+    assert!(
+        text.contains("methods ['GetStatus', 'ListInventory', 'ScanPath', 'StreamEvents', 'StreamOcsf']"),
+        "{text}"
+    );
 }
 
 #[test]
