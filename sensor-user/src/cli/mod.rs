@@ -26,7 +26,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Load the probes and print live events (needs root).
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// Print the event stream of a running sensor (over its Unix socket).
     Watch(watch::WatchArgs),
     /// Show a running sensor's hooks, backends and counters.
@@ -60,7 +60,7 @@ pub struct SocketArg {
 /// Runs a parsed command line; returns the process exit code.
 pub async fn dispatch(cli: Cli) -> i32 {
     match cli.command {
-        Command::Run(args) => run::run(args).await,
+        Command::Run(args) => run::run(*args).await,
         Command::Watch(args) => watch::watch(args).await,
         Command::Status(args) => watch::status(args).await,
         Command::Floor => floor::run().await,
