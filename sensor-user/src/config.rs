@@ -71,6 +71,8 @@ pub struct SensorConfig {
     pub events: EventsConfig,
     pub hash: HashConfig,
     pub analysis: AnalysisConfig,
+    /// The event log and the outlets (`[publish]`).
+    pub publish: crate::publish::settings::PublishConfig,
     pub sweep: SweepConfig,
     pub accelerators: AcceleratorsConfig,
     pub kubernetes: KubernetesConfig,
@@ -186,10 +188,6 @@ pub struct EventsConfig {
     pub all_processes: bool,
     /// Publish candidates that turned out not to be models (`candidate_file`).
     pub all_candidates: bool,
-    /// Events kept in memory for replay (`since_seq`).
-    pub retain: usize,
-    /// How far a subscriber may fall behind before it skips (and is told).
-    pub subscriber_buffer: usize,
     /// Processes kept in the cache.
     pub process_cache: usize,
 }
@@ -204,6 +202,7 @@ impl Default for SensorConfig {
             events: EventsConfig::default(),
             hash: HashConfig::default(),
             analysis: AnalysisConfig::default(),
+            publish: crate::publish::settings::PublishConfig::default(),
             sweep: SweepConfig::default(),
             accelerators: AcceleratorsConfig::default(),
             kubernetes: KubernetesConfig::default(),
@@ -227,13 +226,7 @@ impl Default for KernelConfig {
 
 impl Default for EventsConfig {
     fn default() -> Self {
-        Self {
-            all_processes: false,
-            all_candidates: false,
-            retain: 10_000,
-            subscriber_buffer: 8_192,
-            process_cache: 16_384,
-        }
+        Self { all_processes: false, all_candidates: false, process_cache: 16_384 }
     }
 }
 
@@ -278,10 +271,10 @@ impl SensorConfig {
         if self.kernel.ports.len() > 256 {
             return Err("kernel.ports: at most 256 ports".into());
         }
-        if self.events.process_cache == 0 || self.events.retain == 0 {
-            return Err("events.process_cache and events.retain must be positive".into());
+        if self.events.process_cache == 0 {
+            return Err("events.process_cache must be positive".into());
         }
-        Ok(())
+        self.publish.validate()
     }
 }
 

@@ -75,13 +75,12 @@ impl Sensor {
     ///
     /// # Errors
     /// The probes cannot be loaded (see [`LoadError`]).
-    pub fn start(config: SensorConfig, policy: Policy) -> Result<(Self, Supervisor), LoadError> {
+    pub fn start(
+        config: SensorConfig,
+        policy: Policy,
+        log: Arc<EventLog>,
+    ) -> Result<(Self, Supervisor), LoadError> {
         let (source, drain) = KernelSource::start(&filter_settings(&config))?;
-        let log = Arc::new(EventLog::new(
-            config.node.clone(),
-            config.events.retain,
-            config.events.subscriber_buffer,
-        ));
         let stats = Arc::new(PipelineStats::default());
         let drops = Arc::new(DropCounters::default());
         let (workers, results) = Workers::spawn(work_fns(&config), pool_sizes(&config));
@@ -162,6 +161,17 @@ impl Sensor {
         Arc::new(move || sensor.status())
     }
 
+    /// What the event log had to repair, or cannot do.
+    fn log_problems(&self) -> impl Iterator<Item = String> + use<'_> {
+        let errors = self.log.write_errors();
+        let write = (errors > 0).then(|| {
+            format!(
+                "event log: {errors} batches could not be written (disk full or failing): streamed, not kept"
+            )
+        });
+        self.log.recovery_note().map(str::to_owned).into_iter().chain(write)
+    }
+
     /// Hooks, counters and settings right now.
     #[must_use]
     pub fn status(&self) -> SensorStatus {
@@ -177,6 +187,7 @@ impl Sensor {
                 .iter()
                 .cloned()
                 .chain(self.nvml_missing.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone())
+                .chain(self.log_problems())
                 .collect(),
             kernel_counters: counters.named().map(|(k, v)| (k.to_owned(), v)).collect(),
             ring_buffer_bytes: self.config.kernel.ring_buffer_bytes,
@@ -208,7 +219,38 @@ impl Sensor {
                     oldest_job_ms: p.oldest_job_ms,
                 })
                 .collect(),
+            ..log_status(&self.log)
         }
+    }
+}
+
+/// The durable log's part of the status (fields 30-39).
+fn log_status(log: &EventLog) -> SensorStatus {
+    let extent = log.extent();
+    let last = log.last_visible();
+    let previous = log.previous();
+    SensorStatus {
+        log_first_seq: extent.first_seq,
+        log_last_seq: extent.last_seq,
+        log_bytes: extent.bytes,
+        log_segments: extent.segments,
+        log_directory: log.directory().display().to_string(),
+        previous_instance: previous.map(|p| p.instance.clone()).unwrap_or_default(),
+        unobserved_since: previous.and_then(|p| p.last_time),
+        log_damaged_frames: extent.damaged,
+        outlets: log
+            .outlets()
+            .iter()
+            .map(|o| proto::v1::OutletStatus {
+                kind: o.kind.name().to_owned(),
+                next_seq: o.next_seq(),
+                behind: (last + 1).saturating_sub(o.next_seq()),
+                queued: o.queued(),
+                state: o.state().to_owned(),
+                delivered: o.delivered(),
+            })
+            .collect(),
+        ..SensorStatus::default()
     }
 }
 

@@ -41,13 +41,12 @@ fn ten_thousand_small_opens_are_filtered_in_the_kernel() {
 fn with_a_tiny_ring_buffer_delivered_plus_lost_equals_generated() {
     require_privileges!();
     // One page of ring buffer: a flood of candidates must overflow it. The stdout
-    // subscriber gets room for the whole flood, so that only the kernel drops records
-    // (a lagging subscriber is told what it skipped, but not per process).
+    // reader reads from the durable log at its own pace, so only the kernel drops
+    // records.
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("modelwatch.toml");
     // Folding repeats off: every open must be a record here (folding has its own test).
-    std::fs::write(&config, "[events]\nsubscriber_buffer = 262144\n[kernel]\ndedup_window_ms = 0\n")
-        .expect("config");
+    std::fs::write(&config, "[kernel]\ndedup_window_ms = 0\n").expect("config");
     let config = config.display().to_string();
     let mut sensor = Sensor::start(&["--ring-buffer-bytes", "4096", "--config", &config]);
     let model = dir.path().join("flood.gguf");

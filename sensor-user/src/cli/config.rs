@@ -7,6 +7,7 @@ use clap::ValueEnum as _;
 
 use crate::{
     config::{ConfigError, Effective, Layers, Source},
+    publish::settings::FileFormat,
     source::hooks::BackendChoice,
 };
 
@@ -45,6 +46,39 @@ pub struct ConfigArgs {
     /// `tracepoint` (`kernel.backend`).
     #[arg(long, value_enum)]
     backend: Option<BackendChoice>,
+    /// State directory: the durable event log lives in its `events/` directory
+    /// (`publish.state_dir`; systemd's $STATE_DIRECTORY sets it too).
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    /// Serve the API on this TCP address too, with mutual TLS (needs --tls-cert,
+    /// --tls-key and --client-ca) (`publish.api.tcp_listen`).
+    #[arg(long)]
+    tcp_listen: Option<String>,
+    /// PEM server certificate chain (`publish.api.tls_cert`).
+    #[arg(long)]
+    tls_cert: Option<PathBuf>,
+    /// PEM server key (`publish.api.tls_key`).
+    #[arg(long)]
+    tls_key: Option<PathBuf>,
+    /// CA certificates (PEM) that client certificates must chain to
+    /// (`publish.api.client_ca`).
+    #[arg(long)]
+    client_ca: Option<PathBuf>,
+    /// Ship events as OTLP logs to this collector, `http://host:4317`
+    /// (`publish.otlp.endpoint`).
+    #[arg(long)]
+    otlp_endpoint: Option<String>,
+    /// Serve Prometheus metrics on this address, `127.0.0.1:9464`
+    /// (`publish.metrics.listen`).
+    #[arg(long)]
+    metrics_listen: Option<String>,
+    /// Also write events to this file as JSON lines, rotated by size
+    /// (`publish.file.path`).
+    #[arg(long)]
+    json_file: Option<PathBuf>,
+    /// The file's format (`publish.file.format`).
+    #[arg(long, value_enum)]
+    json_file_format: Option<FileFormat>,
     /// Any key, e.g. `--set kernel.ports=11434,8080` (repeatable). `modelwatch config
     /// show` lists every key.
     #[arg(long = "set", value_name = "KEY=VALUE")]
@@ -98,6 +132,19 @@ impl ConfigArgs {
             ("--all-candidates", "events.all_candidates", self.all_candidates.then(|| "true".to_owned())),
             ("--node", "node", self.node.clone()),
             ("--backend", "kernel.backend", self.backend.as_ref().and_then(backend)),
+            ("--state-dir", "publish.state_dir", self.state_dir.as_ref().map(path)),
+            ("--tcp-listen", "publish.api.tcp_listen", self.tcp_listen.clone()),
+            ("--tls-cert", "publish.api.tls_cert", self.tls_cert.as_ref().map(path)),
+            ("--tls-key", "publish.api.tls_key", self.tls_key.as_ref().map(path)),
+            ("--client-ca", "publish.api.client_ca", self.client_ca.as_ref().map(path)),
+            ("--otlp-endpoint", "publish.otlp.endpoint", self.otlp_endpoint.clone()),
+            ("--metrics-listen", "publish.metrics.listen", self.metrics_listen.clone()),
+            ("--json-file", "publish.file.path", self.json_file.as_ref().map(path)),
+            (
+                "--json-file-format",
+                "publish.file.format",
+                self.json_file_format.and_then(|f| f.to_possible_value().map(|v| v.get_name().to_owned())),
+            ),
         ]
         .into_iter()
         .filter_map(|(flag, key, value)| Some((flag, key, value?)))

@@ -27,14 +27,14 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Load the probes and print live events (needs root).
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// Print the event stream of a running sensor (over its Unix socket).
     Watch(watch::WatchArgs),
     /// Show a running sensor's hooks, backends and counters.
     Status(watch::StatusArgs),
     /// The configuration in effect and where each value came from.
     #[command(subcommand)]
-    Config(config::ConfigCommand),
+    Config(Box<config::ConfigCommand>),
     /// Identify model files on disk by content (no root needed): format, metadata,
     /// license, SHA-256, provenance, pickle findings.
     Scan(scan::ScanArgs),
@@ -64,7 +64,7 @@ pub struct SocketArg {
 /// Runs a parsed command line; returns the process exit code.
 pub async fn dispatch(cli: Cli) -> i32 {
     match cli.command {
-        Command::Run(args) => run::run(args).await,
+        Command::Run(args) => run::run(*args).await,
         Command::Watch(args) => watch::watch(args).await,
         Command::Status(args) => watch::status(args).await,
         Command::Config(command) => config::run(&command),

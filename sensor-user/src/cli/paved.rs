@@ -88,7 +88,9 @@ pub(super) async fn inventory(args: InventoryArgs) -> i32 {
         Err(code) => return code,
     };
     match args.output {
-        stdout::Output::Json => print_line(&serde_json::to_string(&inventory).unwrap_or_default()),
+        stdout::Output::Json | stdout::Output::Ocsf => {
+            print_line(&serde_json::to_string(&inventory).unwrap_or_default());
+        }
         stdout::Output::Text => print_line(&table(&inventory)),
         stdout::Output::None => {}
     }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
-    publish::{grpc, stdout},
+    publish::{EventLog, grpc, log::OutletKind, stdout},
     sensor::Sensor,
 };
 
@@ -31,12 +31,9 @@ pub(super) async fn run(args: RunArgs) -> i32 {
         return 1;
     }
     let socket = config.socket.clone();
-    if let Err(error) = secure_socket_directory(&socket) {
-        super::report(&error);
-        return 1;
-    }
+    let publish = config.publish.clone();
     // Bind before loading: a second sensor on the same socket fails fast and cleanly.
-    let listener = match grpc::bind(&socket) {
+    let listener = match crate::publish::transport::bind_unix(&socket, &publish.api.socket_group) {
         Ok(listener) => listener,
         Err(error) => {
             super::report(&error);
@@ -53,7 +50,23 @@ pub(super) async fn run(args: RunArgs) -> i32 {
         },
         None => crate::policy::Policy::defaults(),
     };
-    let (sensor, mut supervisor) = match Sensor::start(config, policy) {
+    let outlets = match Outlets::prepare(&publish).await {
+        Ok(outlets) => outlets,
+        Err(error) => {
+            let _ = std::fs::remove_file(&socket);
+            super::report(error.as_ref());
+            return 1;
+        }
+    };
+    let log = match EventLog::open(config.node.clone(), &publish.log_settings()) {
+        Ok(log) => Arc::new(log),
+        Err(error) => {
+            let _ = std::fs::remove_file(&socket);
+            super::report(&error);
+            return 1;
+        }
+    };
+    let (sensor, mut supervisor) = match Sensor::start(config, policy, Arc::clone(&log)) {
         Ok((sensor, supervisor)) => (Arc::new(sensor), supervisor),
         Err(error) => {
             let _ = std::fs::remove_file(&socket);
@@ -61,14 +74,31 @@ pub(super) async fn run(args: RunArgs) -> i32 {
             return 1;
         }
     };
-    tracing::info!(socket = %socket.display(), "modelwatch is running");
-    let printer = tokio::spawn(stdout::print(sensor.log.subscribe(1), args.output));
-    let service =
-        grpc::SensorService::new(Arc::clone(&sensor.log), sensor.status_fn(), sensor.inventory.clone());
-    let (stop, mut server_stop) = tokio::sync::watch::channel(false);
-    let mut server = tokio::spawn(grpc::serve(listener, service, async move {
-        let _ = server_stop.wait_for(|stop| *stop).await;
-    }));
+    tracing::info!(socket = %socket.display(), log = %log.directory().display(), "modelwatch is running");
+    let printer =
+        tokio::spawn(stdout::print(log.subscribe(log.first_seq(), OutletKind::Stdout), args.output));
+    let status = sensor.status_fn();
+    let api = grpc::Api::new(
+        Arc::clone(&log),
+        Arc::clone(&status),
+        sensor.inventory.clone(),
+        grpc::ApiLimits { max_streams: publish.api.max_streams, stream_queue: publish.api.stream_queue },
+    );
+    let (stop, server_stop) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut stop = server_stop.clone();
+        async move {
+            let _ = stop.wait_for(|stop| *stop).await;
+        }
+    };
+    let settings = server_settings(&publish);
+    let mut server = tokio::spawn(grpc::serve_unix(
+        listener,
+        grpc::Routes::new(Arc::clone(&api)),
+        settings.clone(),
+        stopped(),
+    ));
+    let background = outlets.start(&log, &publish, &api, status, settings, stopped());
     let code = tokio::select! {
         result = &mut server => server_exit(result),
         (task, error) = supervisor.first_exit() => {
@@ -91,38 +121,83 @@ pub(super) async fn run(args: RunArgs) -> i32 {
             }
         }
     };
+    for task in background {
+        task.abort();
+    }
     printer.abort();
+    // What was published is written before the process ends.
+    log.close();
     let _ = std::fs::remove_file(&socket);
     code
 }
 
-/// The socket's directory is the API's access control, so it is the sensor's alone:
-/// mode 0700, even when it already existed with another mode (a Kubernetes hostPath is
-/// created 0755). A directory that holds anything but the socket is shared (`/tmp`,
-/// `/run`) and keeps its mode: the socket itself is 0600.
-fn secure_socket_directory(socket: &std::path::Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt as _;
-    let Some(dir) = socket.parent().filter(|d| !d.as_os_str().is_empty()) else { return Ok(()) };
-    let context = |what: &str, error: std::io::Error| {
-        std::io::Error::new(error.kind(), format!("socket directory {}: {what}: {error}", dir.display()))
-    };
-    std::fs::create_dir_all(dir).map_err(|e| context("cannot create it", e))?;
-    let meta = std::fs::symlink_metadata(dir).map_err(|e| context("cannot stat it", e))?;
-    if !meta.is_dir() {
-        return Err(std::io::Error::other(format!(
-            "socket directory {} is not a directory (a symlink?); refusing to serve there",
-            dir.display()
-        )));
+fn server_settings(publish: &crate::publish::settings::PublishConfig) -> grpc::ServerSettings {
+    grpc::ServerSettings {
+        keepalive: std::time::Duration::from_secs(publish.api.keepalive_secs.max(1)),
+        connection_limits: crate::publish::transport::ConnectionLimits {
+            max_connections: publish.api.max_connections,
+            idle_timeout: std::time::Duration::from_secs(publish.api.idle_timeout_secs.max(1)),
+        },
     }
-    let only_the_socket = std::fs::read_dir(dir)
-        .map_err(|e| context("cannot list it", e))?
-        .flatten()
-        .all(|entry| entry.path() == socket);
-    if only_the_socket && meta.permissions().mode() & 0o777 != 0o700 {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-            .map_err(|e| context("cannot make it 0700", e))?;
+}
+
+/// The optional outlets, their sockets bound before the probes load so that a
+/// configuration mistake stops the start-up with a clear message.
+struct Outlets {
+    tcp: Option<(tokio::net::TcpListener, tonic::transport::ServerTlsConfig)>,
+    metrics: Option<tokio::net::TcpListener>,
+}
+
+impl Outlets {
+    async fn prepare(
+        publish: &crate::publish::settings::PublishConfig,
+    ) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        use crate::publish::transport;
+        let tcp = if publish.api.tcp_listen.is_empty() {
+            None
+        } else {
+            let tls = transport::tls::server_config(&publish.api)?;
+            Some((transport::bind_tcp(&publish.api.tcp_listen).await?, tls))
+        };
+        let metrics = if publish.metrics.listen.is_empty() {
+            None
+        } else {
+            Some(transport::bind_tcp(&publish.metrics.listen).await?)
+        };
+        Ok(Self { tcp, metrics })
     }
-    Ok(())
+
+    fn start(
+        self,
+        log: &Arc<EventLog>,
+        publish: &crate::publish::settings::PublishConfig,
+        api: &Arc<grpc::Api>,
+        status: grpc::StatusFn,
+        settings: grpc::ServerSettings,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
+        let mut tasks = Vec::new();
+        if let Some((listener, tls)) = self.tcp {
+            let routes = grpc::Routes::new(Arc::clone(api));
+            tasks.push(tokio::spawn(async move {
+                if let Err(error) = grpc::serve_tcp(listener, tls, routes, settings, shutdown).await {
+                    super::report(&error);
+                }
+            }));
+        }
+        if let Some(listener) = self.metrics {
+            tasks.push(tokio::spawn(crate::publish::metrics::serve(listener, Arc::clone(log), status)));
+        }
+        if !publish.otlp.endpoint.is_empty() {
+            let ship =
+                crate::publish::otlp::ship(Arc::clone(log), publish.otlp.clone(), publish.state_dir.clone());
+            tasks.push(tokio::spawn(ship));
+        }
+        if !publish.file.path.as_os_str().is_empty() {
+            tasks.push(tokio::spawn(crate::publish::jsonl::write(Arc::clone(log), publish.file.clone())));
+        }
+        tasks
+    }
 }
 
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(1);

@@ -44,8 +44,13 @@ impl fmt::Display for Source {
 
 /// Environment variables that name a key another way, applied before the
 /// `MODELWATCH_<KEY>` ones (which win over them). `NODE_NAME` is what a Kubernetes
-/// manifest sets from the downward API; `MODELWATCH_BACKEND` predates this scheme.
-pub const ENV_ALIASES: [(&str, &str); 2] = [("NODE_NAME", "node"), ("MODELWATCH_BACKEND", "kernel.backend")];
+/// manifest sets from the downward API; `STATE_DIRECTORY` is systemd's
+/// `StateDirectory=`; `MODELWATCH_BACKEND` predates this scheme.
+pub const ENV_ALIASES: [(&str, &str); 3] = [
+    ("NODE_NAME", "node"),
+    ("STATE_DIRECTORY", "publish.state_dir"),
+    ("MODELWATCH_BACKEND", "kernel.backend"),
+];
 
 /// `MODELWATCH_*` variables that are not settings: the log filter, the file's path, and
 /// anything a test harness sets (`MODELWATCH_TEST_*`).
