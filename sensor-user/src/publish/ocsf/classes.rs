@@ -181,6 +181,33 @@ pub(super) fn accelerator_used(event: &Event) -> Option<Mapped> {
     )
 }
 
+/// Process Activity 1007, Other ("Accelerator Activity"): a process's ioctl rate on
+/// accelerator devices (a lower bound on use, not utilisation), with NVML figures
+/// where present. 1.8 has no class for device load; the figures are in the payload
+/// under `unmapped.accelerator_activity`.
+pub(super) fn accelerator_activity(event: &Event) -> Option<Mapped> {
+    let Some(Payload::AcceleratorActivity(activity)) = &event.payload else { return None };
+    let process = event.process.as_ref()?;
+    let mut device = objects::device(&event.node);
+    device["hw_info"] = objects::gpu_info(activity.kinds.first().map_or("", String::as_str));
+    let state = if activity.sustained { "sustained" } else { "ended" };
+    mapped(
+        event,
+        (1007, 99, "Accelerator Activity"),
+        format!(
+            "accelerator activity {state}: {:.0} ioctls/s over {} s by {}",
+            activity.ioctls_per_second,
+            activity.window_seconds,
+            process_name(event)
+        ),
+        attributes([
+            ("process", objects::process(process)),
+            ("actor", objects::actor(Some(process))),
+            ("device", device),
+        ]),
+    )
+}
+
 /// Event Log Activity 1008: events that will never be in the stream, and why.
 pub(super) fn events_lost(event: &Event) -> Option<Mapped> {
     let Some(Payload::EventsLost(lost)) = &event.payload else { return None };

@@ -12,6 +12,7 @@
 //! | model_file_mapped | Memory Activity 1004 | Map View |
 //! | listener_opened | Network Activity 4001 | Listen |
 //! | accelerator_used | File System Activity 1001 | Open (`gpu_info`) |
+//! | accelerator_activity | Process Activity 1007 | Other ("Accelerator Activity"; the rates under `unmapped`) |
 //! | events_lost | Event Log Activity 1008 | Other ("Events Lost") |
 //! | model_hashed | Detection Finding 2004 with findings, else File System Activity 1001 Other ("Hash") |
 //! | model_analyzed | Detection Finding 2004 with findings, else File System Activity 1001 Other ("Analyze") |
@@ -61,6 +62,7 @@ pub(crate) const MAPPINGS: &[(EventKind, Mapper)] = &[
     (EventKind::ModelFileMapped, classes::model_file_mapped),
     (EventKind::ListenerOpened, classes::listener_opened),
     (EventKind::AcceleratorUsed, classes::accelerator_used),
+    (EventKind::AcceleratorActivity, classes::accelerator_activity),
     (EventKind::EventsLost, classes::events_lost),
     (EventKind::ModelHashed, classes::model_hashed),
     (EventKind::ModelAnalyzed, classes::model_analyzed),

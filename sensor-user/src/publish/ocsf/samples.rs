@@ -2,11 +2,11 @@
 //! depends on findings), for the tests that check the OCSF mapping against the schema.
 
 use proto::v1::{
-    AcceleratorUsed, CandidateFile, Event, EventKind, EventsLost, Exposure, FileIdentity, Finding,
-    InferenceSession, ListenerOpened, LossSource, ModelAnalyzed, ModelFile, ModelFileMapped, ModelFileOpened,
-    ModelFormat, ModelHashed, ModelMetadata, PolicyFinding, Process, ProcessExec, ProcessExit, Provenance,
-    SensorStatus, SessionEnded, SessionModel, SessionStarted, SessionUpdated, Severity, Verdict, VerdictRule,
-    event::Payload,
+    AcceleratorActivity, AcceleratorUsed, CandidateFile, Event, EventKind, EventsLost, Exposure,
+    FileIdentity, Finding, InferenceSession, ListenerOpened, LossSource, ModelAnalyzed, ModelFile,
+    ModelFileMapped, ModelFileOpened, ModelFormat, ModelHashed, ModelMetadata, PolicyFinding, Process,
+    ProcessExec, ProcessExit, Provenance, SensorStatus, SessionEnded, SessionModel, SessionStarted,
+    SessionUpdated, Severity, Verdict, VerdictRule, event::Payload,
 };
 
 fn process() -> Process {
@@ -123,6 +123,20 @@ fn payloads(kind: EventKind) -> Vec<Payload> {
                     kind: kind.into(),
                     major: 195,
                     minor: 0,
+                })
+            })
+            .to_vec(),
+        EventKind::AcceleratorActivity => ["ioctl", "nvml"]
+            .map(|source| {
+                Payload::AcceleratorActivity(AcceleratorActivity {
+                    kinds: vec!["nvidia_gpu".into()],
+                    window_seconds: 10,
+                    ioctls_per_second: 200.0,
+                    ioctls: 2000,
+                    sustained: true,
+                    gpu_utilization_percent: if source == "nvml" { 87 } else { 0 },
+                    gpu_memory_bytes: if source == "nvml" { 6 << 30 } else { 0 },
+                    source: source.into(),
                 })
             })
             .to_vec(),
