@@ -2,7 +2,7 @@
 //! the .proto files, with a pure-Rust protobuf compiler: no protoc needed.
 
 fn main() -> anyhow::Result<()> {
-    let files = ["modelwatch/v1/events.proto", "modelwatch/v1/sensor.proto"];
+    let files = ["modelwatch/v1/events.proto", "modelwatch/v1/inventory.proto", "modelwatch/v1/sensor.proto"];
     for file in files {
         println!("cargo::rerun-if-changed={file}");
     }

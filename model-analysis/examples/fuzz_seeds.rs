@@ -8,7 +8,7 @@ use std::path::Path;
 use std::{env, fs};
 
 use support::gguf_writer::{Gguf, Value};
-use support::pickle_writer::{Pickle, stack_global_call, torch_state_dict};
+use support::pickle_writer::{Pickle, stack_global_call, torch_checkpoint, torch_state_dict};
 use support::zip_writer::{ZipEntry, pytorch_zip, zip};
 
 fn main() -> std::io::Result<()> {
@@ -60,6 +60,17 @@ fn main() -> std::io::Result<()> {
         .stop()
         .finish();
     write("pickle", "memo_indirection", &memo)?;
+    write("pickle", "torch_checkpoint", &torch_checkpoint())?;
+    // FRAME first, protocol 0 after a PROTO 2 stream, text numbers, a frame too short.
+    write("pickle", "frame_first", &Pickle::new().framed(&Pickle::new().proto(4).raw(&memo[2..])).finish())?;
+    let mut two = b"\x80\x02N.".to_vec();
+    two.extend_from_slice(b"I010\nL1_0L\nF.5\n(S'o\\x73'\np 1_0\n0g010\nS'system'\n\x93(V\\u0069d\ntR.");
+    write("pickle", "second_stream_text", &two)?;
+    write(
+        "pickle",
+        "short_frame",
+        &Pickle::new().proto(4).frame(9).raw(&stack_global_call("os", "system", "id")[2..]).finish(),
+    )?;
 
     write("zip_container", "pytorch", &pytorch_zip("archive", &torch_state_dict()))?;
     let mut npy = support::npy_header("'|O'", "(1,)");

@@ -21,6 +21,9 @@ use sha2::{Digest as _, Sha256};
 
 const MIB: usize = 1 << 20;
 
+/// One way of hashing an open file of the given length.
+type HashVariant = fn(&File, u64) -> [u8; 32];
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let size_mib: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(1024);
@@ -38,7 +41,7 @@ fn main() {
         read_direct(&path);
     });
     println!("| disk, O_DIRECT 1 MiB reads, no hashing | — | {disk} |");
-    let variants: [(&str, fn(&File, u64) -> [u8; 32]); 5] = [
+    let variants: [(&str, HashVariant); 5] = [
         ("pread 1 MiB (round one)", |f, n| pread(f, n, MIB, false)),
         ("pread 256 KiB", |f, n| pread(f, n, 256 << 10, false)),
         ("pread 256 KiB + POSIX_FADV_SEQUENTIAL", |f, n| pread(f, n, 256 << 10, true)),

@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use crate::finding::{Finding, FindingKind, Severity, clip};
-use crate::format::Format;
+use crate::format::{self, Format, SNIFF_LEN};
 use crate::json::{GuardedJson, MaybeString, PARSE_BUFFER};
 use crate::limits::{Budget, Scan};
 use crate::numpy::{self, NumpyInfo};
@@ -65,10 +65,11 @@ impl ContainerInfo {
     }
 }
 
-/// An archive this crate does not open: a finding, louder when the name promises a
-/// model (the 7z-wrapped PyTorch trick).
+/// An archive this crate does not open: a finding. A 7z archive is high: no model
+/// loader reads one, so in a model distribution it only hides its content from
+/// scanners (the "nullifAI" 7z-wrapped PyTorch files); a scan gate must stop it.
 pub(crate) fn unsupported(kind: ContainerKind, scan: &mut Scan) -> ContainerInfo {
-    let severity = if kind == ContainerKind::SevenZip { Severity::Medium } else { Severity::Low };
+    let severity = if kind == ContainerKind::SevenZip { Severity::High } else { Severity::Low };
     scan.report(
         Finding::new(
             FindingKind::UnsupportedContainer,
@@ -129,13 +130,10 @@ pub(crate) fn analyze_zip<R: Read + Seek>(src: &mut Source<'_, R>, scan: &mut Sc
         if scan.tick(64, dir.prefix_len.saturating_add(entry.local_header_offset)) {
             break;
         }
-        let lower = entry.name.to_ascii_lowercase();
-        if lower.ends_with(".pkl") || lower.ends_with(".pickle") {
-            scan_pickle_entry(src, &dir, entry, &mut pickles, scan);
-        } else if lower.ends_with(".npy") {
-            scan_npy_entry(src, &dir, entry, &mut arrays, &mut pickles, scan);
-        } else if format == Format::Keras && entry.name == "config.json" {
+        if format == Format::Keras && entry.name == "config.json" {
             check_keras_config(src, &dir, entry, scan);
+        } else if !entry.name.ends_with('/') {
+            scan_entry_by_content(src, &dir, entry, &mut pickles, &mut arrays, scan);
         }
     }
     let pickle = (!pickles.streams.is_empty()).then_some(pickles);
@@ -291,21 +289,58 @@ fn close<R>(reader: zip::EntryReader<R>, entry: &Entry, scan: &mut Scan) -> bool
     true
 }
 
-fn scan_pickle_entry<R: Read + Seek>(
+/// What an entry's name promises: loaders pick entries by name (torch reads
+/// `data.pkl`, NumPy the `.npy` entries), but content decides what is inspected.
+fn named_pickle(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    lower.ends_with(".pkl") || lower.ends_with(".pickle")
+}
+
+/// Looks at an entry's first bytes and inspects it as what its content is: a `.npy`
+/// array (its pickle, for object arrays), a pickle whatever its name (`data.txt`), or
+/// neither.
+fn scan_entry_by_content<R: Read + Seek>(
     src: &mut Source<'_, R>,
     dir: &Directory,
     entry: &Entry,
     pickles: &mut PickleReport,
+    arrays: &mut NumpyInfo,
     scan: &mut Scan,
 ) {
-    let Some(mut reader) = open(src, dir, entry, Severity::High, scan) else {
+    let named_pickle = named_pickle(&entry.name);
+    let named_npy = entry.name.to_ascii_lowercase().ends_with(".npy");
+    // An entry that cannot be decompressed can only be judged by its name.
+    let severity = if named_pickle {
+        Severity::High
+    } else if named_npy {
+        Severity::Medium
+    } else {
+        Severity::Low
+    };
+    let Some(mut reader) = open(src, dir, entry, severity, scan) else {
         return;
     };
-    let len_hint = (entry.method == zip::METHOD_STORED).then_some(entry.compressed_size);
-    scan.enter("a pickle in a zip entry");
-    pickle::scan_stream(&mut reader, &entry.name, len_hint, pickles, scan);
-    scan.enter("the zip entries");
-    finish_entry(reader, entry, scan);
+    let mut head = Vec::new();
+    if let Err(e) = (&mut reader).take(SNIFF_LEN as u64).read_to_end(&mut head) {
+        if !close(reader, entry, scan) {
+            scan.find(
+                FindingKind::ZipAnomaly,
+                format!("entry {} does not decompress: {e}", clip(&entry.name)),
+            );
+        }
+        return;
+    }
+    if head.starts_with(b"\x93NUMPY") {
+        scan_npy_entry(head, reader, entry, arrays, pickles, scan);
+    } else if named_pickle || format::looks_like_pickle(&head, entry.uncompressed_size, false) {
+        let len = entry.uncompressed_size.max(head.len() as u64);
+        scan.enter("a pickle in a zip entry");
+        pickle::scan_stream(io::Cursor::new(head).chain(&mut reader), &entry.name, len, pickles, scan);
+        scan.enter("the zip entries");
+        finish_entry(reader, entry, scan);
+    } else {
+        close(reader, entry, scan);
+    }
 }
 
 /// Reads what is left of an entry (within the cap) so that its size and CRC can be
@@ -345,37 +380,39 @@ fn finish_entry<R: Read>(mut reader: zip::EntryReader<R>, entry: &Entry, scan: &
     }
 }
 
-fn scan_npy_entry<R: Read + Seek>(
-    src: &mut Source<'_, R>,
-    dir: &Directory,
+fn scan_npy_entry<R: Read>(
+    head: Vec<u8>,
+    mut reader: zip::EntryReader<R>,
     entry: &Entry,
     arrays: &mut NumpyInfo,
     pickles: &mut PickleReport,
     scan: &mut Scan,
 ) {
-    let Some(mut reader) = open(src, dir, entry, Severity::Medium, scan) else {
-        return;
-    };
     let name = clip(&entry.name);
-    let mut head = vec![0u8; 12];
-    let header = read_fully(&mut reader, &mut head).and_then(|()| numpy::header_end(&head)).and_then(|end| {
-        head.resize(end.max(12), 0);
-        read_fully(&mut reader, &mut head[12.min(end)..])?;
-        numpy::parse_header(&head, Some(&entry.name))
-    });
-    if reader.stopped.is_some() {
+    let mut stream = io::Cursor::new(head).chain(&mut reader);
+    let mut header = vec![0u8; 12];
+    let parsed =
+        read_fully(&mut stream, &mut header).and_then(|()| numpy::header_end(&header)).and_then(|end| {
+            header.resize(end.max(12), 0);
+            read_fully(&mut stream, &mut header[12.min(end)..])?;
+            numpy::parse_header(&header, Some(&entry.name))
+        });
+    if stream.get_ref().1.stopped.is_some() {
+        drop(stream);
         close(reader, entry, scan);
         return;
     }
-    let array = match header {
+    let array = match parsed {
         Ok(array) => array,
         Err(why) => {
+            drop(stream);
             close(reader, entry, scan);
             scan.find(FindingKind::MalformedHeader, format!("entry {name}: {why}"));
             return;
         }
     };
     let object = array.object_dtype;
+    let data_len = entry.uncompressed_size.saturating_sub(array.data_offset);
     if arrays.arrays.len() < numpy::MAX_ARRAYS_RECORDED && scan.keep(array.kept_size(), "NumPy array headers")
     {
         arrays.arrays.push(array);
@@ -386,8 +423,10 @@ fn scan_npy_entry<R: Read + Seek>(
             format!("entry {name} is an array of Python objects: its data is a pickle"),
         );
         scan.enter("a pickle in a zip entry");
-        pickle::scan_stream(&mut reader, &entry.name, None, pickles, scan);
+        pickle::scan_stream(stream, &entry.name, data_len, pickles, scan);
         scan.enter("the zip entries");
+    } else {
+        drop(stream);
     }
     close(reader, entry, scan);
 }

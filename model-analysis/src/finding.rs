@@ -86,6 +86,9 @@ pub enum FindingKind {
     KerasLambdaLayer,
     /// The content's SHA-256 differs from the digest its name claims.
     DigestMismatch,
+    /// A file of another format that is also a pickle whose `load()` imports something
+    /// (`torch.load` unpickles any file that is not a zip).
+    PicklePolyglot,
 }
 
 impl FindingKind {
@@ -108,6 +111,7 @@ impl FindingKind {
             | K::SafetensorsDuplicateKey
             | K::KerasLambdaLayer
             | K::DigestMismatch
+            | K::PicklePolyglot
             | K::ChatTemplateRisk => Severity::High,
             K::TruncatedHeader
             | K::MalformedHeader

@@ -11,7 +11,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::finding::{Finding, FindingKind, Severity};
-use crate::pickle::{self, PrefixVerdict};
+use crate::pickle;
 
 /// Bytes a caller should read from the start of a file for [`sniff`]. Fewer work for
 /// most formats; raw protocol 0/1 pickles and ONNX need a longer look.
@@ -108,7 +108,7 @@ pub fn sniff(prefix: &[u8]) -> Format {
     if looks_like_safetensors(prefix) {
         return Format::Safetensors;
     }
-    if looks_like_pickle(prefix, false) {
+    if looks_like_pickle(prefix, prefix_total_len(prefix), false) {
         return Format::Pickle;
     }
     if looks_like_onnx(prefix) {
@@ -161,20 +161,20 @@ fn looks_like_safetensors(prefix: &[u8]) -> bool {
     (2..=100_000_000).contains(&header_len) && prefix.get(8) == Some(&b'{')
 }
 
-/// Pickles: a PROTO opcode whose stream stays valid for the whole prefix, or (protocol
-/// 0/1, which have no PROTO) a stream that starts with a plausible opcode and reaches
-/// STOP inside the prefix. With `lenient`, a protocol 0/1 stream that is merely still
-/// valid at the end of the prefix also counts (used when the name says pickle).
-pub(crate) fn looks_like_pickle(prefix: &[u8], lenient: bool) -> bool {
-    let has_proto = prefix.len() >= 2 && prefix[0] == 0x80 && prefix[1] <= 5;
-    if !has_proto && !prefix.first().is_some_and(|&b| pickle::is_plausible_first_opcode(b)) {
-        return false;
-    }
-    match pickle::check_prefix(prefix) {
-        PrefixVerdict::Complete { opcodes } => has_proto || opcodes >= 3,
-        PrefixVerdict::ValidSoFar { opcodes } => (has_proto || lenient) && opcodes >= 2,
-        PrefixVerdict::Invalid => false,
-    }
+/// Pickles, by what CPython would do with the bytes: a prefix is a pickle when
+/// `load()` would import something from it, when a stream in it is well formed, or
+/// when it stays a valid opcode stream for long (a harmless-looking opening, or one
+/// that starts with FRAME or a protocol 0 text opcode). `total_len` is the length of
+/// what the prefix opens (`u64::MAX` when unknown). With `lenient`, a short valid start
+/// also counts (used when the name says pickle).
+pub(crate) fn looks_like_pickle(prefix: &[u8], total_len: u64, lenient: bool) -> bool {
+    pickle::look_at_prefix(prefix, total_len).is_pickle(lenient)
+}
+
+/// The length a prefix given to [`sniff`] opens: all of it when shorter than
+/// [`SNIFF_LEN`], else unknown.
+fn prefix_total_len(prefix: &[u8]) -> u64 {
+    if prefix.len() >= SNIFF_LEN { u64::MAX } else { prefix.len() as u64 }
 }
 
 /// ONNX files are a protobuf `ModelProto`. Serialisers write fields in number order, so

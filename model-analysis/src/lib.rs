@@ -90,15 +90,17 @@ fn analyze_within<R: Read + Seek>(
     };
     prefix.truncate(n);
     let mut format = sniff(&prefix);
-    if format == Format::Unknown
-        && name.is_some_and(names_a_pickle)
-        && format::looks_like_pickle(&prefix, true)
-    {
-        // A protocol 0/1 pickle longer than the prefix: the name says pickle and the
-        // bytes agree so far. Fail closed and walk it.
+    if format == Format::Unknown && pickle::sniff_file(&mut src, name.is_some_and(names_a_pickle), scan) {
+        // The prefix could not tell (a pickle opening with a long string, a protocol
+        // 0/1 pickle longer than the prefix): a longer look at the stream says pickle.
         format = Format::Pickle;
     }
     let mut report = run(&mut src, format, &prefix, scan);
+    if !report.format.is_pickle_based() {
+        let format_name = format!("{:?}", report.format);
+        scan.enter("a pickle look at a non-pickle file");
+        pickle::scan_polyglot(&mut src, &format_name, &mut report.pickle, scan);
+    }
     if let Some(name) = name {
         if let Some(finding) = extension_mismatch(name, report.format) {
             scan.report(finding);
@@ -146,8 +148,7 @@ fn run<R: Read + Seek>(
         Format::Pickle | Format::PytorchLegacy => {
             scan.enter("a pickle stream");
             let mut pickles = PickleReport::default();
-            let max = if format == Format::PytorchLegacy { 5 } else { pickle::MAX_SEQUENCE };
-            pickle::scan_sequence(src, 0, max, &mut pickles, scan);
+            pickle::scan_sequence(src, 0, None, &mut pickles, scan);
             report.pickle = Some(pickles);
         }
         Format::Zip | Format::PytorchZip | Format::NumpyZip | Format::Keras => {
@@ -213,7 +214,7 @@ fn analyze_npy<R: Read + Seek>(
         scan.find(FindingKind::NumpyObjectArray, "an array of Python objects: its data is a pickle");
         scan.enter("the pickle of a NumPy object array");
         let mut pickles = PickleReport::default();
-        pickle::scan_sequence(src, array.data_offset, 1, &mut pickles, scan);
+        pickle::scan_sequence(src, array.data_offset, Some(1), &mut pickles, scan);
         report.pickle = Some(pickles);
     }
     if scan.keep(array.kept_size(), "the NumPy array header") {

@@ -62,9 +62,7 @@ fn subprocess_popen_through_memo_indirection() {
     // The module string is stored with LONG_BINPUT, popped, fetched back with
     // LONG_BINGET; the name is MEMOIZEd (key 1: MEMOIZE uses the memo's size, as
     // CPython does) and fetched with BINGET.
-    let bytes = Pickle::new()
-        .proto(4)
-        .frame(64)
+    let body = Pickle::new()
         .short_unicode("subprocess")
         .long_binput(1000)
         .pop()
@@ -78,8 +76,8 @@ fn subprocess_popen_through_memo_indirection() {
         .unicode("sh")
         .tuple()
         .reduce()
-        .stop()
-        .finish();
+        .stop();
+    let bytes = Pickle::new().proto(4).framed(&body).finish();
     let (report, findings) = scan(&bytes);
     assert_eq!(dangerous(&findings).len(), 1, "{findings:?}");
     assert_eq!(report.imports[0].module, "subprocess");
@@ -114,11 +112,18 @@ fn inst_obj_newobj_and_build_are_calls() {
 }
 
 #[test]
-fn unknown_imports_are_medium() {
-    let (_, findings) = scan(&stack_global_call("sklearn.pipeline", "Pipeline", "x"));
-    assert_eq!(findings.len(), 1);
+fn unknown_imports_are_medium_and_high_when_called() {
+    // Imported and left alone: the import runs the module's top level, nothing more.
+    let bytes = Pickle::new().proto(2).global("mypackage.models", "Net").stop().finish();
+    let (_, findings) = scan(&bytes);
+    assert_eq!(findings.len(), 1, "{findings:?}");
     assert_eq!(findings[0].kind, FindingKind::PickleUnknownImport);
     assert_eq!(findings[0].severity, Severity::Medium);
+    // Called: its code runs on load.
+    let (_, findings) = scan(&stack_global_call("mypackage.models", "Net", "x"));
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert_eq!(findings[0].kind, FindingKind::PickleUnknownImport);
+    assert_eq!(findings[0].severity, Severity::High);
 }
 
 #[test]
@@ -134,10 +139,24 @@ fn unresolvable_imports() {
         scan(&Pickle::new().proto(2).raw(&[0x82, 0x07]).empty_tuple().reduce().stop().finish());
     assert!(findings.iter().any(|f| f.kind == FindingKind::PickleUnresolvedImport), "{findings:?}");
     assert!(findings.iter().any(|f| f.kind == FindingKind::PickleIndirectCall), "{findings:?}");
-    // STACK_GLOBAL on bytes instead of strings.
-    let bytes = Pickle::new().proto(4).bytes8(b"os").short_unicode("system").stack_global().stop().finish();
+    // STACK_GLOBAL on a call result: a str for a real loader, unknown here.
+    let bytes = Pickle::new()
+        .proto(4)
+        .global("builtins", "str")
+        .short_unicode("os")
+        .tuple1()
+        .reduce()
+        .short_unicode("system")
+        .stack_global()
+        .stop()
+        .finish();
     let (_, findings) = scan(&bytes);
     assert!(findings.iter().any(|f| f.kind == FindingKind::PickleUnresolvedImport), "{findings:?}");
+    assert!(findings.iter().all(|f| f.severity >= Severity::High), "{findings:?}");
+    // STACK_GLOBAL on bytes fails in CPython too: malformed, after nothing ran.
+    let bytes = Pickle::new().proto(4).bytes8(b"os").short_unicode("system").stack_global().stop().finish();
+    let (_, findings) = scan(&bytes);
+    assert!(findings.iter().any(|f| f.kind == FindingKind::PickleMalformed), "{findings:?}");
 }
 
 #[test]
@@ -215,9 +234,10 @@ fn raw_pickle_files_are_identified_and_walked() {
     let report = analyze_bytes(&p0, Some(std::path::Path::new("data.pkl")), &Limits::default());
     assert_eq!(report.format, Format::Pickle);
     assert!(report.has_finding(FindingKind::PickleDangerousImport));
-    // Without the name it stays unknown (too little evidence in the prefix).
+    // Without the name too: the longer look at the content says pickle.
     let report = analyze_bytes(&p0, None, &Limits::default());
-    assert_eq!(report.format, Format::Unknown);
+    assert_eq!(report.format, Format::Pickle);
+    assert_eq!(report.max_severity(), Some(Severity::Critical));
 }
 
 #[test]
@@ -270,4 +290,15 @@ for proto in range(0, 6):
             assert_eq!(model_analysis::sniff(&decode(benign)), Format::Pickle, "protocol {proto} sniff");
         }
     }
+}
+
+#[test]
+fn an_exhausted_deadline_is_a_high_finding() {
+    let mut bytes = b"\x80\x04(".to_vec();
+    bytes.extend(std::iter::repeat_n(b'N', 200_000));
+    bytes.extend_from_slice(b"l.");
+    let limits = Limits { deadline: Some(Duration::ZERO), ..Limits::default() };
+    let report = analyze_bytes(&bytes, Some(std::path::Path::new("x.pkl")), &limits);
+    assert!(report.max_severity() >= Some(Severity::High), "{:?}", report.findings);
+    assert!(report.has_finding(FindingKind::PickleResourceLimit), "{:?}", report.findings);
 }

@@ -11,6 +11,7 @@ use crate::{
 // SAFETY: all of these are `repr(C)` structs of integers and arrays of integers with
 // explicit padding, so every bit pattern is valid and none holds a pointer.
 unsafe impl aya::Pod for crate::settings::Settings {}
+unsafe impl aya::Pod for crate::settings::AcceleratorMinors {}
 unsafe impl aya::Pod for crate::offsets::KernelOffsets {}
 
 /// A decoded record. Paths are kept as raw leaf-first components; see [`RawPath`].

@@ -76,6 +76,8 @@ pub struct KernelOffsets {
     pub tp_sock_saddr_v6: u32,
     /// `dentry->d_hash.pprev`: NULL once the dentry is unlinked (`d_unhashed`).
     pub dentry_d_hash_pprev: u32,
+    /// `syscalls:sys_enter_ioctl`: the descriptor.
+    pub tp_ioctl_fd: u32,
     /// `task->nsproxy->mnt_ns->ns.inum`: the process's mount namespace.
     pub task_nsproxy: u32,
     pub nsproxy_mnt_ns: u32,
@@ -88,7 +90,7 @@ pub struct KernelOffsets {
     pub btf_struct_file: u32,
     pub btf_struct_mount: u32,
 }
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 53 * 4);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 54 * 4);
 
 /// Bits of [`KernelOffsets::features`].
 pub mod feature {

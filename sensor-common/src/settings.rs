@@ -89,6 +89,16 @@ pub mod mark {
     pub const PROVISIONAL: u32 = 8;
 }
 
+/// Value of the `ACCEL_MAJORS` map (key: a character-device major): the minors of that
+/// major that are accelerators (DRM render nodes start at 128; NVIDIA uses them all).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AcceleratorMinors {
+    pub first: u32,
+    pub last: u32,
+}
+const _: () = assert!(core::mem::size_of::<AcceleratorMinors>() == 8);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,11 +3,11 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use sensor_common::{
     counters,
-    settings::{ExtensionKey, Settings},
+    settings::{AcceleratorMinors, ExtensionKey, Settings},
 };
 
 /// Scratch space for building one record; larger than any record so that a path
@@ -91,9 +91,19 @@ pub(crate) static EXTENSIONS: HashMap<ExtensionKey, u8> = HashMap::with_max_entr
 #[map]
 pub(crate) static PORTS: HashMap<u16, u8> = HashMap::with_max_entries(256, 0);
 
-/// Device majors of accelerators (GPU, NPU), from /proc/devices.
+/// Device majors of accelerators (GPU, NPU), from /proc/devices, with the minors that
+/// are accelerators (DRM render nodes: 128 and up).
 #[map]
-pub(crate) static ACCEL_MAJORS: HashMap<u32, u8> = HashMap::with_max_entries(32, 0);
+pub(crate) static ACCEL_MAJORS: HashMap<u32, AcceleratorMinors> = HashMap::with_max_entries(64, 0);
+
+/// Processes that opened an accelerator: only their ioctls are looked at.
+#[map]
+pub(crate) static ACCEL_PROCS: HashMap<u32, u8> = HashMap::with_max_entries(16_384, NO_PREALLOC);
+
+/// Per process, ioctls on accelerator descriptors: a counter, never an event per
+/// ioctl. Per CPU, so no atomics; userspace sums and deletes at exit.
+#[map]
+pub(crate) static ACCEL_IOCTLS: PerCpuHashMap<u32, u64> = PerCpuHashMap::with_max_entries(16_384, 0);
 
 /// Task names (`comm`, NUL-padded) of runtime executables: a process exec'ing one is
 /// marked at once, before its first instruction, so that the small files it opens

@@ -1,10 +1,15 @@
-//! Configuration: sensible defaults, an optional TOML file, command-line overrides.
-//! Unknown keys are errors that name the key, so a typo never silently does nothing.
+//! Configuration: sensible defaults, then a TOML file, environment variables and
+//! command-line flags, each over the one before (see [`layers`]). Unknown keys are
+//! errors that name the key, so a typo never silently does nothing.
+
+mod layers;
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
+
+pub use layers::{ENV_ALIASES, Effective, Layers, Source};
 
 /// Model file extensions the kernel forwards whatever their size: every format
 /// `model-analysis` parses (GGUF, safetensors, pickle family, PyTorch, NumPy, joblib,
@@ -45,23 +50,82 @@ pub enum ConfigError {
     },
     #[error("configuration file {path} is invalid: {message}")]
     Invalid { path: PathBuf, message: String },
+    /// A setting from the environment or the command line.
+    #[error("{origin}: {message}")]
+    Setting { origin: String, message: String },
 }
 
 /// Everything `modelwatch run` can be told.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct SensorConfig {
-    /// Node name on every event; default `$NODE_NAME`, else the hostname.
+    /// Node name on every event; default the hostname (`NODE_NAME` in the environment
+    /// sets it too: see [`ENV_ALIASES`]).
     pub node: String,
     /// gRPC Unix socket (owner-only).
     pub socket: PathBuf,
+    /// The approved-model catalog (TOML); none: built-in defaults (every model
+    /// unapproved, license and exposure rules in force).
+    pub catalog: Option<PathBuf>,
     pub kernel: KernelConfig,
     pub events: EventsConfig,
     pub hash: HashConfig,
     pub analysis: AnalysisConfig,
+    /// The event log and the outlets (`[publish]`).
+    pub publish: crate::publish::settings::PublishConfig,
+    pub sweep: SweepConfig,
+    pub accelerators: AcceleratorsConfig,
+    pub kubernetes: KubernetesConfig,
 }
 
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AcceleratorsConfig {
+    /// Devices to treat as accelerators besides those `/proc/devices` names (drivers
+    /// with unusual names; tests alias a harmless device):
+    /// `[{ major = 1, first_minor = 7, last_minor = 7, class = "nvidia_gpu" }]`.
+    pub devices: Vec<crate::enrich::devices::AcceleratorDevice>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SweepConfig {
+    /// Walk the model stores on disk once at start-up (idle I/O priority).
+    pub enabled: bool,
+    /// Directories walked besides the known stores (Ollama, Hugging Face, LM Studio).
+    pub roots: Vec<PathBuf>,
+    /// Walk only `roots`, not the known stores.
+    pub only_roots: bool,
+}
+
+impl Default for SweepConfig {
+    fn default() -> Self {
+        Self { enabled: true, roots: Vec::new(), only_roots: false }
+    }
+}
+
+/// Where the kubelet's directories are, for pod names (see `enrich::pod`). Only their
+/// entries' names are read. On a node that is not a Kubernetes node they are missing,
+/// and pod fields stay empty.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct KubernetesConfig {
+    /// The kubelet's `podLogsDir`: `<namespace>_<pod>_<uid>/` per pod.
+    pub pod_logs_dir: PathBuf,
+    /// The kubelet's links `<pod>_<namespace>_<container>-<id>.log`.
+    pub container_logs_dir: PathBuf,
+}
+
+impl Default for KubernetesConfig {
+    fn default() -> Self {
+        Self {
+            pod_logs_dir: PathBuf::from(crate::enrich::pod::DEFAULT_POD_LOGS_DIR),
+            container_logs_dir: PathBuf::from(crate::enrich::pod::DEFAULT_CONTAINER_LOGS_DIR),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct AnalysisConfig {
     /// How long a candidate may wait for identification before it is published
@@ -77,7 +141,7 @@ impl Default for AnalysisConfig {
     }
 }
 
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct HashConfig {
     /// Compute the SHA-256 of every model file seen (in the background).
@@ -96,7 +160,7 @@ impl Default for HashConfig {
     }
 }
 
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct KernelConfig {
     /// BPF ring buffer size: a power of two, at least 4096.
@@ -117,17 +181,13 @@ pub struct KernelConfig {
     pub dedup_window_ms: u64,
 }
 
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct EventsConfig {
     /// Publish exec/exit of every process, not only inference runtimes.
     pub all_processes: bool,
     /// Publish candidates that turned out not to be models (`candidate_file`).
     pub all_candidates: bool,
-    /// Events kept in memory for replay (`since_seq`).
-    pub retain: usize,
-    /// How far a subscriber may fall behind before it skips (and is told).
-    pub subscriber_buffer: usize,
     /// Processes kept in the cache.
     pub process_cache: usize,
 }
@@ -137,10 +197,15 @@ impl Default for SensorConfig {
         Self {
             node: default_node(),
             socket: PathBuf::from("/run/modelwatch/modelwatch.sock"),
+            catalog: None,
             kernel: KernelConfig::default(),
             events: EventsConfig::default(),
             hash: HashConfig::default(),
             analysis: AnalysisConfig::default(),
+            publish: crate::publish::settings::PublishConfig::default(),
+            sweep: SweepConfig::default(),
+            accelerators: AcceleratorsConfig::default(),
+            kubernetes: KubernetesConfig::default(),
         }
     }
 }
@@ -161,22 +226,11 @@ impl Default for KernelConfig {
 
 impl Default for EventsConfig {
     fn default() -> Self {
-        Self {
-            all_processes: false,
-            all_candidates: false,
-            retain: 10_000,
-            subscriber_buffer: 8_192,
-            process_cache: 16_384,
-        }
+        Self { all_processes: false, all_candidates: false, process_cache: 16_384 }
     }
 }
 
 fn default_node() -> String {
-    if let Ok(node) = std::env::var("NODE_NAME")
-        && !node.is_empty()
-    {
-        return node;
-    }
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map_or_else(|_| "unknown".into(), |h| h.trim().to_owned())
 }
@@ -217,10 +271,10 @@ impl SensorConfig {
         if self.kernel.ports.len() > 256 {
             return Err("kernel.ports: at most 256 ports".into());
         }
-        if self.events.process_cache == 0 || self.events.retain == 0 {
-            return Err("events.process_cache and events.retain must be positive".into());
+        if self.events.process_cache == 0 {
+            return Err("events.process_cache must be positive".into());
         }
-        Ok(())
+        self.publish.validate()
     }
 }
 

@@ -6,6 +6,7 @@
 //! - [`enrich`]: who did it (process cache, start-up snapshot, containers, devices);
 //! - [`analyze`]: what it is (runtime rules; safe opens; identification, deep analysis
 //!   and hashing as jobs for bounded worker pools);
+//! - [`policy`]: the paved road: catalog, verdicts (pure judgement);
 //! - [`correlate`]: records plus results become typed events (the only publisher);
 //! - [`publish`]: sequence numbers, replay, gRPC, stdout.
 //!
@@ -17,6 +18,7 @@ pub mod config;
 pub mod correlate;
 pub mod domain;
 pub mod enrich;
+pub mod policy;
 pub mod publish;
 pub mod sensor;
 pub mod source;

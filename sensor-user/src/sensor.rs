@@ -16,15 +16,18 @@ use crate::{
     analyze::candidate::CandidateRule,
     config::SensorConfig,
     correlate::{
-        Parts, Pipeline, PipelineOptions, PipelineStats,
+        Inputs, Parts, Pipeline, PipelineOptions, PipelineStats,
+        inventory::InventoryRequest,
         workers::{PoolSizes, WorkFns, Workers, WorkersStatus},
     },
     domain::{Drop, DropCounters},
     enrich::{
-        devices::accelerator_majors,
+        devices::accelerator_devices,
+        pod::PodDirectory,
         process::ProcFs,
         snapshot::{SnapshotItem, read_running},
     },
+    policy::Policy,
     publish::EventLog,
     source::{CounterSnapshot, FilterSettings, KernelSource, LoadError},
 };
@@ -61,6 +64,10 @@ pub struct Sensor {
     drops: Arc<DropCounters>,
     pools: WorkersStatus,
     config: SensorConfig,
+    /// Asks the pipeline for the inventory.
+    pub inventory: tokio::sync::mpsc::Sender<InventoryRequest>,
+    /// Why real GPU utilisation is not available, when it is not.
+    nvml_missing: std::sync::Mutex<Option<String>>,
 }
 
 impl Sensor {
@@ -68,13 +75,12 @@ impl Sensor {
     ///
     /// # Errors
     /// The probes cannot be loaded (see [`LoadError`]).
-    pub fn start(config: SensorConfig) -> Result<(Self, Supervisor), LoadError> {
+    pub fn start(
+        config: SensorConfig,
+        policy: Policy,
+        log: Arc<EventLog>,
+    ) -> Result<(Self, Supervisor), LoadError> {
         let (source, drain) = KernelSource::start(&filter_settings(&config))?;
-        let log = Arc::new(EventLog::new(
-            config.node.clone(),
-            config.events.retain,
-            config.events.subscriber_buffer,
-        ));
         let stats = Arc::new(PipelineStats::default());
         let drops = Arc::new(DropCounters::default());
         let (workers, results) = Workers::spawn(work_fns(&config), pool_sizes(&config));
@@ -85,18 +91,38 @@ impl Sensor {
             process_cache: std::num::NonZeroUsize::new(config.events.process_cache)
                 .unwrap_or(std::num::NonZeroUsize::MIN),
             identify_deadline: Duration::from_millis(config.analysis.identify_deadline_ms),
+            accelerator_devices: config.accelerators.devices.clone(),
             mount_ns: own_mount_namespace(),
         };
         let parts = Parts {
-            view: Box::new(ProcFs::default()),
+            view: Box::new(ProcFs {
+                pods: PodDirectory::new(
+                    &config.kubernetes.pod_logs_dir,
+                    &config.kubernetes.container_logs_dir,
+                ),
+                ..ProcFs::default()
+            }),
             marks: Some(source.marks.clone()),
+            accelerator_maps: Some(source.accelerators.clone()),
             sink: Arc::clone(&log) as Arc<dyn crate::correlate::EventSink>,
             workers,
             drops: Arc::clone(&drops),
             stats: Arc::clone(&stats),
+            policy: Arc::new(policy),
         };
         let pipeline = Pipeline::new(options, parts);
-        let sensor = Self { log, source: Arc::new(source), stats, drops, pools, config };
+        let (inventory, inventory_requests) = tokio::sync::mpsc::channel(16);
+        let (policy_updates, policy_rx) = tokio::sync::mpsc::channel(4);
+        let sensor = Self {
+            log,
+            source: Arc::new(source),
+            stats,
+            drops,
+            pools,
+            config,
+            inventory,
+            nvml_missing: std::sync::Mutex::new(None),
+        };
         sensor.log.publish(SystemTime::now(), None, Payload::SensorStatus(sensor.status()));
         let snapshot = spawn_snapshot(&sensor.config);
         let mut supervisor = Supervisor::default();
@@ -108,7 +134,19 @@ impl Sensor {
                 Err(error) => tracing::error!(%error, "the ring buffer drain failed"),
             }
         });
-        supervisor.spawn("pipeline", pipeline.run(drain.records, results, snapshot));
+        let inputs = Inputs {
+            records: drain.records,
+            results,
+            snapshot,
+            policy: policy_rx,
+            inventory: inventory_requests,
+            sweep: spawn_sweep(&sensor.config),
+            accelerators: spawn_accelerator_sampler(&sensor.source, &sensor.config, &sensor.nvml_missing),
+        };
+        supervisor.spawn("pipeline", pipeline.run(inputs));
+        if let Some(path) = sensor.config.catalog.clone() {
+            tokio::spawn(crate::policy::reload::watch(path, policy_updates));
+        }
         supervisor.spawn(
             "loss reporter",
             report_losses(Arc::clone(&sensor.source), Arc::clone(&sensor.log), Arc::clone(&sensor.drops)),
@@ -123,6 +161,17 @@ impl Sensor {
         Arc::new(move || sensor.status())
     }
 
+    /// What the event log had to repair, or cannot do.
+    fn log_problems(&self) -> impl Iterator<Item = String> + use<'_> {
+        let errors = self.log.write_errors();
+        let write = (errors > 0).then(|| {
+            format!(
+                "event log: {errors} batches could not be written (disk full or failing): streamed, not kept"
+            )
+        });
+        self.log.recovery_note().map(str::to_owned).into_iter().chain(write)
+    }
+
     /// Hooks, counters and settings right now.
     #[must_use]
     pub fn status(&self) -> SensorStatus {
@@ -132,7 +181,14 @@ impl Sensor {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             kernel: kernel_release(),
             hooks: self.source.hooks.iter().map(hook).collect(),
-            degraded: self.source.missing.clone(),
+            degraded: self
+                .source
+                .missing
+                .iter()
+                .cloned()
+                .chain(self.nvml_missing.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone())
+                .chain(self.log_problems())
+                .collect(),
             kernel_counters: counters.named().map(|(k, v)| (k.to_owned(), v)).collect(),
             ring_buffer_bytes: self.config.kernel.ring_buffer_bytes,
             records_received: self.source.drain.received.load(Ordering::Relaxed),
@@ -163,7 +219,38 @@ impl Sensor {
                     oldest_job_ms: p.oldest_job_ms,
                 })
                 .collect(),
+            ..log_status(&self.log)
         }
+    }
+}
+
+/// The durable log's part of the status (fields 30-39).
+fn log_status(log: &EventLog) -> SensorStatus {
+    let extent = log.extent();
+    let last = log.last_visible();
+    let previous = log.previous();
+    SensorStatus {
+        log_first_seq: extent.first_seq,
+        log_last_seq: extent.last_seq,
+        log_bytes: extent.bytes,
+        log_segments: extent.segments,
+        log_directory: log.directory().display().to_string(),
+        previous_instance: previous.map(|p| p.instance.clone()).unwrap_or_default(),
+        unobserved_since: previous.and_then(|p| p.last_time),
+        log_damaged_frames: extent.damaged,
+        outlets: log
+            .outlets()
+            .iter()
+            .map(|o| proto::v1::OutletStatus {
+                kind: o.kind.name().to_owned(),
+                next_seq: o.next_seq(),
+                behind: (last + 1).saturating_sub(o.next_seq()),
+                queued: o.queued(),
+                state: o.state().to_owned(),
+                delivered: o.delivered(),
+            })
+            .collect(),
+        ..SensorStatus::default()
     }
 }
 
@@ -178,7 +265,10 @@ pub fn filter_settings(config: &SensorConfig) -> FilterSettings {
         listen_marked_any_port: config.kernel.listen_runtimes_any_port,
         backend: config.kernel.backend,
         dedup_window_ns: config.kernel.dedup_window_ms.saturating_mul(1_000_000),
-        accelerator_majors: accelerator_majors(),
+        accelerators: accelerator_devices(&config.accelerators.devices)
+            .iter()
+            .map(|d| (d.major, d.first_minor, d.last_minor))
+            .collect(),
         runtime_executables: crate::domain::runtime::RUNTIME_EXECUTABLES
             .iter()
             .map(|s| (*s).to_owned())
@@ -187,12 +277,7 @@ pub fn filter_settings(config: &SensorConfig) -> FilterSettings {
 }
 
 fn work_fns(config: &SensorConfig) -> WorkFns {
-    let nonzero = |n: u64| (n > 0).then_some(n);
-    let hash = HashBudget {
-        max_bytes_per_sec: nonzero(config.hash.max_bytes_per_second),
-        max_bytes: nonzero(config.hash.max_file_bytes),
-    };
-    WorkFns::real(Limits::default(), hash, std::path::PathBuf::from("/proc"))
+    WorkFns::real(Limits::default(), hash_budget(config), std::path::PathBuf::from("/proc"))
 }
 
 fn pool_sizes(config: &SensorConfig) -> PoolSizes {
@@ -215,6 +300,89 @@ fn spawn_snapshot(config: &SensorConfig) -> tokio::sync::mpsc::Receiver<Snapshot
         read_running(std::path::Path::new("/proc"), std::process::id(), &is_candidate, &tx);
     });
     rx
+}
+
+/// Every second, the kernel's ioctl counters (and NVML's view, where present) into the
+/// pipeline; every 30 s, `/proc/devices` again (drivers load on demand with dynamic
+/// majors).
+fn spawn_accelerator_sampler(
+    source: &KernelSource,
+    config: &SensorConfig,
+    nvml_missing: &std::sync::Mutex<Option<String>>,
+) -> tokio::sync::mpsc::Receiver<crate::correlate::accelerators::AcceleratorSample> {
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    let maps = source.accelerators.clone();
+    let extra = config.accelerators.devices.clone();
+    let nvml = match crate::enrich::nvml::Nvml::load() {
+        Ok(nvml) => Some(nvml),
+        Err(reason) => {
+            *nvml_missing.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+                Some(format!("{reason}: accelerator activity is ioctl counts only (a lower bound)"));
+            None
+        }
+    };
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(Duration::from_secs(1));
+        let mut ticks = 0u64;
+        loop {
+            ticker.tick().await;
+            ticks += 1;
+            if ticks.is_multiple_of(30) {
+                let devices: Vec<(u32, u32, u32)> = accelerator_devices(&extra)
+                    .iter()
+                    .map(|d| (d.major, d.first_minor, d.last_minor))
+                    .collect();
+                maps.set_devices(&devices);
+            }
+            let counts = maps.ioctl_counts();
+            if counts.is_empty() {
+                continue;
+            }
+            let usage = nvml
+                .as_ref()
+                .map(|n| counts.iter().filter_map(|(pid, _)| n.usage(*pid).map(|u| (*pid, u))).collect())
+                .unwrap_or_default();
+            let sample = crate::correlate::accelerators::AcceleratorSample {
+                at: std::time::Instant::now(),
+                counts,
+                usage,
+            };
+            if tx.send(sample).await.is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// Walks the model stores on disk on a thread of its own, into the pipeline.
+fn spawn_sweep(config: &SensorConfig) -> tokio::sync::mpsc::Receiver<crate::analyze::sweep::SweepItem> {
+    let (tx, rx) = tokio::sync::mpsc::channel(256);
+    if !config.sweep.enabled {
+        return rx;
+    }
+    let mut roots = if config.sweep.only_roots { Vec::new() } else { crate::analyze::sweep::default_roots() };
+    roots.extend(config.sweep.roots.iter().cloned());
+    let rule = CandidateRule {
+        size_threshold: config.kernel.size_threshold_bytes,
+        extensions: config.kernel.extensions.clone(),
+    };
+    let hash = hash_budget(config);
+    let spawned = std::thread::Builder::new()
+        .name("mw-sweep".into())
+        .spawn(move || crate::analyze::sweep::sweep(&roots, &rule, &hash, &tx));
+    if let Err(error) = spawned {
+        tracing::warn!(%error, "the at-rest sweep did not start");
+    }
+    rx
+}
+
+fn hash_budget(config: &SensorConfig) -> HashBudget {
+    let nonzero = |n: u64| (n > 0).then_some(n);
+    HashBudget {
+        max_bytes_per_sec: nonzero(config.hash.max_bytes_per_second),
+        max_bytes: nonzero(config.hash.max_file_bytes),
+    }
 }
 
 /// The inode of the sensor's own mount namespace (what the kernel calls `ns.inum`).

@@ -12,7 +12,9 @@ use std::{
 
 use serde_json::Value;
 
+pub mod deploy;
 pub mod hostile;
+pub mod soc;
 
 /// Why a privileged test cannot run here, if it cannot.
 #[must_use]
@@ -55,26 +57,74 @@ pub struct Sensor {
     _exclusive: std::fs::File,
     events: mpsc::Receiver<Value>,
     pub socket: PathBuf,
+    /// The state directory (the durable event log is in its `events/`).
+    pub state_dir: PathBuf,
     pub status: Value,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
+    exited: bool,
 }
 
 impl Sensor {
     /// Starts `modelwatch run --output json` with extra arguments and waits for its
-    /// first event (the sensor status: probes attached).
+    /// first event (the sensor status: probes attached). Its socket and state
+    /// directory are in a temporary directory of its own.
     #[must_use]
     pub fn start(extra: &[&str]) -> Self {
-        let exclusive = exclusive_lock();
+        Self::start_under(&[], extra).unwrap_or_else(|failure| panic!("{failure}"))
+    }
+
+    /// As [`Sensor::start`], run by `wrapper` (`setpriv ... --`); a sensor that exits
+    /// before its first event is an error with its exit status and last stderr line.
+    ///
+    /// # Errors
+    /// The sensor did not start.
+    pub fn start_under(wrapper: &[&str], extra: &[&str]) -> Result<Self, String> {
         let dir = tempfile::tempdir().expect("tempdir");
-        let socket = dir.path().join("modelwatch.sock");
-        let mut child = Command::new(workspace_binary("modelwatch"))
+        let mut sensor = Self::launch(wrapper, dir.path(), extra)?;
+        sensor._dir = Some(dir);
+        Ok(sensor)
+    }
+
+    /// Like [`Sensor::start`], with the socket and state directory in `dir` (which the
+    /// caller keeps: a restarted sensor finds its log there).
+    #[must_use]
+    pub fn start_in(dir: &Path, extra: &[&str]) -> Self {
+        Self::launch(&[], dir, extra).unwrap_or_else(|failure| panic!("{failure}"))
+    }
+
+    fn launch(wrapper: &[&str], dir: &Path, extra: &[&str]) -> Result<Self, String> {
+        let exclusive = exclusive_lock();
+        let socket = dir.join("modelwatch.sock");
+        let state_dir = dir.join("state");
+        let binary = workspace_binary("modelwatch");
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(&binary);
+                command
+            }
+            None => Command::new(&binary),
+        };
+        let mut child = command
             .args(["run", "--output", "json", "--socket"])
             .arg(&socket)
+            .arg("--state-dir")
+            .arg(&state_dir)
             .args(extra)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(if wrapper.is_empty() { Stdio::inherit() } else { Stdio::piped() })
             .spawn()
             .expect("start modelwatch");
+        let stderr_tail = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        if let Some(stderr) = child.stderr.take() {
+            let tail = std::sync::Arc::clone(&stderr_tail);
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    eprintln!("{line}");
+                    line.clone_into(&mut tail.lock().expect("stderr tail"));
+                }
+            });
+        }
         let stdout = child.stdout.take().expect("stdout");
         let (tx, events) = mpsc::channel();
         std::thread::spawn(move || {
@@ -89,15 +139,28 @@ impl Sensor {
                 }
             }
         });
-        let mut sensor =
-            Self { child, _exclusive: exclusive, events, socket, status: Value::Null, _dir: dir };
-        sensor.status = sensor
-            .next_matching(Duration::from_secs(60), |e| kind(e) == "sensor_status")
-            .expect("modelwatch did not start within 60 s (see its stderr above)");
-        // For `cargo xtask vm-test`'s matrix: the backend and verified instructions of
-        // each hook on this kernel (shown with `--show-output` or on failure).
+        let mut sensor = Self {
+            child,
+            _exclusive: exclusive,
+            events,
+            socket,
+            state_dir,
+            status: Value::Null,
+            _dir: None,
+            exited: false,
+        };
+        let Some(status) = sensor.next_matching(Duration::from_secs(60), |e| kind(e) == "sensor_status")
+        else {
+            let exit = sensor.child.wait().map_or_else(|e| e.to_string(), |s| s.to_string());
+            sensor.exited = true;
+            // The reader thread may still hold the last line for a moment.
+            std::thread::sleep(Duration::from_millis(100));
+            let last = stderr_tail.lock().expect("stderr tail").clone();
+            return Err(format!("modelwatch did not start within 60 s ({exit}): {last}"));
+        };
+        sensor.status = status;
         eprintln!("modelwatch-hooks: {}", sensor.status["sensor_status"]["hooks"]);
-        sensor
+        Ok(sensor)
     }
 
     /// The next event that satisfies `wanted`, skipping others, within `timeout`.
@@ -146,11 +209,31 @@ fn exclusive_lock() -> std::fs::File {
     file
 }
 
+impl Sensor {
+    /// `kill -9`: the sensor gets no chance to flush or clean up.
+    pub fn kill_9(&mut self) {
+        self.signal_and_wait(libc::SIGKILL);
+    }
+
+    /// SIGTERM, and waits for the exit.
+    pub fn stop(&mut self) {
+        self.signal_and_wait(libc::SIGTERM);
+    }
+
+    fn signal_and_wait(&mut self, signal: i32) {
+        if self.exited {
+            return;
+        }
+        // SAFETY: the pid of our own child, not yet reaped.
+        unsafe { libc::kill(self.child.id() as i32, signal) };
+        let _ = self.child.wait();
+        self.exited = true;
+    }
+}
+
 impl Drop for Sensor {
     fn drop(&mut self) {
-        // SAFETY: the pid of our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let _ = self.child.wait();
+        self.stop();
     }
 }
 

@@ -16,7 +16,7 @@ fn a_grpc_subscriber_sees_what_stdout_sees() {
     std::fs::write(&model, gguf_header("served", "mit")).expect("model");
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let mut client = runtime.block_on(grpc::connect(&sensor.socket));
-    let request = StreamEventsRequest { since_seq: 1, kinds: vec![] };
+    let request = StreamEventsRequest { since_seq: 1, ..StreamEventsRequest::default() };
     let mut stream = runtime.block_on(client.stream_events(request)).expect("StreamEvents").into_inner();
     let pid = run_actor(
         dir.path(),
@@ -63,7 +63,11 @@ fn an_unknown_kind_filter_is_invalid_argument() {
     let status = runtime.block_on(async {
         let mut client = grpc::connect(&sensor.socket).await;
         client
-            .stream_events(StreamEventsRequest { since_seq: 0, kinds: vec!["nope".into()] })
+            .stream_events(StreamEventsRequest {
+                since_seq: 0,
+                kinds: vec!["nope".into()],
+                ..StreamEventsRequest::default()
+            })
             .await
             .expect_err("rejected")
     });

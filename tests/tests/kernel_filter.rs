@@ -41,13 +41,12 @@ fn ten_thousand_small_opens_are_filtered_in_the_kernel() {
 fn with_a_tiny_ring_buffer_delivered_plus_lost_equals_generated() {
     require_privileges!();
     // One page of ring buffer: a flood of candidates must overflow it. The stdout
-    // subscriber gets room for the whole flood, so that only the kernel drops records
-    // (a lagging subscriber is told what it skipped, but not per process).
+    // reader reads from the durable log at its own pace, so only the kernel drops
+    // records.
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("modelwatch.toml");
     // Folding repeats off: every open must be a record here (folding has its own test).
-    std::fs::write(&config, "[events]\nsubscriber_buffer = 262144\n[kernel]\ndedup_window_ms = 0\n")
-        .expect("config");
+    std::fs::write(&config, "[kernel]\ndedup_window_ms = 0\n").expect("config");
     let config = config.display().to_string();
     let mut sensor = Sensor::start(&["--ring-buffer-bytes", "4096", "--config", &config]);
     let model = dir.path().join("flood.gguf");
@@ -55,32 +54,46 @@ fn with_a_tiny_ring_buffer_delivered_plus_lost_equals_generated() {
     const GENERATED: u64 = 20_000;
     let before = counters(&sensor);
     let pid = run_actor(dir.path(), "flooder", &[], &format!("reopen:{}:{GENERATED}", model.display()));
+    // Losses are counted machine-wide (the kernel cannot tell whose record it dropped):
+    // the stream must announce every loss the kernel counted, and ours must add up.
     let mut delivered = 0u64;
-    let mut reported_lost = 0u64;
-    // Drain until the kernel counters and the stream agree, or time runs out.
+    let mut announced_total = 0u64;
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while std::time::Instant::now() < deadline && delivered + reported_lost < GENERATED {
+    loop {
         for event in sensor.collect(Duration::from_millis(500)) {
             match kind(&event) {
                 "model_file_opened" if pid_of(&event) == u64::from(pid) => delivered += 1,
                 "events_lost" if event["events_lost"]["source"] == "LOSS_SOURCE_KERNEL_RING_BUFFER" => {
-                    reported_lost += u64_of(&event["events_lost"]["by_counter"]["open_lost"]);
+                    announced_total = u64_of(&event["events_lost"]["total"]);
                 }
                 _ => {}
             }
         }
+        let now = counters(&sensor);
+        if announced_total
+            == now["open_lost"]
+                + now["mmap_lost"]
+                + now["exec_lost"]
+                + now["exit_lost"]
+                + now["listen_lost"]
+                + now["accel_lost"]
+            && now["open_lost"] > before["open_lost"]
+            || std::time::Instant::now() > deadline
+        {
+            break;
+        }
     }
     let after = counters(&sensor);
     let kernel_lost = after["open_lost"] - before["open_lost"];
-    let kernel_forwarded = after["open_forwarded"] - before["open_forwarded"];
+    let all_lost: u64 = ["open_lost", "mmap_lost", "exec_lost", "exit_lost", "listen_lost", "accel_lost"]
+        .iter()
+        .map(|k| after[*k])
+        .sum();
     eprintln!(
-        "generated {GENERATED}: delivered {delivered}, reported lost {reported_lost}, kernel lost {kernel_lost}"
+        "generated {GENERATED}: delivered {delivered}, kernel lost {kernel_lost} (machine-wide), announced total {announced_total}"
     );
     assert!(kernel_lost > 0, "a 4 KiB ring buffer did not overflow; the test proves nothing");
-    assert_eq!(reported_lost, kernel_lost, "every kernel loss is reported in the stream");
-    assert_eq!(delivered + reported_lost, GENERATED, "delivered + reported lost = generated");
-    assert!(
-        kernel_forwarded + kernel_lost >= GENERATED,
-        "the kernel counted fewer candidates than were generated"
-    );
+    assert_eq!(announced_total, all_lost, "every kernel loss is announced in the stream");
+    assert!(delivered <= GENERATED);
+    assert!(delivered + kernel_lost >= GENERATED, "delivered {delivered} + lost {kernel_lost} < generated");
 }

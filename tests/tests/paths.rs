@@ -21,6 +21,20 @@ fn event_of(sensor: &mut Sensor, pid: u32, event_kind: &str) -> Value {
         .unwrap_or_else(|| panic!("no {event_kind} for pid {pid}"))
 }
 
+/// The first event of each of `kinds` for `pid`, whatever order they arrive in (each
+/// file identity is identified on its own, so an open and a map may come either way).
+fn events_of(sensor: &mut Sensor, pid: u32, kinds: &[&str]) -> Vec<Value> {
+    let mut found: Vec<Option<Value>> = vec![None; kinds.len()];
+    while found.iter().any(Option::is_none) {
+        let event = sensor
+            .next_matching(WAIT, |e| pid_of(e) == u64::from(pid) && kinds.contains(&kind(e)))
+            .unwrap_or_else(|| panic!("pid {pid}: not all of {kinds:?} arrived: {found:?}"));
+        let at = kinds.iter().position(|k| *k == kind(&event)).expect("a wanted kind");
+        found[at].get_or_insert(event);
+    }
+    found.into_iter().flatten().collect()
+}
+
 fn file_of(event: &Value) -> &Value {
     let name = kind(event);
     &event[name]["file"]
@@ -107,17 +121,16 @@ fn a_rename_after_open_shows_the_new_name_at_map_time() {
         after.display()
     );
     let pid = run_actor(dir.path(), "loader", &[], &script);
-    let opened = event_of(&mut sensor, pid, "model_file_opened");
-    let mapped = event_of(&mut sensor, pid, "model_file_mapped");
-    assert_eq!(file_of(&opened)["path"], before.display().to_string());
-    assert_eq!(file_of(&mapped)["path"], after.display().to_string());
-    assert_eq!(file_of(&opened)["identity"]["inode"], file_of(&mapped)["identity"]["inode"]);
+    let both = events_of(&mut sensor, pid, &["model_file_opened", "model_file_mapped"]);
+    let (opened, mapped) = (&both[0], &both[1]);
+    assert_eq!(file_of(opened)["path"], before.display().to_string());
+    assert_eq!(file_of(mapped)["path"], after.display().to_string());
+    assert_eq!(file_of(opened)["identity"]["inode"], file_of(mapped)["identity"]["inode"]);
 }
 
 #[test]
 fn a_model_in_another_mount_namespace_is_seen_as_that_process_sees_it() {
     require_privileges!();
-    let mut sensor = Sensor::start(&[]);
     let dir = tempfile::tempdir().expect("tempdir");
     let source = dir.path().join("private");
     model(&source.join("model.gguf"));
@@ -126,6 +139,8 @@ fn a_model_in_another_mount_namespace_is_seen_as_that_process_sees_it() {
     // The same path on the host holds something else: the sensor must read the
     // namespace's file, never fall back to this one.
     std::fs::write(mountpoint.join("model.gguf"), gguf_header("host-decoy", "mit")).expect("decoy");
+    // Started after the files are written: their writes are not the events looked at.
+    let mut sensor = Sensor::start(&[]);
     let actor = copy_actor(dir.path(), "loader");
     let inside = mountpoint.join("model.gguf");
     // A private mount namespace with a bind mount that only the actor sees.
@@ -151,10 +166,9 @@ fn a_model_in_another_mount_namespace_is_seen_as_that_process_sees_it() {
         "MODEL_FORMAT_GGUF",
         "read through the process's own root: {event}"
     );
+    let identity = file_of(&event)["identity"].clone();
     let analyzed = sensor
-        .next_matching(WAIT, |e| {
-            kind(e) == "model_analyzed" && e["model_analyzed"]["path"] == inside.display().to_string()
-        })
+        .next_matching(WAIT, |e| kind(e) == "model_analyzed" && e["model_analyzed"]["identity"] == identity)
         .expect("the analysis of the namespace's file");
     assert_eq!(
         analyzed["model_analyzed"]["metadata"]["name"], "edge",

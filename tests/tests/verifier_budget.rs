@@ -7,7 +7,7 @@ use modelwatch_tests::{Sensor, require_privileges};
 /// Budgets per attach point, about twice what the most demanding kernel needs today
 /// (6.18 host; 6.1 and 6.12 guests: 6.1's verifier explores the fexit programs
 /// least efficiently, 224k and 208k instructions).
-const BUDGETS: [(&str, u64); 11] = [
+const BUDGETS: [(&str, u64); 12] = [
     ("sched:sched_process_exit", 2_000),
     ("raw:sched_process_fork", 1_000),
     ("sched:sched_process_exec", 60_000),
@@ -17,6 +17,7 @@ const BUDGETS: [(&str, u64); 11] = [
     ("syscalls:sys_enter_mmap", 350_000),
     ("syscalls:sys_exit_mmap", 60_000),
     ("sock:inet_sock_set_state", 20_000),
+    ("syscalls:sys_enter_ioctl", 20_000),
     ("security_file_open", 450_000),
     ("vm_mmap_pgoff", 450_000),
 ];

@@ -12,7 +12,7 @@ use anyhow::{Context as _, bail};
 
 /// `sensor-user`'s stages, in pipeline order. Modules not listed (`sensor`, `config`,
 /// `cli`) are the wiring on top and may import any stage.
-const STAGES: [&str; 6] = ["domain", "source", "enrich", "analyze", "correlate", "publish"];
+const STAGES: [&str; 7] = ["domain", "source", "enrich", "analyze", "policy", "correlate", "publish"];
 
 pub(crate) fn run() -> anyhow::Result<()> {
     let mut problems = Vec::new();

@@ -2,6 +2,7 @@
 //! commands: each first makes the machine ready (idempotently), then does its job.
 
 mod bench;
+mod image;
 mod imports;
 mod pyenv;
 mod setup;
@@ -48,6 +49,9 @@ enum Task {
     /// Print the import graph between the pipeline stages; fail on a backward edge or a
     /// cycle.
     Imports,
+    /// Build a static `modelwatch` and a `FROM scratch` image of it with podman; print
+    /// its reference, digest and size.
+    Image,
     /// Measure the sensor's cost side by side with no sensor, do-nothing hooks and auditd;
     /// print a markdown report (also written to bench-results/). Needs root.
     Bench(bench::BenchArgs),
@@ -68,6 +72,7 @@ fn main() -> anyhow::Result<()> {
         }
         Task::Test { no_lint, no_vm, vm } => {
             setup::run()?;
+            setup::container_packages()?;
             setup::python()?;
             pyenv::ensure()?;
             // SAFETY: single-threaded here; the tests find the venv through it.
@@ -78,6 +83,8 @@ fn main() -> anyhow::Result<()> {
             // The end-to-end tests run the sensor binary, which `cargo test` alone does
             // not build. The default members: every crate but sensor-ebpf (BPF only).
             cargo(&["build", "--release", "--bins"])?;
+            // The image tests run what ships: the static binary in its scratch image.
+            image::build()?;
             cargo(&["test", "--release", "--", "--test-threads=1"])?;
             if !no_vm {
                 vm::run(&vm)?;
@@ -90,6 +97,10 @@ fn main() -> anyhow::Result<()> {
         }
         Task::Lint => lint(),
         Task::Imports => imports::run(),
+        Task::Image => {
+            setup::run()?;
+            image::run()
+        }
         Task::Bench(args) => {
             setup::run()?;
             bench::run(&args)

@@ -13,6 +13,12 @@ const PACKAGES: [&str; 4] = ["llvm-22-dev", "libpolly-22-dev", "libzstd-dev", "p
 /// of `run`: only the VM tests need them.
 const VM_PACKAGES: [&str; 2] = ["busybox-static", "cpio"];
 
+/// Debian packages the deployment tests and `cargo xtask image` need: podman builds and
+/// runs the image (runc: crun refuses hosts with a hybrid cgroup layout, as CI machines
+/// have); systemd for `systemd-analyze verify/security` on the unit; util-linux for
+/// `setpriv` and libcap2-bin for `capsh` (the capability tests).
+const DEPLOY_PACKAGES: [&str; 5] = ["podman", "runc", "systemd", "util-linux", "libcap2-bin"];
+
 const BPF_LINKER_VERSION: &str = "0.13.0";
 
 pub(crate) fn run() -> anyhow::Result<()> {
@@ -30,6 +36,15 @@ pub(crate) fn python() -> anyhow::Result<()> {
         .output()
         .is_ok_and(|out| out.status.success());
     if has_venv { Ok(()) } else { install_packages(&["python3", "python3-venv", "python3-pip"]) }
+}
+
+/// Installs what the image and the deployment tests need, if missing. kubectl (for
+/// `kubectl kustomize`) comes from Debian's `kubernetes-client` only when no kubectl
+/// is installed at all: machines that ship a newer one keep it.
+pub(crate) fn container_packages() -> anyhow::Result<()> {
+    install_packages(&DEPLOY_PACKAGES)?;
+    let has_kubectl = Command::new("kubectl").args(["version", "--client"]).output().is_ok();
+    if has_kubectl { Ok(()) } else { install_packages(&["kubernetes-client"]) }
 }
 
 /// Installs what the VM tests need for guests of `arches`, if missing: the emulator of

@@ -16,7 +16,7 @@ mod kernels;
 mod matrix;
 mod qemu;
 mod report;
-mod static_build;
+pub(crate) mod static_build;
 mod suite;
 
 use std::{

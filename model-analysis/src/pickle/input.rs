@@ -1,58 +1,214 @@
-//! The walker's byte stream: buffered, counted and capped. Payloads the analysis does
-//! not need (tensor bytes, long strings) are read and dropped in chunks, never held.
+//! The walker's byte stream, read the way CPython's C unpickler (`_pickle.c`) reads a
+//! file object that has no `peek` (an `io.BytesIO`, a raw file): every read asks the
+//! file for exactly the bytes one opcode needs, except `FRAME`, which reads the whole
+//! frame into a buffer that the following opcodes consume.
+//!
+//! That buffer makes the C unpickler diverge from a plain byte stream when a pickle's
+//! frames are inconsistent, which no pickler writes:
+//! - an argument that does not fit in what is left of the frame *drops* the rest of the
+//!   frame and is read from the file after it (`_Unpickler_ReadImpl`);
+//! - a `STOP` before the end of the frame leaves the file positioned at the frame's end,
+//!   so the next `load()` skips the rest of it;
+//! - a `FRAME` inside a frame is ignored when it fits in what is left of the current one.
+//!
+//! A reader with `peek` (a buffered file) sees some of these cases as a plain stream
+//! instead, depending on buffer alignment. Every such case is recorded as a framing
+//! anomaly: the walk follows the no-`peek` reading exactly, and the anomaly is a finding
+//! of its own, because another reader may see other opcodes there.
+//!
+//! Bytes are counted and capped; payloads the analysis does not need (tensor bytes, long
+//! strings) are skipped without being held, by seeking when the source can.
 
 use std::io::{self, Read};
+use std::rc::Rc;
 use std::time::Instant;
 
 const BUFFER_LEN: usize = 64 * 1024;
+/// Payload chunks between two deadline checks.
+const CHUNKS_PER_CLOCK_CHECK: u32 = 64;
+
+/// A byte source for the walker: a stream that can skip ahead.
+pub(crate) trait PickleSource: Read {
+    /// Skips up to `n` bytes; returns how many were skipped (fewer at the end).
+    fn skip_ahead(&mut self, n: u64) -> io::Result<u64>;
+    /// Whether skipping costs nothing (a seek) rather than a read.
+    fn skips_cheaply(&self) -> bool;
+}
+
+/// Any reader, skipping by reading and dropping (zip entries, in-memory data).
+pub(crate) struct Streamed<R>(pub(crate) R);
+
+impl<R: Read> Read for Streamed<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        self.0.read(out)
+    }
+}
+
+impl<R: Read> PickleSource for Streamed<R> {
+    fn skip_ahead(&mut self, n: u64) -> io::Result<u64> {
+        io::copy(&mut (&mut self.0).take(n), &mut io::sink())
+    }
+
+    fn skips_cheaply(&self) -> bool {
+        false
+    }
+}
 
 /// Why reading stopped before the walker asked it to.
 #[derive(Debug)]
-pub(super) enum Halt {
-    /// The input ended (in the middle of an opcode, or exactly between two).
-    EndOfInput {
-        between_opcodes: bool,
-    },
+pub(crate) enum Halt {
+    /// The stream ended inside an opcode or before `STOP`.
+    Truncated,
     /// The byte cap was reached.
     ByteLimit,
     Deadline,
     Io(io::Error),
 }
 
-pub(super) struct Input<R> {
-    inner: R,
+/// A framing case where readers disagree (see the module comment).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct FramingAnomaly {
+    pub(crate) offset: u64,
+    pub(crate) what: &'static str,
+}
+
+/// How an argument is read: `_Unpickler_Read` (drops the rest of a frame it does not
+/// fit in) or `_Unpickler_ReadInto` (bytes and bytearray payloads: continues from the
+/// frame into the file).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ReadMode {
+    Dropping,
+    Continuing,
+}
+
+/// Whether a FRAME's declared length fits in the stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FrameFit {
+    Fits,
+    /// Longer than what is left: CPython's C unpickler fails at the FRAME.
+    Short,
+}
+
+/// A payload: its bytes when short enough to keep, else only its length.
+pub(crate) enum Payload {
+    Kept(Rc<[u8]>),
+    Dropped,
+}
+
+pub(crate) struct Input<S> {
+    src: S,
     buf: Vec<u8>,
     start: usize,
     end: usize,
-    consumed: u64,
-    max_bytes: u64,
-    /// Bytes known to remain, when the input's length is known: a length prefix past
-    /// it fails at once instead of after reading to the end.
-    len_hint: Option<u64>,
+    /// Stream offset of the next byte delivered.
+    pos: u64,
+    /// End of the current frame buffer, while `pos` is inside it.
+    window_end: Option<u64>,
+    /// The stream's length: reads past it fail as truncated.
+    len: u64,
+    /// Bytes read (not skipped by seeking), against `max_read`.
+    read: u64,
+    max_read: u64,
     deadline: Option<Instant>,
+    anomaly: Option<FramingAnomaly>,
+    /// Frames as a reader with `peek` sees small ones: a hint, the stream stays linear.
+    linear: bool,
 }
 
-impl<R: Read> Input<R> {
-    pub(super) fn new(inner: R, max_bytes: u64, len_hint: Option<u64>, deadline: Option<Instant>) -> Self {
-        // Small inputs (sniffed prefixes, short entries) get a small buffer: sniffing runs
-        // on every file the sensor sees.
-        let cap = len_hint.unwrap_or(max_bytes).min(max_bytes).saturating_add(1);
-        let buf_len = usize::try_from(cap).unwrap_or(BUFFER_LEN).clamp(16, BUFFER_LEN);
-        Self { inner, buf: vec![0; buf_len], start: 0, end: 0, consumed: 0, max_bytes, len_hint, deadline }
+impl<S: PickleSource> Input<S> {
+    pub(crate) fn new(src: S, len: u64, max_read: u64, deadline: Option<Instant>, linear: bool) -> Self {
+        // Small inputs (sniffed prefixes, short entries) get a small buffer: sniffing
+        // runs on every file the sensor sees.
+        let buf_len = usize::try_from(len.saturating_add(1)).unwrap_or(BUFFER_LEN).clamp(16, BUFFER_LEN);
+        Self {
+            src,
+            buf: vec![0; buf_len],
+            start: 0,
+            end: 0,
+            pos: 0,
+            window_end: None,
+            len,
+            read: 0,
+            max_read,
+            deadline,
+            anomaly: None,
+            linear,
+        }
     }
 
-    /// Bytes consumed so far (the offset of the next opcode).
-    pub(super) fn offset(&self) -> u64 {
-        self.consumed
+    /// Offset of the next byte (the next opcode, between opcodes).
+    pub(crate) fn offset(&self) -> u64 {
+        self.pos
+    }
+
+    /// Bytes read so far, skipped payloads excluded when they were seeked over.
+    pub(crate) fn bytes_read(&self) -> u64 {
+        self.read
+    }
+
+    pub(crate) fn anomaly(&self) -> Option<&FramingAnomaly> {
+        self.anomaly.as_ref()
+    }
+
+    /// Where the next `load()` starts after this stream's `STOP`: the end of the frame
+    /// buffer when `STOP` came before it.
+    pub(crate) fn next_stream_offset(&mut self) -> u64 {
+        match self.window_end {
+            Some(end) if end > self.pos => {
+                self.note_anomaly("STOP before the end of its frame: the next pickle starts after the frame");
+                end
+            }
+            _ => self.pos,
+        }
+    }
+
+    fn note_anomaly(&mut self, what: &'static str) {
+        if self.anomaly.is_none() {
+            self.anomaly = Some(FramingAnomaly { offset: self.pos, what });
+        }
+    }
+
+    fn window_left(&self) -> u64 {
+        self.window_end.map_or(0, |end| end.saturating_sub(self.pos))
+    }
+
+    /// `_Unpickler_ReadImpl`: an `n`-byte read that does not fit in the frame buffer
+    /// drops what is left of it and reads from the file after the frame.
+    fn drop_window_for(&mut self, n: u64) -> Result<(), Halt> {
+        let left = self.window_left();
+        if self.window_end.is_some() && n > left {
+            if left > 0 {
+                self.note_anomaly(
+                    "an argument runs past the end of its frame: the rest of the frame is dropped",
+                );
+                self.skip(left)?;
+            }
+            self.window_end = None;
+        }
+        Ok(())
+    }
+
+    fn leave_window_if_done(&mut self) {
+        if self.window_end.is_some_and(|end| self.pos >= end) {
+            self.window_end = None;
+        }
     }
 
     fn fill(&mut self) -> Result<bool, Halt> {
         if self.start < self.end {
             return Ok(true);
         }
+        if self.pos >= self.len {
+            return Ok(false);
+        }
+        let want = usize::try_from(self.len - self.pos).unwrap_or(usize::MAX).min(self.buf.len());
         loop {
-            match self.inner.read(&mut self.buf) {
-                Ok(0) => return Ok(false),
+            match self.src.read(&mut self.buf[..want]) {
+                Ok(0) => {
+                    // The source is shorter than announced: that is where it ends.
+                    self.len = self.pos;
+                    return Ok(false);
+                }
                 Ok(n) => {
                     self.start = 0;
                     self.end = n;
@@ -64,78 +220,299 @@ impl<R: Read> Input<R> {
         }
     }
 
-    fn advance(&mut self, n: usize) -> Result<(), Halt> {
-        self.start += n;
-        self.consumed += n as u64;
-        if self.consumed > self.max_bytes {
+    fn count(&mut self, n: u64) -> Result<(), Halt> {
+        self.read = self.read.saturating_add(n);
+        if self.read > self.max_read {
             return Err(Halt::ByteLimit);
         }
         Ok(())
     }
 
-    /// The next opcode byte, `None` at a clean end of input.
-    pub(super) fn opcode(&mut self) -> Result<Option<u8>, Halt> {
+    fn take_byte(&mut self) -> Result<Option<u8>, Halt> {
         if !self.fill()? {
             return Ok(None);
         }
         let byte = self.buf[self.start];
-        self.advance(1)?;
+        self.start += 1;
+        self.pos += 1;
+        self.count(1)?;
         Ok(Some(byte))
     }
 
-    fn byte(&mut self) -> Result<u8, Halt> {
-        if !self.fill()? {
-            return Err(Halt::EndOfInput { between_opcodes: false });
+    /// Skips `n` bytes, seeking when the source can.
+    fn skip(&mut self, n: u64) -> Result<(), Halt> {
+        if n > self.len.saturating_sub(self.pos) {
+            return Err(Halt::Truncated);
         }
-        let byte = self.buf[self.start];
-        self.advance(1)?;
+        let buffered = (self.end - self.start) as u64;
+        if n <= buffered {
+            self.start += usize::try_from(n).unwrap_or(0);
+            self.pos += n;
+            return Ok(());
+        }
+        self.start = self.end;
+        self.pos += buffered;
+        let rest = n - buffered;
+        if !self.src.skips_cheaply() {
+            self.count(rest)?;
+        }
+        let skipped = self.src.skip_ahead(rest).map_err(Halt::Io)?;
+        self.pos += skipped;
+        if skipped < rest {
+            self.len = self.pos;
+            return Err(Halt::Truncated);
+        }
+        Ok(())
+    }
+
+    /// Bytes left in the stream.
+    pub(crate) fn remaining(&self) -> u64 {
+        self.len.saturating_sub(self.pos)
+    }
+
+    /// Up to `max` of the next bytes, without consuming them.
+    pub(crate) fn peek_ahead(&mut self, max: usize) -> Result<Vec<u8>, Halt> {
+        let want = usize::try_from(self.remaining()).unwrap_or(usize::MAX).min(max);
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.buf.len() < want {
+            self.buf.resize(want, 0);
+        }
+        while self.end < want {
+            match self.src.read(&mut self.buf[self.end..want]) {
+                Ok(0) => break,
+                Ok(n) => self.end += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Halt::Io(e)),
+            }
+        }
+        Ok(self.buf[..self.end.min(want)].to_vec())
+    }
+
+    /// Takes `n` bytes straight from the buffer when they are there and inside the
+    /// current frame (the common case): no drop, no refill.
+    fn fast_take(&mut self, n: usize) -> Option<&[u8]> {
+        let inside_window = self.window_end.is_none_or(|end| self.pos + n as u64 <= end);
+        if self.end - self.start < n || !inside_window || self.read + n as u64 > self.max_read {
+            return None;
+        }
+        let start = self.start;
+        self.start += n;
+        self.pos += n as u64;
+        self.read += n as u64;
+        if self.window_end == Some(self.pos) {
+            self.window_end = None;
+        }
+        Some(&self.buf[start..start + n])
+    }
+
+    /// The next opcode byte; `None` at the end of the stream.
+    pub(crate) fn opcode(&mut self) -> Result<Option<u8>, Halt> {
+        if let Some(&[byte]) = self.fast_take(1) {
+            return Ok(Some(byte));
+        }
+        self.drop_window_for(1)?;
+        let byte = self.take_byte()?;
+        self.leave_window_if_done();
         Ok(byte)
     }
 
-    /// A fixed-size argument (at most 8 bytes), little-endian into a u64.
-    pub(super) fn fixed(&mut self, len: u8) -> Result<u64, Halt> {
+    /// A fixed-size little-endian argument of at most 8 bytes.
+    pub(crate) fn fixed(&mut self, len: u8) -> Result<u64, Halt> {
+        if let Some(bytes) = self.fast_take(usize::from(len)) {
+            let mut raw = [0u8; 8];
+            raw[..bytes.len()].copy_from_slice(bytes);
+            return Ok(u64::from_le_bytes(raw));
+        }
+        self.drop_window_for(u64::from(len))?;
+        if u64::from(len) > self.len.saturating_sub(self.pos) {
+            return Err(Halt::Truncated);
+        }
         let mut value = 0u64;
         for i in 0..len {
-            value |= u64::from(self.byte()?) << (8 * u32::from(i));
+            let byte = self.take_byte()?.ok_or(Halt::Truncated)?;
+            value |= u64::from(byte) << (8 * u32::from(i));
         }
+        self.leave_window_if_done();
         Ok(value)
     }
 
-    /// `len` bytes of payload: returned when at most `keep` long, else read and dropped.
-    pub(super) fn payload(&mut self, len: u64, keep: usize) -> Result<Option<Vec<u8>>, Halt> {
-        if let Some(hint) = self.len_hint
-            && len > hint.saturating_sub(self.consumed)
+    /// `n` bytes of payload, kept when at most `keep` long.
+    pub(crate) fn payload(&mut self, n: u64, keep: usize, mode: ReadMode) -> Result<Payload, Halt> {
+        if n <= keep as u64
+            && n <= 4096
+            && let Some(bytes) = self.fast_take(usize::try_from(n).unwrap_or(usize::MAX))
         {
-            return Err(Halt::EndOfInput { between_opcodes: false });
+            return Ok(Payload::Kept(Rc::from(bytes)));
         }
-        let mut kept = (len <= keep as u64).then(Vec::new);
-        let mut left = len;
+        match mode {
+            ReadMode::Dropping => self.drop_window_for(n)?,
+            ReadMode::Continuing => {
+                if self.window_left() > 0 && n > self.window_left() {
+                    self.note_anomaly("a payload runs past the end of its frame");
+                }
+            }
+        }
+        if n > self.len.saturating_sub(self.pos) {
+            return Err(Halt::Truncated);
+        }
+        let payload = if n <= keep as u64 {
+            Payload::Kept(Rc::from(self.read_kept(n)?))
+        } else {
+            self.read_dropped(n)?
+        };
+        self.leave_window_if_done();
+        Ok(payload)
+    }
+
+    fn read_kept(&mut self, n: u64) -> Result<Vec<u8>, Halt> {
+        let mut out = Vec::with_capacity(usize::try_from(n).unwrap_or(0));
+        let mut left = n;
+        while left > 0 {
+            if !self.fill()? {
+                return Err(Halt::Truncated);
+            }
+            let take = usize::try_from(left).unwrap_or(usize::MAX).min(self.end - self.start);
+            out.extend_from_slice(&self.buf[self.start..self.start + take]);
+            self.start += take;
+            self.pos += take as u64;
+            self.count(take as u64)?;
+            left -= take as u64;
+            self.check_clock_every(&mut 0)?;
+        }
+        Ok(out)
+    }
+
+    fn read_dropped(&mut self, n: u64) -> Result<Payload, Halt> {
+        let buffered = (self.end - self.start) as u64;
+        if self.src.skips_cheaply() || n <= buffered {
+            self.skip(n)?;
+            return Ok(Payload::Dropped);
+        }
+        let mut left = n;
         let mut chunks = 0u32;
         while left > 0 {
             if !self.fill()? {
-                return Err(Halt::EndOfInput { between_opcodes: false });
+                return Err(Halt::Truncated);
             }
-            let n = usize::try_from(left).unwrap_or(usize::MAX).min(self.end - self.start);
-            if let Some(kept) = kept.as_mut() {
-                kept.extend_from_slice(&self.buf[self.start..self.start + n]);
+            let take = usize::try_from(left).unwrap_or(usize::MAX).min(self.end - self.start);
+            self.start += take;
+            self.pos += take as u64;
+            self.count(take as u64)?;
+            left -= take as u64;
+            self.check_clock_every(&mut chunks)?;
+        }
+        Ok(Payload::Dropped)
+    }
+
+    fn check_clock_every(&self, chunks: &mut u32) -> Result<(), Halt> {
+        *chunks = chunks.wrapping_add(1);
+        if chunks.is_multiple_of(CHUNKS_PER_CLOCK_CHECK) && self.deadline.is_some_and(|d| Instant::now() >= d)
+        {
+            return Err(Halt::Deadline);
+        }
+        Ok(())
+    }
+
+    /// A newline-terminated argument, without its newline; `None` when longer than
+    /// `keep`. `_Unpickler_Readline`: a line that does not end inside the frame buffer
+    /// drops the rest of the frame and is read from the file after it.
+    pub(crate) fn line(&mut self, keep: usize) -> Result<Option<Vec<u8>>, Halt> {
+        if let Some(window_end) = self.window_end
+            && window_end > self.pos
+            && !self.newline_before(window_end)?
+        {
+            self.note_anomaly(
+                "a text argument runs past the end of its frame: the rest of the frame is dropped",
+            );
+            self.skip(window_end - self.pos)?;
+            self.window_end = None;
+        }
+        let line = self.read_line(keep)?;
+        self.leave_window_if_done();
+        Ok(line)
+    }
+
+    /// Whether a newline lies in `[pos, end)`, looking ahead without consuming. The
+    /// frame was read whole by the unpickler, so looking at all of it is what it does;
+    /// the look-ahead reads at most one buffer at a time and stops at the first newline.
+    fn newline_before(&mut self, end: u64) -> Result<bool, Halt> {
+        let window = end - self.pos;
+        let buffered = &self.buf[self.start..self.end];
+        let visible = usize::try_from(window).unwrap_or(usize::MAX).min(buffered.len());
+        if buffered[..visible].contains(&b'\n') {
+            return Ok(true);
+        }
+        if visible as u64 >= window {
+            return Ok(false);
+        }
+        self.scan_ahead_for_newline(window)
+    }
+
+    /// Slow path of [`Self::newline_before`]: the frame is longer than the buffer. Moves
+    /// the buffered bytes to the front and reads on until a newline or the frame's end;
+    /// the bytes stay buffered for the reads that follow.
+    fn scan_ahead_for_newline(&mut self, window: u64) -> Result<bool, Halt> {
+        let mut checked = self.end - self.start;
+        loop {
+            if self.start > 0 {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
             }
-            self.advance(n)?;
-            left -= n as u64;
-            chunks = chunks.wrapping_add(1);
-            if chunks.is_multiple_of(64) && self.deadline.is_some_and(|d| Instant::now() >= d) {
+            if self.end == self.buf.len() {
+                // A line longer than the buffer inside a frame: grow once, within the
+                // stream's byte cap (each byte is counted when it is consumed).
+                let grown = (self.buf.len() * 2)
+                    .min(usize::try_from(self.max_read).unwrap_or(usize::MAX).max(BUFFER_LEN));
+                if grown <= self.buf.len() {
+                    return Err(Halt::ByteLimit);
+                }
+                self.buf.resize(grown, 0);
+            }
+            let room = self.buf.len() - self.end;
+            let remaining_in_stream = self.len.saturating_sub(self.pos + self.end as u64);
+            let want = usize::try_from(remaining_in_stream).unwrap_or(usize::MAX).min(room);
+            if want == 0 {
+                return Ok(false);
+            }
+            let n = loop {
+                match self.src.read(&mut self.buf[self.end..self.end + want]) {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(Halt::Io(e)),
+                }
+            };
+            if n == 0 {
+                self.len = self.pos + self.end as u64;
+                return Ok(false);
+            }
+            let fresh_end = self.end + n;
+            let limit = usize::try_from(window).unwrap_or(usize::MAX).min(fresh_end);
+            if limit > checked && self.buf[checked..limit].contains(&b'\n') {
+                self.end = fresh_end;
+                return Ok(true);
+            }
+            self.end = fresh_end;
+            checked = limit;
+            if checked as u64 >= window {
+                return Ok(false);
+            }
+            if self.deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(Halt::Deadline);
             }
         }
-        Ok(kept)
     }
 
-    /// A newline-terminated argument, without the newline: returned when at most `keep`
-    /// long, else read and dropped.
-    pub(super) fn line(&mut self, keep: usize) -> Result<Option<Vec<u8>>, Halt> {
+    fn read_line(&mut self, keep: usize) -> Result<Option<Vec<u8>>, Halt> {
         let mut kept = Some(Vec::new());
+        let mut chunks = 0u32;
         loop {
             if !self.fill()? {
-                return Err(Halt::EndOfInput { between_opcodes: false });
+                return Err(Halt::Truncated);
             }
             let window = &self.buf[self.start..self.end];
             let newline = window.iter().position(|&b| b == b'\n');
@@ -147,13 +524,142 @@ impl<R: Read> Input<R> {
                     line.extend_from_slice(&window[..take]);
                 }
             }
-            match newline {
-                Some(_) => {
-                    self.advance(take + 1)?;
-                    return Ok(kept);
-                }
-                None => self.advance(take)?,
+            let consumed = take + usize::from(newline.is_some());
+            self.start += consumed;
+            self.pos += consumed as u64;
+            self.count(consumed as u64)?;
+            if newline.is_some() {
+                return Ok(kept);
             }
+            self.check_clock_every(&mut chunks)?;
         }
+    }
+
+    /// `load_frame` after its 8-byte length: the frame is read whole (failing when the
+    /// stream is shorter), unless it fits in what is left of the current frame. In
+    /// linear mode (a reader with `peek`), the frame is only looked at.
+    pub(crate) fn frame(&mut self, len: u64) -> Result<FrameFit, Halt> {
+        if self.linear {
+            // The frame is peeked, not consumed: only its presence is checked.
+            return Ok(if len > self.len.saturating_sub(self.pos) {
+                FrameFit::Short
+            } else {
+                FrameFit::Fits
+            });
+        }
+        let left = self.window_left();
+        if self.window_end.is_some() && left > 0 {
+            self.note_anomaly("a FRAME inside another frame");
+        }
+        if self.window_end.is_some() && len <= left {
+            return Ok(FrameFit::Fits);
+        }
+        if len == 0 && self.window_end.is_none() {
+            return Ok(FrameFit::Fits);
+        }
+        self.drop_window_for(len)?;
+        let available = self.len.saturating_sub(self.pos);
+        if len > available {
+            // The C unpickler reads the whole frame first and fails; the pure-Python
+            // one takes what there is as the frame.
+            self.window_end = Some(self.len);
+            return Ok(FrameFit::Short);
+        }
+        self.window_end = Some(self.pos + len);
+        Ok(FrameFit::Fits)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(bytes: &[u8]) -> Input<Streamed<&[u8]>> {
+        Input::new(Streamed(bytes), bytes.len() as u64, u64::MAX, None, false)
+    }
+
+    #[test]
+    fn plain_reads_are_linear() {
+        let mut i = input(b"ab\ncd\x01\x02");
+        assert_eq!(i.opcode().expect("op"), Some(b'a'));
+        assert_eq!(i.line(16).expect("line"), Some(b"b".to_vec()));
+        assert_eq!(i.fixed(2).expect("fixed"), u64::from(u16::from_le_bytes(*b"cd")));
+        assert!(matches!(i.line(16), Err(Halt::Truncated)), "a line without newline is truncated");
+        assert!(i.anomaly().is_none());
+    }
+
+    #[test]
+    fn an_argument_past_its_frame_drops_the_rest_of_the_frame() {
+        // A 3-byte frame "abc", then "defg": a 2-byte read at "c" drops "c" and reads "de".
+        let mut i = input(b"abcdefg");
+        i.frame(3).expect("frame");
+        assert_eq!(i.opcode().expect("op"), Some(b'a'));
+        assert_eq!(i.opcode().expect("op"), Some(b'b'));
+        assert_eq!(i.fixed(2).expect("fixed"), u64::from(u16::from_le_bytes(*b"de")));
+        assert!(i.anomaly().is_some());
+        assert_eq!(i.offset(), 5);
+    }
+
+    #[test]
+    fn stop_inside_a_frame_moves_the_next_stream_to_its_end() {
+        let mut i = input(b"N.xyzN.");
+        i.frame(5).expect("frame");
+        assert_eq!(i.opcode().expect("op"), Some(b'N'));
+        assert_eq!(i.opcode().expect("op"), Some(b'.'));
+        assert_eq!(i.next_stream_offset(), 5);
+        assert!(i.anomaly().is_some());
+    }
+
+    #[test]
+    fn a_frame_longer_than_the_stream_fails_at_once() {
+        let mut i = input(b"abc");
+        assert!(matches!(i.frame(4), Ok(FrameFit::Short)));
+    }
+
+    #[test]
+    fn a_line_past_its_frame_is_read_after_the_frame() {
+        let mut i = input(b"ab\x01cd\nef\n");
+        i.frame(2).expect("frame");
+        assert_eq!(i.line(64).expect("line"), Some(b"\x01cd".to_vec()));
+        assert!(i.anomaly().is_some());
+    }
+
+    #[test]
+    fn byte_payloads_continue_past_the_frame() {
+        let mut i = input(b"abcdef");
+        i.frame(2).expect("frame");
+        let Payload::Kept(bytes) = i.payload(4, 64, ReadMode::Continuing).expect("payload") else {
+            panic!("kept");
+        };
+        assert_eq!(&*bytes, b"abcd");
+    }
+
+    #[test]
+    fn consistent_frames_are_no_anomaly() {
+        let mut i = input(b"\x00\x01N.");
+        i.frame(4).expect("frame");
+        assert_eq!(i.fixed(2).expect("fixed"), 0x0100);
+        assert_eq!(i.opcode().expect("op"), Some(b'N'));
+        assert_eq!(i.opcode().expect("op"), Some(b'.'));
+        assert_eq!(i.next_stream_offset(), 4);
+        assert!(i.anomaly().is_none());
+    }
+
+    #[test]
+    fn linear_mode_ignores_frame_boundaries() {
+        let mut i = Input::new(Streamed(&b"abcdefg"[..]), 7, u64::MAX, None, true);
+        i.frame(3).expect("frame");
+        assert_eq!(i.opcode().expect("op"), Some(b'a'));
+        assert_eq!(i.opcode().expect("op"), Some(b'b'));
+        assert_eq!(i.fixed(2).expect("fixed"), u64::from(u16::from_le_bytes(*b"cd")));
+        assert!(i.anomaly().is_none());
+        assert!(matches!(i.frame(10), Ok(FrameFit::Short)));
+    }
+
+    #[test]
+    fn the_byte_cap_counts_reads() {
+        let mut i = Input::new(Streamed(&b"abcdef"[..]), 6, 3, None, false);
+        assert!(i.fixed(3).is_ok());
+        assert!(matches!(i.opcode(), Err(Halt::ByteLimit)));
     }
 }

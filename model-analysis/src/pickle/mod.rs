@@ -1,26 +1,40 @@
-//! Static pickle analysis: walk the opcodes, name the imports and calls, judge them
-//! against the allowlist. Nothing is ever unpickled.
+//! Static pickle analysis: walk the opcodes as CPython would run them, name the
+//! imports and calls, judge them against the allowlist. Nothing is ever unpickled.
 //!
-//! Fail closed: a stream that is malformed, truncated, or too big to finish is a
-//! finding, and whatever was seen before the problem is still reported (CPython runs
-//! the opcodes before the one it chokes on).
+//! A file is read the way `pickle.Unpickler(f).load()` called again and again reads it
+//! (torch's legacy loader, `joblib`, any reader of concatenated pickles): every stream
+//! that reaches STOP is a pickle, whatever its first opcode, and the next `load()`
+//! starts where it ended. The bytes after the last stream that parses (the raw
+//! storages of a legacy torch file) are not a pickle: they are reported by size. The
+//! opcodes CPython runs before a stream fails still ran, so what they import counts.
+//!
+//! Fail closed: a budget that runs out, a stream that cannot be walked to its end, or
+//! framing that readers disagree on is a finding.
 
+mod allow;
+mod compat;
+mod deny;
 mod input;
 mod opcodes;
 mod policy;
+mod record;
+mod sniff;
 mod walker;
 
 use std::io::{Read, Seek};
 
 use serde::Serialize;
 
-pub use opcodes::is_plausible_first_opcode;
 pub use policy::{ImportVerdict, classify_import};
-use walker::{End, Walk, WalkLimits};
 
-use crate::finding::{Finding, FindingKind, clip};
+use crate::finding::{Finding, FindingKind};
 use crate::limits::{Limits, Scan};
 use crate::source::Source;
+pub(crate) use input::{PickleSource, Streamed};
+use record::{record, report_deadline};
+pub use sniff::{PrefixVerdict, check_prefix};
+pub(crate) use sniff::{look_at_prefix, scan_polyglot, sniff_file};
+use walker::{End, WalkLimits};
 
 /// Streams recorded per report (all are walked).
 const MAX_STREAMS_RECORDED: usize = 64;
@@ -32,25 +46,43 @@ const MAX_IMPORTS_RECORDED: usize = 512;
 pub struct PickleReport {
     /// The streams walked (a legacy PyTorch file has several; a zip has one per entry).
     pub streams: Vec<PickleStream>,
+    /// How many streams were walked, including those past `streams`' cap.
+    pub stream_count: u64,
     pub imports: Vec<PickleImport>,
     pub calls: Vec<PickleCall>,
+    /// Bytes after the last stream that parses: not a pickle (legacy torch storages),
+    /// not inspected.
+    pub trailing_bytes: u64,
 }
 
 #[derive(Clone, Debug, Serialize)]
 pub struct PickleStream {
     /// Where the stream lives: `stream 0`, a zip entry name...
     pub origin: String,
+    /// Offset of its first byte in the file or entry.
+    pub offset: u64,
     pub protocol: Option<u8>,
     pub opcodes: u64,
     pub bytes: u64,
     /// Whether it ended with STOP.
     pub complete: bool,
+    /// Where the default `pickle.Unpickler` stops while looser loaders go on (torch
+    /// decodes Python 2 strings as UTF-8, a process may have registered extension
+    /// codes...): the walk went on, and marks what it found after as loader-dependent.
+    pub divergence: Option<String>,
+    /// Where its frames are inconsistent, so that buffered and unbuffered readers run
+    /// different opcodes (a finding too).
+    pub framing: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
 pub struct PickleImport {
+    /// What `find_class` receives (Python 2 names renamed as CPython does below
+    /// protocol 3).
     pub module: String,
     pub name: String,
+    /// `module.name` as the pickle wrote it, when renamed.
+    pub written_as: Option<String>,
     pub verdict: ImportVerdict,
     /// Why a dangerous import is dangerous.
     pub reason: Option<String>,
@@ -59,13 +91,18 @@ pub struct PickleImport {
     pub count: u64,
     /// The stream that first imported it.
     pub origin: String,
+    /// Whether the pickle calls it, hands it to a call, or runs its methods.
+    pub called: bool,
+    /// Whether only loaders looser than the default `pickle.Unpickler` reach it.
+    pub loader_dependent: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]
 pub struct PickleCall {
     /// `module.name` of the callable.
     pub callable: String,
-    /// REDUCE, NEWOBJ, NEWOBJ_EX, OBJ, INST or BUILD.
+    /// REDUCE, NEWOBJ, NEWOBJ_EX, OBJ, INST, BUILD, APPEND(S), SETITEM(S), ADDITEMS,
+    /// or ARGUMENT (handed to a call).
     pub opcode: String,
     pub count: u64,
 }
@@ -78,37 +115,25 @@ impl PickleReport {
     }
 }
 
-/// The outcome of looking at a prefix only, for sniffing.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PrefixVerdict {
-    /// A whole pickle (ending in STOP) fits in the prefix.
-    Complete {
-        opcodes: u64,
-    },
-    /// The prefix is a valid start of a pickle.
-    ValidSoFar {
-        opcodes: u64,
-    },
-    Invalid,
+impl<R: Read + Seek> PickleSource for Source<'_, R> {
+    fn skip_ahead(&mut self, n: u64) -> std::io::Result<u64> {
+        let n = n.min(self.remaining());
+        self.skip(n).map_err(std::io::Error::other)?;
+        Ok(n)
+    }
+
+    fn skips_cheaply(&self) -> bool {
+        true
+    }
 }
 
-/// Checks whether `prefix` is (the start of) a pickle stream.
-#[must_use]
-pub fn check_prefix(prefix: &[u8]) -> PrefixVerdict {
-    let walk = walker::walk(
-        prefix,
-        &WalkLimits {
-            max_bytes: prefix.len() as u64,
-            max_stack: 4096,
-            max_memo: 4096,
-            len_hint: None,
-            deadline: None,
-        },
-    );
-    match walk.end {
-        End::Stop => PrefixVerdict::Complete { opcodes: walk.opcodes },
-        End::InputEnded { .. } => PrefixVerdict::ValidSoFar { opcodes: walk.opcodes },
-        _ => PrefixVerdict::Invalid,
+impl<S: PickleSource + ?Sized> PickleSource for &mut S {
+    fn skip_ahead(&mut self, n: u64) -> std::io::Result<u64> {
+        (**self).skip_ahead(n)
+    }
+
+    fn skips_cheaply(&self) -> bool {
+        (**self).skips_cheaply()
     }
 }
 
@@ -120,245 +145,153 @@ pub fn scan_pickle_bytes(bytes: &[u8], limits: &Limits) -> (PickleReport, Vec<Fi
     let mut report = PickleReport::default();
     let mut cursor = std::io::Cursor::new(bytes);
     let mut src = Source::new(&mut cursor, bytes.len() as u64);
-    scan_sequence(&mut src, 0, MAX_SEQUENCE, &mut report, &mut scan);
+    scan_sequence(&mut src, 0, None, &mut report, &mut scan);
     (report, scan.into_findings())
 }
 
-/// Pickles walked back to back in one raw file: a legacy PyTorch file has 5, a joblib
-/// or `pickle.dump`-many file any number. A new stream must open with PROTO 2-5 (what
-/// every pickler since Python 2.3 writes); other bytes after a STOP are data (legacy
-/// PyTorch storages), not pickle.
-pub(crate) const MAX_SEQUENCE: usize = 16;
-
-/// Walks the pickles stored back to back from `start` in a file: at most `max_streams`,
-/// continuing while the next bytes open a new stream (see [`MAX_SEQUENCE`]).
+/// Walks the pickles stored back to back from `start` in a file, as repeated
+/// `load()` calls read them, until the end of the file or the first stream that does
+/// not parse (at most `max_streams`: NumPy reads one).
+///
+/// The walk reads frames as the C unpickler does from an unbuffered file. When a
+/// stream's frames are inconsistent, a buffered file (`open()`, which torch and
+/// `pickle.load` get) reads small frames as a plain stream instead: the file is then
+/// walked that way too, and what only that reading finds is loader-dependent.
 pub(crate) fn scan_sequence<R: Read + Seek>(
     src: &mut Source<'_, R>,
     start: u64,
-    max_streams: usize,
+    max_streams: Option<usize>,
     report: &mut PickleReport,
     scan: &mut Scan,
 ) {
-    let mut offset = start;
-    for index in 0..max_streams {
-        if src.seek_to(offset).is_err() {
-            break;
-        }
-        let len = src.remaining();
-        let walk = scan_stream(&mut *src, &format!("stream {index}"), Some(len), report, scan);
-        let next = offset.saturating_add(walk.bytes);
-        let mut head = [0u8; 2];
-        let more = walk.complete
-            && src.seek_to(next).is_ok()
-            && src.read_exact(&mut head).is_ok()
-            && head[0] == 0x80
-            && (2..=5).contains(&head[1]);
-        if !more {
-            break;
-        }
-        offset = next;
+    if walk_sequence(src, start, max_streams, false, report, scan) {
+        walk_sequence(src, start, max_streams, true, report, scan);
     }
 }
 
-/// The parts of a walk the callers need.
-pub(crate) struct WalkSummary {
-    pub(crate) complete: bool,
-    pub(crate) bytes: u64,
+/// One reading of the sequence; returns whether a stream had inconsistent frames.
+fn walk_sequence<R: Read + Seek>(
+    src: &mut Source<'_, R>,
+    start: u64,
+    max_streams: Option<usize>,
+    linear: bool,
+    report: &mut PickleReport,
+    scan: &mut Scan,
+) -> bool {
+    let mut offset = start;
+    let mut index = 0usize;
+    // Once a stream diverges, the default unpickler never reaches the streams after it.
+    let mut diverged = linear;
+    let mut framing = false;
+    while offset < src.len() && max_streams.is_none_or(|max| index < max) {
+        if scan.out_of_time() {
+            report_deadline(&format!("stream {index}"), offset, scan);
+            break;
+        }
+        if src.seek_to(offset).is_err() {
+            break;
+        }
+        let reading = if linear { ", read through a buffered file" } else { "" };
+        let origin = if index == 0 {
+            format!("stream 0{reading}")
+        } else {
+            format!("stream {index} (byte {offset}{reading})")
+        };
+        let len = src.remaining();
+        let context =
+            StreamContext { origin: &origin, offset, first: index == 0, after_divergence: diverged, linear };
+        let outcome = scan_stream_at(&mut *src, &context, len, report, scan);
+        diverged |= outcome.diverged;
+        framing |= outcome.framing;
+        index += 1;
+        if !linear {
+            report.stream_count += 1;
+        }
+        match outcome.next {
+            Some(next) if next > offset => offset = next,
+            _ => {
+                if !linear {
+                    report.trailing_bytes = src.len().saturating_sub(offset);
+                }
+                break;
+            }
+        }
+    }
+    framing
 }
 
-/// Walks one stream from `input`, adds what it found to `report`, and reports findings.
+/// Walks one pickle stream: a zip entry, an array's object data. `len` is its length
+/// (the declared size of an entry).
 pub(crate) fn scan_stream<R: Read>(
     input: R,
     origin: &str,
-    len_hint: Option<u64>,
+    len: u64,
     report: &mut PickleReport,
     scan: &mut Scan,
-) -> WalkSummary {
+) {
+    let context = StreamContext { origin, offset: 0, first: true, after_divergence: false, linear: false };
+    scan_stream_at(Streamed(input), &context, len, report, scan);
+    report.stream_count += 1;
+}
+
+/// Where a stream lies in its file.
+struct StreamContext<'a> {
+    origin: &'a str,
+    offset: u64,
+    /// The first stream of the file or entry (a failing later one is trailing data).
+    first: bool,
+    /// An earlier stream diverged (see [`PickleStream::divergence`]).
+    after_divergence: bool,
+    /// The second reading of a file with inconsistent frames, as a buffered reader
+    /// reads it: only what it adds is reported.
+    linear: bool,
+}
+
+struct StreamOutcome {
+    /// Where the next stream starts, when this one parsed.
+    next: Option<u64>,
+    diverged: bool,
+    /// The stream's frames were inconsistent.
+    framing: bool,
+}
+
+/// Walks one stream and records it.
+fn scan_stream_at<S: PickleSource>(
+    src: S,
+    context: &StreamContext<'_>,
+    len: u64,
+    report: &mut PickleReport,
+    scan: &mut Scan,
+) -> StreamOutcome {
+    let origin = context.origin;
     let budget = scan.limits.max_pickle_bytes.saturating_sub(scan.pickle_bytes);
     if budget == 0 {
         scan.find(
             FindingKind::PickleResourceLimit,
             format!("{origin}: not inspected, the pickle byte budget of the file is spent"),
         );
-        return WalkSummary { complete: false, bytes: 0 };
+        return StreamOutcome { next: None, diverged: false, framing: false };
     }
     let walk = walker::walk(
-        input,
+        src,
+        len,
         &WalkLimits {
             max_bytes: budget,
             max_stack: scan.limits.max_pickle_stack,
             max_memo: scan.limits.max_pickle_memo,
-            len_hint,
+            max_opcodes: None,
             deadline: scan.deadline(),
+            linear_frames: context.linear,
         },
     );
-    scan.pickle_bytes += walk.bytes;
-    record(&walk, origin, report, scan)
-}
-
-fn record(walk: &Walk, origin: &str, report: &mut PickleReport, scan: &mut Scan) -> WalkSummary {
-    let complete = walk.end == End::Stop;
-    if report.streams.len() < MAX_STREAMS_RECORDED {
-        report.streams.push(PickleStream {
-            origin: clip(origin),
-            protocol: walk.protocol,
-            opcodes: walk.opcodes,
-            bytes: walk.bytes,
-            complete,
-        });
-    }
-    for site in &walk.imports {
-        record_import(site, origin, report, scan);
-    }
-    for call in &walk.calls {
-        let Some(site) = walk.imports.get(call.callable as usize) else {
-            continue;
-        };
-        let callable = clip(&format!("{}.{}", site.module, site.name));
-        if let Some(existing) =
-            report.calls.iter_mut().find(|c| c.callable == callable && c.opcode == call.via)
-        {
-            existing.count += call.count;
-        } else if report.calls.len() < MAX_IMPORTS_RECORDED {
-            report.calls.push(PickleCall { callable, opcode: call.via.to_owned(), count: call.count });
-        }
-    }
-    if walk.unresolved > 0 {
-        scan.find(
-            FindingKind::PickleUnresolvedImport,
-            format!(
-                "{origin}: {} import(s) cannot be named statically: {}",
-                walk.unresolved,
-                walk.unresolved_examples.join("; ")
-            ),
-        );
-    }
-    if walk.indirect > 0 {
-        scan.find(
-            FindingKind::PickleIndirectCall,
-            format!(
-                "{origin}: {} call(s) of something other than a named import: {}",
-                walk.indirect,
-                walk.indirect_examples.join("; ")
-            ),
-        );
-    }
-    report_end(walk, origin, scan);
-    WalkSummary { complete, bytes: walk.bytes }
-}
-
-fn record_import(site: &walker::ImportSite, origin: &str, report: &mut PickleReport, scan: &mut Scan) {
-    let (verdict, reason) = classify_import(&site.module, &site.name);
-    let module = clip(&site.module);
-    let name = clip(&site.name);
-    let path = format!("{module}.{name}");
-    match verdict {
-        ImportVerdict::Dangerous => scan.find(
-            FindingKind::PickleDangerousImport,
-            format!("{origin}: imports {path} ({})", reason.unwrap_or("known gadget")),
-        ),
-        ImportVerdict::Unknown => scan.find(
-            FindingKind::PickleUnknownImport,
-            format!("{origin}: imports {path}, outside the ML allowlist"),
-        ),
-        ImportVerdict::Allowed => {}
-    }
-    if let Some(existing) = report.imports.iter_mut().find(|i| i.module == module && i.name == name) {
-        existing.count += site.count;
-    } else if report.imports.len() < MAX_IMPORTS_RECORDED {
-        report.imports.push(PickleImport {
-            module,
-            name,
-            verdict,
-            reason: reason.map(str::to_owned),
-            opcode: site.via.to_owned(),
-            count: site.count,
-            origin: clip(origin),
-        });
-    }
-}
-
-fn report_end(walk: &Walk, origin: &str, scan: &mut Scan) {
-    let at = walk.bytes;
-    match &walk.end {
-        End::Stop => {}
-        End::InputEnded { .. } => scan.find(
-            FindingKind::PickleMalformed,
-            format!("{origin}: the stream ends at byte {at} without STOP (truncated)"),
-        ),
-        End::Malformed(why) => {
-            scan.find(FindingKind::PickleMalformed, format!("{origin}: {}", clip(why)));
-        }
-        End::Limit(why) => scan.find(
-            FindingKind::PickleResourceLimit,
-            format!("{origin}: {why} at byte {at}; the rest was not inspected"),
-        ),
-        End::Deadline => {
-            scan.out_of_time();
-        }
-        End::Io(why) => scan.find(FindingKind::ReadFailed, format!("{origin}: {why}")),
+    scan.pickle_bytes += walk.bytes_read;
+    record(&walk, context, report, scan);
+    StreamOutcome {
+        next: (walk.end == End::Stop).then(|| context.offset.saturating_add(walk.next_offset)),
+        diverged: walk.divergence.is_some(),
+        framing: walk.framing.is_some(),
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn kinds(findings: &[Finding]) -> Vec<FindingKind> {
-        findings.iter().map(|f| f.kind).collect()
-    }
-
-    #[test]
-    fn benign_ordered_dict_pickle_has_no_findings() {
-        // pickle.dumps(collections.OrderedDict(), protocol=2)
-        let bytes = b"\x80\x02ccollections\nOrderedDict\nq\x00)Rq\x01.";
-        let (report, findings) = scan_pickle_bytes(bytes, &Limits::default());
-        assert!(findings.is_empty(), "{findings:?}");
-        assert_eq!(report.imports.len(), 1);
-        assert_eq!(report.imports[0].verdict, ImportVerdict::Allowed);
-        assert_eq!(report.calls[0].opcode, "REDUCE");
-        assert!(report.streams[0].complete);
-    }
-
-    #[test]
-    fn os_system_is_critical() {
-        let (report, findings) = scan_pickle_bytes(b"cos\nsystem\n(S'id'\ntR.", &Limits::default());
-        assert!(report.has_dangerous_import());
-        assert_eq!(kinds(&findings), [FindingKind::PickleDangerousImport]);
-        assert_eq!(findings[0].severity, crate::Severity::Critical);
-    }
-
-    #[test]
-    fn payload_before_a_parse_error_is_still_reported() {
-        let (_, findings) = scan_pickle_bytes(b"cos\nsystem\n(S'id'\ntR\xff", &Limits::default());
-        assert!(kinds(&findings).contains(&FindingKind::PickleDangerousImport));
-        assert!(kinds(&findings).contains(&FindingKind::PickleMalformed));
-    }
-
-    #[test]
-    fn a_second_stream_is_walked_too() {
-        let mut bytes = b"\x80\x02N.".to_vec();
-        bytes.extend_from_slice(b"\x80\x02cposix\nsystem\nq\x00.");
-        let (report, findings) = scan_pickle_bytes(&bytes, &Limits::default());
-        assert_eq!(report.streams.len(), 2);
-        assert_eq!(kinds(&findings), [FindingKind::PickleDangerousImport]);
-    }
-
-    #[test]
-    fn byte_budget_is_a_finding() {
-        let limits = Limits { max_pickle_bytes: 16, ..Limits::default() };
-        let mut bytes = vec![0x80, 0x04, 0x8e];
-        bytes.extend_from_slice(&64u64.to_le_bytes());
-        bytes.extend_from_slice(&[0; 64]);
-        bytes.push(b'.');
-        let (_, findings) = scan_pickle_bytes(&bytes, &limits);
-        assert_eq!(kinds(&findings), [FindingKind::PickleResourceLimit]);
-    }
-
-    #[test]
-    fn prefix_verdicts() {
-        assert_eq!(check_prefix(b"\x80\x02N."), PrefixVerdict::Complete { opcodes: 3 });
-        assert_eq!(check_prefix(b"\x80\x02(N"), PrefixVerdict::ValidSoFar { opcodes: 3 });
-        assert_eq!(check_prefix(b"\x80\x02\x00"), PrefixVerdict::Invalid);
-    }
-}
+mod tests;

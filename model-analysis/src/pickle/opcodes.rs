@@ -125,31 +125,6 @@ pub(crate) fn lookup(byte: u8) -> Option<&'static Opcode> {
     TABLE.get(usize::from(index[usize::from(byte)]))
 }
 
-/// Opcodes a protocol 0/1 pickle (which has no PROTO header) plausibly starts with:
-/// a container, a MARK, a GLOBAL or a scalar. Used to keep text files from sniffing as
-/// pickles.
-pub fn is_plausible_first_opcode(byte: u8) -> bool {
-    matches!(
-        byte,
-        MARK | EMPTY_DICT
-            | EMPTY_LIST
-            | EMPTY_TUPLE
-            | GLOBAL
-            | NONE
-            | INT
-            | LONG
-            | FLOAT
-            | STRING
-            | UNICODE
-            | BINUNICODE
-            | SHORT_BINSTRING
-            | BININT
-            | BININT1
-            | BININT2
-            | BINFLOAT
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

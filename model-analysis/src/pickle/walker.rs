@@ -1,100 +1,142 @@
-//! A symbolic pickle machine: it runs the opcodes of protocols 0-5 over a stack of
-//! *descriptions* of values, never values. It keeps just enough to name what a pickle
-//! imports and calls: strings (for `STACK_GLOBAL`), imported globals, and call results,
-//! through the memo. Containers, numbers and payloads collapse to `Other`.
+//! A symbolic pickle machine: it runs the opcodes of protocols 0-5 the way CPython
+//! 3.11's C unpickler (`_pickle.c`, the one `pickle.load` and `torch.load` use) runs
+//! them, over descriptions of values (see [`value`]), never values.
 //!
-//! Semantics follow CPython's `Lib/pickle.py` `_Unpickler`: where CPython would raise,
-//! the walk ends as malformed (what ran before the error would have run, so everything
-//! seen so far is still reported).
+//! The aim is to know exactly which `find_class` calls a `load()` makes: an import
+//! happens when its opcode runs, even if the stream fails later; and nothing after the
+//! first error runs. So the walker fails exactly where CPython fails, for the same
+//! reasons (types, stack and mark rules, memo misses, text syntax), and goes on
+//! wherever CPython goes on.
+//!
+//! Some failures depend on the loader rather than the bytes: the default
+//! `encoding='ASCII'` (torch passes `utf-8`), the empty extension registry, the
+//! absence of out-of-band buffers, the memory for a huge memo index, or the objects a
+//! real `find_class` returns (a call result that is a `str` for `STACK_GLOBAL`). There
+//! the walk records a *divergence* (where the default `pickle.Unpickler` with
+//! stand-in objects stops) and goes on as the permissive loader would: imports after it
+//! are reported too, marked as loader-dependent.
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::rc::Rc;
 use std::time::Instant;
 
-use super::input::{Halt, Input};
-use super::opcodes::{self as op, Arg};
-use text::{decimal_line, quoted_string, raw_unicode_escape, text_line, valid_scalar_line};
+use super::input::{FrameFit, FramingAnomaly, Halt, Input, PickleSource};
+use super::opcodes::{self as op};
 
-/// Strings longer than this are not kept: no module or attribute name is this long.
-const KEEP_STR: usize = 1024;
+mod calls;
+mod containers;
+mod joblib;
+mod numbers;
+mod scalars;
+mod text;
+mod value;
+
+use value::{Origin, Value};
+
+/// Strings longer than this are not kept (no name is this long). Memory stays bounded
+/// by the input: every kept string was read from it.
+pub(crate) const KEEP_STR: usize = 1 << 20;
 /// Distinct imports recorded per stream before the walk gives up.
 const MAX_DISTINCT_IMPORTS: usize = 4096;
-/// Unresolved-import examples kept per stream (all are counted).
-const MAX_UNRESOLVED_EXAMPLES: usize = 16;
-
-#[derive(Clone, Debug)]
-enum Sym {
-    Str(Rc<str>),
-    /// An imported global, by index into `Walk::imports`.
-    Global(u32),
-    /// The result of calling an imported global.
-    Called(u32),
-    Other,
-}
+/// Examples kept per stream for unresolved imports and indirect calls (all are counted).
+const MAX_EXAMPLES: usize = 16;
+/// Memo indices above this make CPython allocate gigabytes (`idx * 2` pointers): it
+/// may fail with `MemoryError`, depending on the machine.
+const MEMO_INDEX_ALLOCATABLE: u64 = 1 << 26;
+/// Opcodes between two deadline checks.
+const OPCODES_PER_CLOCK_CHECK: u64 = 1024;
 
 /// How a walk ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum End {
     /// Reached STOP with a value on the stack.
     Stop,
-    /// The input ended before STOP; `between_opcodes` when it ended on an opcode
-    /// boundary.
-    InputEnded {
-        between_opcodes: bool,
-    },
-    /// CPython would raise here.
+    /// The stream ended before STOP (CPython: "pickle data was truncated", or "Ran out
+    /// of input" when it ended between opcodes).
+    Truncated,
+    /// CPython raises here.
     Malformed(String),
-    /// A stack, memo or byte cap was hit.
+    /// A stack, memo, import, opcode or byte cap was hit.
     Limit(String),
     Deadline,
     Io(String),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A name as `find_class` received it: UTF-8 bytes, lone surrogates included.
+pub(crate) type Name = Rc<[u8]>;
+
+#[derive(Debug, Clone)]
 pub(crate) struct ImportSite {
-    pub(crate) module: Rc<str>,
-    pub(crate) name: Rc<str>,
-    /// The opcode that imported it (GLOBAL, INST, STACK_GLOBAL).
+    /// What `find_class` received after CPython's Python 2 renaming (`_compat_pickle`,
+    /// applied below protocol 3).
+    pub(crate) module: Name,
+    pub(crate) name: Name,
+    /// As the pickle spelled it, when the renaming changed it.
+    pub(crate) written: Option<(Name, Name)>,
+    /// The opcode that imported it first (GLOBAL, INST or STACK_GLOBAL).
     pub(crate) via: &'static str,
     pub(crate) count: u64,
+    /// Whether it was first imported after a divergence (see the module comment).
+    pub(crate) loader_dependent: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct CallSite {
     /// Index into `Walk::imports`.
     pub(crate) callable: u32,
-    /// REDUCE, NEWOBJ, NEWOBJ_EX, OBJ, INST or BUILD.
+    /// REDUCE, NEWOBJ, NEWOBJ_EX, OBJ, INST, BUILD, APPEND(S), SETITEM(S), ADDITEMS, or
+    /// ARGUMENT (handed to a call).
     pub(crate) via: &'static str,
     pub(crate) count: u64,
+}
+
+/// Where the default unpickler stops and the walk went on as a permissive loader would.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Divergence {
+    pub(crate) offset: u64,
+    pub(crate) why: String,
 }
 
 #[derive(Debug)]
 pub(crate) struct Walk {
     pub(crate) end: End,
+    /// The last PROTO seen.
     pub(crate) protocol: Option<u8>,
     pub(crate) opcodes: u64,
     /// Bytes consumed, STOP included.
     pub(crate) bytes: u64,
+    /// Bytes read rather than seeked over.
+    pub(crate) bytes_read: u64,
+    /// Where the next stream starts (after STOP, or after the frame STOP was in).
+    pub(crate) next_offset: u64,
     pub(crate) imports: Vec<ImportSite>,
     pub(crate) calls: Vec<CallSite>,
-    /// Why imports could not be named (examples; `unresolved` counts them all).
-    pub(crate) unresolved_examples: Vec<String>,
     pub(crate) unresolved: u64,
-    /// Calls whose callable is not a named import (examples; `indirect` counts all).
-    pub(crate) indirect_examples: Vec<String>,
+    pub(crate) unresolved_examples: Vec<String>,
     pub(crate) indirect: u64,
+    pub(crate) indirect_examples: Vec<String>,
+    pub(crate) divergence: Option<Divergence>,
+    pub(crate) framing: Option<FramingAnomaly>,
+}
+
+impl Walk {
+    /// Whether the stream ran anything that could execute code: an import or a call.
+    pub(crate) fn ran_code(&self) -> bool {
+        !self.imports.is_empty() || self.unresolved > 0 || self.indirect > 0
+    }
 }
 
 pub(crate) struct WalkLimits {
     pub(crate) max_bytes: u64,
     pub(crate) max_stack: usize,
     pub(crate) max_memo: usize,
-    pub(crate) len_hint: Option<u64>,
+    pub(crate) max_opcodes: Option<u64>,
     pub(crate) deadline: Option<Instant>,
+    /// Read frames as a buffered (`peek`) reader does: a plain stream.
+    pub(crate) linear_frames: bool,
 }
 
-/// Why the walk stops, internally: a `Halt` from the input or an `End` from the machine.
+/// Why the machine stops, internally: a `Halt` from the input or an `End`.
 enum Stop {
     Halt(Halt),
     End(End),
@@ -110,85 +152,124 @@ fn malformed(message: impl Into<String>) -> Stop {
     Stop::End(End::Malformed(message.into()))
 }
 
+fn limit(message: impl Into<String>) -> Stop {
+    Stop::End(End::Limit(message.into()))
+}
+
 struct Machine {
-    stack: Vec<Sym>,
-    /// Stack heights at each MARK (CPython's metastack).
+    stack: Vec<Value>,
+    /// Stack heights at each MARK (CPython's mark stack).
     marks: Vec<usize>,
-    memo: HashMap<u64, Sym>,
+    /// Shared with the copies that walk joblib's array bytes (copied on their first
+    /// write, which is rare): a copy costs nothing per memo entry.
+    memo: Rc<HashMap<u64, Value>>,
     max_stack: usize,
     max_memo: usize,
-    import_index: HashMap<(Rc<str>, Rc<str>), u32>,
+    /// The current PROTO (0 until one is seen), which decides the Python 2 renaming and
+    /// dotted-name resolution in `find_class`.
+    proto: u8,
+    /// Set when a PUT's key could not be read: a GET that misses may be that key.
+    memo_uncertain: bool,
+    /// Inside a nested `pickle.load` (joblib's object arrays), or a copy walking what
+    /// the default unpickler makes of joblib's array bytes: no joblib reading there.
+    nested: bool,
+    /// joblib's array that follows the wrapper BUILD just finished.
+    pending_array: Option<joblib::JoblibArray>,
+    /// dtype codes seen in `numpy.dtype(...)` calls (see [`value::Origin::Dtype`]).
+    dtype_codes: Vec<Rc<[u8]>>,
+    import_index: HashMap<(Name, Name), u32>,
     call_index: HashMap<(u32, &'static str), usize>,
+    /// Offset of the opcode being run.
+    at: u64,
     walk: Walk,
 }
 
 /// Walks one pickle stream, up to and including its STOP.
-pub(crate) fn walk<R: Read>(input: R, limits: &WalkLimits) -> Walk {
-    let mut input = Input::new(input, limits.max_bytes, limits.len_hint, limits.deadline);
-    let mut machine = Machine {
-        stack: Vec::new(),
-        marks: Vec::new(),
-        memo: HashMap::new(),
-        max_stack: limits.max_stack,
-        max_memo: limits.max_memo,
-        import_index: HashMap::new(),
-        call_index: HashMap::new(),
-        walk: Walk {
-            end: End::Stop,
-            protocol: None,
-            opcodes: 0,
-            bytes: 0,
-            imports: Vec::new(),
-            calls: Vec::new(),
-            unresolved_examples: Vec::new(),
-            unresolved: 0,
-            indirect_examples: Vec::new(),
-            indirect: 0,
-        },
-    };
-    let end = loop {
-        if machine.walk.opcodes % 1024 == 1023 && limits.deadline.is_some_and(|d| Instant::now() >= d) {
-            break End::Deadline;
-        }
-        let at = input.offset();
-        let byte = match input.opcode() {
-            Ok(Some(byte)) => byte,
-            Ok(None) => {
-                break End::InputEnded { between_opcodes: true };
-            }
-            Err(halt) => break halt_to_end(halt),
-        };
-        let Some(opcode) = op::lookup(byte) else {
-            break End::Malformed(format!("unknown opcode {byte:#04x} at offset {at}"));
-        };
-        machine.walk.opcodes += 1;
-        match machine.step(opcode, &mut input) {
-            Ok(true) => break End::Stop,
-            Ok(false) => {}
-            Err(Stop::Halt(halt)) => break halt_to_end(halt),
-            Err(Stop::End(End::Malformed(m))) => {
-                break End::Malformed(format!("{} at offset {at}: {m}", opcode.name));
-            }
-            Err(Stop::End(end)) => break end,
-        }
-    };
-    machine.walk.end = end;
+pub(crate) fn walk<S: PickleSource>(src: S, len: u64, limits: &WalkLimits) -> Walk {
+    let mut input = Input::new(src, len, limits.max_bytes, limits.deadline, limits.linear_frames);
+    let mut machine = Machine::new(limits);
+    let end = machine.run(&mut input, limits);
     machine.walk.bytes = input.offset();
+    machine.walk.bytes_read = input.bytes_read();
+    machine.walk.next_offset = if end == End::Stop { input.next_stream_offset() } else { input.offset() };
+    machine.walk.framing = input.anomaly().cloned();
+    machine.walk.end = end;
     machine.walk
 }
 
-fn halt_to_end(halt: Halt) -> End {
-    match halt {
-        Halt::EndOfInput { between_opcodes } => End::InputEnded { between_opcodes },
-        Halt::ByteLimit => End::Limit("pickle byte cap reached".into()),
-        Halt::Deadline => End::Deadline,
-        Halt::Io(e) => End::Io(e.to_string()),
-    }
-}
-
 impl Machine {
+    fn new(limits: &WalkLimits) -> Self {
+        Self {
+            stack: Vec::new(),
+            marks: Vec::new(),
+            memo: Rc::default(),
+            max_stack: limits.max_stack,
+            max_memo: limits.max_memo,
+            proto: 0,
+            memo_uncertain: false,
+            nested: false,
+            pending_array: None,
+            dtype_codes: Vec::new(),
+            import_index: HashMap::new(),
+            call_index: HashMap::new(),
+            at: 0,
+            walk: Walk {
+                end: End::Stop,
+                protocol: None,
+                opcodes: 0,
+                bytes: 0,
+                bytes_read: 0,
+                next_offset: 0,
+                imports: Vec::new(),
+                calls: Vec::new(),
+                unresolved: 0,
+                unresolved_examples: Vec::new(),
+                indirect: 0,
+                indirect_examples: Vec::new(),
+                divergence: None,
+                framing: None,
+            },
+        }
+    }
+
+    fn run<S: PickleSource>(&mut self, input: &mut Input<S>, limits: &WalkLimits) -> End {
+        loop {
+            if self.walk.opcodes % OPCODES_PER_CLOCK_CHECK == OPCODES_PER_CLOCK_CHECK - 1
+                && limits.deadline.is_some_and(|d| Instant::now() >= d)
+            {
+                return End::Deadline;
+            }
+            if limits.max_opcodes.is_some_and(|max| self.walk.opcodes >= max) {
+                return End::Limit(format!("opcode cap of {} reached", self.walk.opcodes));
+            }
+            self.at = input.offset();
+            let byte = match input.opcode() {
+                Ok(Some(byte)) => byte,
+                Ok(None) => return End::Truncated,
+                Err(halt) => return halt_to_end(halt),
+            };
+            let Some(opcode) = op::lookup(byte) else {
+                return End::Malformed(format!("invalid load key {byte:#04x} at offset {}", self.at));
+            };
+            self.walk.opcodes += 1;
+            let mut result = self.step(opcode, input);
+            if let (Ok(false), Some(array)) = (&result, self.pending_array.take()) {
+                result = self.joblib_array(array, input, limits).map(|()| false);
+            }
+            match result {
+                Ok(true) => return End::Stop,
+                Ok(false) => {}
+                Err(Stop::Halt(halt)) => return halt_to_end(halt),
+                Err(Stop::End(End::Malformed(m))) => {
+                    return End::Malformed(format!("{} at offset {}: {m}", opcode.name, self.at));
+                }
+                Err(Stop::End(end)) => return end,
+            }
+        }
+    }
+
     /// Runs one opcode; `Ok(true)` on STOP.
-    fn step<R: Read>(&mut self, opcode: &op::Opcode, input: &mut Input<R>) -> Result<bool, Stop> {
+    fn step<S: PickleSource>(&mut self, opcode: &op::Opcode, input: &mut Input<S>) -> Result<bool, Stop> {
         match opcode.byte {
             op::STOP => {
                 self.pop()?;
@@ -198,346 +279,220 @@ impl Machine {
                 let proto = input.fixed(1)?;
                 let proto = u8::try_from(proto).unwrap_or(u8::MAX);
                 if proto > op::HIGHEST_PROTOCOL {
-                    return Err(malformed(format!("unsupported protocol {proto}")));
+                    return Err(malformed(format!("unsupported pickle protocol {proto}")));
                 }
+                self.proto = proto;
                 self.walk.protocol = Some(proto);
             }
             op::FRAME => {
-                // Framing only groups opcodes for buffered reads: nothing to simulate.
-                input.fixed(8)?;
+                let len = input.fixed(8)?;
+                if len > i64::MAX as u64 {
+                    return Err(malformed("FRAME length exceeds the maximum size"));
+                }
+                if input.frame(len)? == FrameFit::Short {
+                    self.diverge("a FRAME longer than the data: the C unpickler stops, the pure-Python one runs what is there");
+                }
             }
             op::MARK => {
                 if self.marks.len() >= self.max_stack {
-                    return Err(Stop::End(End::Limit("too many MARKs".into())));
+                    return Err(limit(format!("more than {} MARKs", self.max_stack)));
                 }
                 self.marks.push(self.stack.len());
             }
-            op::POP => {
-                if self.stack.len() > self.base() {
-                    self.stack.pop();
-                } else {
-                    self.pop_mark()?;
-                }
-            }
+            op::POP => self.pop_or_mark()?,
             op::POP_MARK => {
-                self.pop_mark()?;
+                let mark = self.marker()?;
+                self.stack.truncate(mark);
             }
             op::DUP => {
                 let top = self.peek()?.clone();
                 self.push(top)?;
             }
-            op::GLOBAL | op::INST => {
-                let module = text_line(input)?;
-                let name = text_line(input)?;
-                let (Some(module), Some(name)) = (module, name) else {
-                    self.unresolved(format!("{} with a name longer than {KEEP_STR}", opcode.name));
-                    if opcode.byte == op::INST {
-                        self.pop_mark()?;
-                    }
-                    return self.push(Sym::Other).map(|()| false);
-                };
-                let global = self.import(module, name, opcode.name)?;
-                if opcode.byte == op::INST {
-                    self.pop_mark()?;
-                    self.record_call(global, opcode.name);
-                    self.push(Sym::Called(global))?;
-                } else {
-                    self.push(Sym::Global(global))?;
+            op::PUT | op::BINPUT | op::LONG_BINPUT | op::MEMOIZE => self.put(opcode.byte, input)?,
+            op::GET | op::BINGET | op::LONG_BINGET => self.get(opcode.byte, input)?,
+            op::GLOBAL | op::INST | op::STACK_GLOBAL | op::EXT1 | op::EXT2 | op::EXT4 => {
+                self.import_opcode(opcode, input)?;
+            }
+            op::REDUCE | op::NEWOBJ | op::NEWOBJ_EX | op::OBJ => self.call_opcode(opcode)?,
+            op::PERSID | op::BINPERSID => self.persistent(opcode.byte, input)?,
+            op::NEXT_BUFFER => {
+                self.diverge("the pickle refers to out-of-band buffers, and none are given");
+                self.push(Value::Stub(Origin::Buffer))?;
+            }
+            _ => {
+                if !self.container_opcode(opcode)? {
+                    self.scalar_opcode(opcode, input)?;
                 }
             }
-            op::STACK_GLOBAL => {
-                let name = self.pop()?;
-                let module = self.pop()?;
-                match (module, name) {
-                    (Sym::Str(module), Sym::Str(name)) => {
-                        let global = self.import(module, name, opcode.name)?;
-                        self.push(Sym::Global(global))?;
-                    }
-                    (module, name) => {
-                        self.unresolved(format!(
-                            "STACK_GLOBAL on {} and {}",
-                            describe(&module),
-                            describe(&name)
-                        ));
-                        self.push(Sym::Other)?;
-                    }
-                }
-            }
-            op::EXT1 | op::EXT2 | op::EXT4 => {
-                let len = if opcode.byte == op::EXT1 {
-                    1
-                } else if opcode.byte == op::EXT2 {
-                    2
-                } else {
-                    4
-                };
-                let code = input.fixed(len)?;
-                // The copyreg extension registry maps codes to globals at load time:
-                // whatever the loading process registered, this analysis cannot know.
-                self.unresolved(format!("{} extension code {code}", opcode.name));
-                self.push(Sym::Other)?;
-            }
-            op::REDUCE | op::NEWOBJ => {
-                self.pop()?; // args
-                let callable = self.pop()?;
-                self.call(&callable, opcode.name)?;
-            }
-            op::NEWOBJ_EX => {
-                self.pop()?; // kwargs
-                self.pop()?; // args
-                let cls = self.pop()?;
-                self.call(&cls, opcode.name)?;
-            }
-            op::OBJ => {
-                let items = self.pop_mark()?;
-                let Some(cls) = items.into_iter().next() else {
-                    return Err(malformed("OBJ without a class"));
-                };
-                self.call(&cls, opcode.name)?;
-            }
-            op::BUILD => {
-                self.pop()?; // state
-                match *self.peek()? {
-                    Sym::Global(g) | Sym::Called(g) => self.record_call(g, opcode.name),
-                    _ => {}
-                }
-            }
-            op::PUT | op::BINPUT | op::LONG_BINPUT | op::MEMOIZE => {
-                let key = match opcode.byte {
-                    op::PUT => decimal_line(input)?,
-                    op::MEMOIZE => self.memo.len() as u64,
-                    _ => input.fixed(if opcode.byte == op::BINPUT { 1 } else { 4 })?,
-                };
-                let top = self.peek()?.clone();
-                if self.memo.len() >= self.max_memo && !self.memo.contains_key(&key) {
-                    return Err(Stop::End(End::Limit(format!("memo exceeds {} entries", self.max_memo))));
-                }
-                self.memo.insert(key, top);
-            }
-            op::GET | op::BINGET | op::LONG_BINGET => {
-                let key = match opcode.byte {
-                    op::GET => decimal_line(input)?,
-                    op::BINGET => input.fixed(1)?,
-                    _ => input.fixed(4)?,
-                };
-                let Some(value) = self.memo.get(&key).cloned() else {
-                    return Err(malformed(format!("memo key {key} was never stored")));
-                };
-                self.push(value)?;
-            }
-            _ => self.data_opcode(opcode, input)?,
         }
         Ok(false)
     }
 
-    /// Opcodes that build data: their results only matter as strings (for
-    /// STACK_GLOBAL) or as opaque values.
-    fn data_opcode<R: Read>(&mut self, opcode: &op::Opcode, input: &mut Input<R>) -> Result<(), Stop> {
-        match opcode.byte {
-            op::TUPLE | op::LIST | op::FROZENSET => {
-                self.pop_mark()?;
-                self.push(Sym::Other)?;
-            }
-            op::DICT => {
-                if self.pop_mark()?.len() % 2 != 0 {
-                    return Err(malformed("odd number of items"));
-                }
-                self.push(Sym::Other)?;
-            }
-            op::APPENDS | op::ADDITEMS | op::SETITEMS => {
-                let items = self.pop_mark()?;
-                if opcode.byte == op::SETITEMS && items.len() % 2 != 0 {
-                    return Err(malformed("odd number of items"));
-                }
-                self.peek()?;
-            }
-            op::APPEND => {
-                self.pop()?;
-                self.peek()?;
-            }
-            op::SETITEM => {
-                self.pop()?;
-                self.pop()?;
-                self.peek()?;
-            }
-            op::TUPLE1 | op::TUPLE2 | op::TUPLE3 => {
-                for _ in 0..(opcode.byte - op::TUPLE1 + 1) {
-                    self.pop()?;
-                }
-                self.push(Sym::Other)?;
-            }
-            op::BINPERSID => {
-                self.pop()?;
-                self.push(Sym::Other)?;
-            }
-            op::READONLY_BUFFER => {
-                self.peek()?;
-            }
-            op::STRING => {
-                let line = input.line(KEEP_STR + 2)?;
-                let value = match line {
-                    Some(line) => Sym::Str(Rc::from(quoted_string(&line).map_err(malformed)?)),
-                    None => Sym::Other,
-                };
-                self.push(value)?;
-            }
-            op::UNICODE => {
-                let value = match input.line(KEEP_STR * 6)? {
-                    Some(line) => match raw_unicode_escape(&line) {
-                        Some(text) if text.len() <= KEEP_STR => Sym::Str(Rc::from(text)),
-                        Some(_) => Sym::Other,
-                        None => return Err(malformed("bad raw-unicode-escape")),
-                    },
-                    None => Sym::Other,
-                };
-                self.push(value)?;
-            }
-            op::INT | op::LONG | op::FLOAT | op::PERSID => {
-                let line = input.line(256)?;
-                let valid = line.as_deref().is_some_and(|l| valid_scalar_line(opcode.byte, l));
-                if !valid {
-                    return Err(malformed("bad text argument"));
-                }
-                self.push(Sym::Other)?;
-            }
-            _ => match opcode.arg {
-                Arg::None | Arg::Fixed(_) => {
-                    if let Arg::Fixed(len) = opcode.arg {
-                        input.fixed(len)?;
-                    }
-                    self.push(Sym::Other)?;
-                }
-                Arg::Counted(width) => {
-                    let len = input.fixed(width)?;
-                    let signed = matches!(opcode.byte, op::BINSTRING | op::LONG4);
-                    if signed && len > u64::from(i32::MAX as u32) {
-                        return Err(malformed("negative length"));
-                    }
-                    let payload = input.payload(len, KEEP_STR)?;
-                    let is_text = matches!(
-                        opcode.byte,
-                        op::BINUNICODE
-                            | op::SHORT_BINUNICODE
-                            | op::BINUNICODE8
-                            | op::BINSTRING
-                            | op::SHORT_BINSTRING
-                    );
-                    let value = match payload {
-                        Some(bytes) if is_text => {
-                            Sym::Str(Rc::from(String::from_utf8_lossy(&bytes).as_ref()))
-                        }
-                        _ => Sym::Other,
-                    };
-                    self.push(value)?;
-                }
-                Arg::Line | Arg::TwoLines => unreachable_arg(opcode)?,
-            },
-        }
-        Ok(())
-    }
-
-    fn base(&self) -> usize {
+    /// The fence: stack items below the top MARK cannot be popped.
+    fn fence(&self) -> usize {
         self.marks.last().copied().unwrap_or(0)
     }
 
-    fn push(&mut self, sym: Sym) -> Result<(), Stop> {
+    fn push(&mut self, value: Value) -> Result<(), Stop> {
         if self.stack.len() >= self.max_stack {
-            return Err(Stop::End(End::Limit(format!("stack exceeds {} items", self.max_stack))));
+            return Err(limit(format!("stack exceeds {} items", self.max_stack)));
         }
-        self.stack.push(sym);
+        self.stack.push(value);
         Ok(())
     }
 
-    fn pop(&mut self) -> Result<Sym, Stop> {
-        if self.stack.len() <= self.base() {
-            return Err(malformed("stack underflow"));
+    fn pop(&mut self) -> Result<Value, Stop> {
+        if self.stack.len() <= self.fence() {
+            return Err(malformed("unpickling stack underflow"));
         }
-        self.stack.pop().ok_or_else(|| malformed("stack underflow"))
+        self.stack.pop().ok_or_else(|| malformed("unpickling stack underflow"))
     }
 
-    fn peek(&self) -> Result<&Sym, Stop> {
-        if self.stack.len() <= self.base() {
-            return Err(malformed("stack underflow"));
+    fn peek(&self) -> Result<&Value, Stop> {
+        if self.stack.len() <= self.fence() {
+            return Err(malformed("unpickling stack underflow"));
         }
-        self.stack.last().ok_or_else(|| malformed("stack underflow"))
+        self.stack.last().ok_or_else(|| malformed("unpickling stack underflow"))
     }
 
-    fn pop_mark(&mut self) -> Result<Vec<Sym>, Stop> {
-        let Some(mark) = self.marks.pop() else {
-            return Err(malformed("no MARK on the stack"));
+    /// `marker()`: pops the top MARK, returning the stack height it recorded.
+    fn marker(&mut self) -> Result<usize, Stop> {
+        self.marks.pop().ok_or_else(|| malformed("could not find MARK"))
+    }
+
+    /// POP: a MARK with nothing above it is popped instead of an item.
+    fn pop_or_mark(&mut self) -> Result<(), Stop> {
+        if self.marks.last() == Some(&self.stack.len()) {
+            self.marks.pop();
+            return Ok(());
+        }
+        self.pop().map(drop)
+    }
+
+    /// A `GET`/`PUT` key: `None` when the line is too long to parse here (CPython
+    /// accepts any amount of surrounding whitespace).
+    fn memo_key_text<S: PickleSource>(input: &mut Input<S>, what: &str) -> Result<Option<i64>, Stop> {
+        let Some(line) = input.line(KEEP_STR)? else {
+            return Ok(None);
         };
-        Ok(self.stack.split_off(mark.min(self.stack.len())))
+        if line.is_empty() {
+            return Err(malformed("pickle data was truncated"));
+        }
+        numbers::memo_key_line(&line).map(Some).ok_or_else(|| malformed(format!("bad {what} argument")))
     }
 
-    fn import(&mut self, module: Rc<str>, name: Rc<str>, via: &'static str) -> Result<u32, Stop> {
-        let key = (module, name);
-        if let Some(&index) = self.import_index.get(&key) {
-            self.walk.imports[index as usize].count += 1;
-            return Ok(index);
-        }
-        if self.walk.imports.len() >= MAX_DISTINCT_IMPORTS {
-            return Err(Stop::End(End::Limit(format!("more than {MAX_DISTINCT_IMPORTS} distinct imports"))));
-        }
-        let index = u32::try_from(self.walk.imports.len()).unwrap_or(u32::MAX);
-        self.walk.imports.push(ImportSite { module: key.0.clone(), name: key.1.clone(), via, count: 1 });
-        self.import_index.insert(key, index);
-        Ok(index)
-    }
-
-    fn record_call(&mut self, callable: u32, via: &'static str) {
-        if let Some(&i) = self.call_index.get(&(callable, via)) {
-            self.walk.calls[i].count += 1;
-            return;
-        }
-        self.call_index.insert((callable, via), self.walk.calls.len());
-        self.walk.calls.push(CallSite { callable, via, count: 1 });
-    }
-
-    fn call(&mut self, callable: &Sym, via: &'static str) -> Result<(), Stop> {
-        match *callable {
-            Sym::Global(g) => {
-                self.record_call(g, via);
-                self.push(Sym::Called(g))
-            }
-            ref other => {
-                self.walk.indirect += 1;
-                if self.walk.indirect_examples.len() < MAX_UNRESOLVED_EXAMPLES {
-                    let what = match other {
-                        Sym::Called(g) => {
-                            let site = &self.walk.imports[*g as usize];
-                            format!("the result of {}.{}", site.module, site.name)
-                        }
-                        other => describe(other).to_owned(),
-                    };
-                    self.walk.indirect_examples.push(format!("{via} calls {what}"));
+    fn put<S: PickleSource>(&mut self, opcode: u8, input: &mut Input<S>) -> Result<(), Stop> {
+        let key = match opcode {
+            op::PUT => {
+                let key = Self::memo_key_text(input, "PUT");
+                self.peek()?;
+                match key? {
+                    Some(key) => u64::try_from(key).map_err(|_| malformed("negative PUT argument"))?,
+                    None => {
+                        self.diverge("a PUT key too long to read");
+                        self.unresolved("PUT with a key too long to read: later GETs are unknown".into());
+                        self.memo_uncertain = true;
+                        return Ok(());
+                    }
                 }
-                self.push(Sym::Other)
             }
+            op::BINPUT => {
+                let key = input.fixed(1)?;
+                self.peek()?;
+                key
+            }
+            op::LONG_BINPUT => {
+                let key = input.fixed(4)?;
+                self.peek()?;
+                key
+            }
+            _ => {
+                self.peek()?;
+                self.memo.len() as u64
+            }
+        };
+        let value = self.peek()?.clone();
+        if key > MEMO_INDEX_ALLOCATABLE {
+            self.diverge(format!("memo index {key} makes CPython allocate {} GiB", (key * 16) >> 30));
+        }
+        if self.memo.len() >= self.max_memo && !self.memo.contains_key(&key) {
+            return Err(limit(format!("memo exceeds {} entries", self.max_memo)));
+        }
+        Rc::make_mut(&mut self.memo).insert(key, value);
+        Ok(())
+    }
+
+    fn get<S: PickleSource>(&mut self, opcode: u8, input: &mut Input<S>) -> Result<(), Stop> {
+        let key = match opcode {
+            op::GET => match Self::memo_key_text(input, "GET")? {
+                Some(key) => u64::try_from(key)
+                    .map_err(|_| malformed(format!("memo value not found at index {key}")))?,
+                None => return self.unknown_memo_value("a GET key too long to read"),
+            },
+            op::BINGET => input.fixed(1)?,
+            _ => input.fixed(4)?,
+        };
+        match self.memo.get(&key).cloned() {
+            Some(value) => self.push(value),
+            None if self.memo_uncertain => {
+                self.unknown_memo_value("a GET of a key an unreadable PUT may have stored")
+            }
+            None => Err(malformed(format!("memo value not found at index {key}"))),
+        }
+    }
+
+    /// A memo value the walk cannot know: the loader's, whatever it is.
+    fn unknown_memo_value(&mut self, why: &str) -> Result<(), Stop> {
+        self.diverge(why);
+        self.unresolved(why.to_owned());
+        self.push(Value::Stub(Origin::Unresolved))
+    }
+
+    fn persistent<S: PickleSource>(&mut self, opcode: u8, input: &mut Input<S>) -> Result<(), Stop> {
+        if opcode == op::PERSID {
+            let line = input.line(KEEP_STR)?;
+            if line.as_ref().is_some_and(|l| !l.is_ascii()) {
+                return Err(malformed("persistent IDs in protocol 0 must be ASCII strings"));
+            }
+        } else if let Value::Tuple(pid) = self.pop()? {
+            // torch's persistent_load constructs the storage class it is given.
+            for &import in pid.imports.iter() {
+                self.record_call(import, "BINPERSID");
+            }
+        }
+        // What `persistent_load` returns is the loader's business (torch: a storage).
+        self.push(Value::Stub(Origin::Persistent))
+    }
+
+    /// Records where the default unpickler would stop; the walk goes on.
+    fn diverge(&mut self, why: impl Into<String>) {
+        if self.walk.divergence.is_none() {
+            self.walk.divergence = Some(Divergence { offset: self.at, why: why.into() });
         }
     }
 
     fn unresolved(&mut self, why: String) {
         self.walk.unresolved += 1;
-        if self.walk.unresolved_examples.len() < MAX_UNRESOLVED_EXAMPLES {
+        if self.walk.unresolved_examples.len() < MAX_EXAMPLES {
             self.walk.unresolved_examples.push(why);
         }
     }
-}
 
-fn unreachable_arg(opcode: &op::Opcode) -> Result<(), Stop> {
-    Err(malformed(format!("{} has no decoder", opcode.name)))
-}
-
-fn describe(sym: &Sym) -> &'static str {
-    match sym {
-        Sym::Str(_) => "a string",
-        Sym::Global(_) => "an imported global",
-        Sym::Called(_) => "a call result",
-        Sym::Other => "a computed value",
+    fn name_of(&self, import: u32) -> String {
+        self.walk.imports.get(import as usize).map_or_else(String::new, |site| {
+            format!("{}.{}", String::from_utf8_lossy(&site.module), String::from_utf8_lossy(&site.name))
+        })
     }
 }
 
-mod text;
+fn halt_to_end(halt: Halt) -> End {
+    match halt {
+        Halt::Truncated => End::Truncated,
+        Halt::ByteLimit => End::Limit("pickle byte cap reached".into()),
+        Halt::Deadline => End::Deadline,
+        Halt::Io(e) => End::Io(e.to_string()),
+    }
+}
 
 #[cfg(test)]
 mod tests;

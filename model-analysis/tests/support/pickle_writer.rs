@@ -26,6 +26,11 @@ impl Pickle {
         self
     }
 
+    /// FRAME around everything `body` writes.
+    pub fn framed(self, body: &Pickle) -> Self {
+        self.frame(body.bytes.len() as u64).raw(&body.bytes)
+    }
+
     pub fn frame(mut self, len: u64) -> Self {
         self.bytes.push(0x95);
         self.bytes.extend_from_slice(&len.to_le_bytes());
@@ -227,6 +232,88 @@ pub fn torch_state_dict() -> Vec<u8> {
         .reduce()
         .binput(6)
         .op(b'u') // SETITEMS
+        .stop()
+        .finish()
+}
+
+/// A tensor as `torch.save` writes it: `_rebuild_tensor_v2(storage, offset, size,
+/// stride, requires_grad, hooks)`, the storage a persistent id
+/// `('storage', torch.<kind>Storage, key, 'cpu', numel)`.
+pub fn torch_tensor(p: Pickle, kind: &str, key: &str) -> Pickle {
+    p.global("torch._utils", "_rebuild_tensor_v2")
+        .mark()
+        .mark()
+        .unicode("storage")
+        .global("torch", &format!("{kind}Storage"))
+        .unicode(key)
+        .unicode("cpu")
+        .binint1(4)
+        .tuple()
+        .op(b'Q') // BINPERSID
+        .binint1(0)
+        .binint1(2)
+        .binint1(2)
+        .op(0x86)
+        .binint1(2)
+        .binint1(1)
+        .op(0x86)
+        .op(0x89) // NEWFALSE
+        .global("collections", "OrderedDict")
+        .empty_tuple()
+        .reduce()
+        .tuple()
+        .reduce()
+}
+
+/// A training checkpoint as `torch.save({...})` writes it (protocol 2): a state dict
+/// with `_metadata` (set by BUILD), a parameter, sizes, a device and a dtype.
+pub fn torch_checkpoint() -> Vec<u8> {
+    let p = Pickle::new().proto(2).empty_dict().binput(0).mark().unicode("state_dict");
+    // OrderedDict(weight=..., bias=...) with _metadata.
+    let p = p.global("collections", "OrderedDict").empty_tuple().reduce().binput(1).mark().unicode("weight");
+    let p = torch_tensor(p, "Float", "0").unicode("bias");
+    let p = torch_tensor(p, "Half", "1").op(b'u');
+    let p = p
+        .empty_dict()
+        .unicode("_metadata")
+        .global("collections", "OrderedDict")
+        .empty_tuple()
+        .reduce()
+        .unicode("")
+        .empty_dict()
+        .unicode("version")
+        .binint1(1)
+        .op(b's')
+        .op(b's')
+        .op(b's')
+        .build();
+    // A parameter: _rebuild_parameter(tensor, requires_grad, hooks).
+    let p = p.unicode("param").global("torch._utils", "_rebuild_parameter").mark();
+    let p = torch_tensor(p, "Float", "2")
+        .op(0x88)
+        .global("collections", "OrderedDict")
+        .empty_tuple()
+        .reduce()
+        .tuple()
+        .reduce();
+    // torch.Size((2, 2)), torch.device('cpu'), torch.float16, an epoch number.
+    p.unicode("size")
+        .global("torch", "Size")
+        .binint1(2)
+        .binint1(2)
+        .op(0x86)
+        .tuple1()
+        .reduce()
+        .unicode("device")
+        .global("torch", "device")
+        .unicode("cpu")
+        .tuple1()
+        .reduce()
+        .unicode("dtype")
+        .global("torch", "float16")
+        .unicode("epoch")
+        .binint1(3)
+        .op(b'u')
         .stop()
         .finish()
 }

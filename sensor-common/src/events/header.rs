@@ -1,5 +1,5 @@
 /// Bumped whenever a record layout changes; the loader refuses a mismatched object.
-pub const ABI_VERSION: u16 = 3;
+pub const ABI_VERSION: u16 = 4;
 
 /// Stable record kinds. Families leave gaps; a retired number is never reused.
 #[repr(u16)]

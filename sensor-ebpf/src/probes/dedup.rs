@@ -8,6 +8,9 @@ use sensor_common::{EventKind, FileIdentity, counters};
 
 use crate::maps::{DEDUP, DedupKey, DedupState, count, settings};
 
+/// Nanoseconds fit in 30 bits; the bits above are flags.
+const NSEC_MASK: u32 = (1 << 30) - 1;
+
 /// `Some(repeats folded since the last record)` when a record should go out now,
 /// `None` when this one is folded.
 #[inline(always)]
@@ -23,8 +26,9 @@ pub(super) fn admit(tgid: u32, kind: EventKind, identity: &FileIdentity) -> Opti
         // SAFETY: a map value; a racing CPU at worst sends one more record or miscounts
         // one repeat.
         unsafe {
-            let unchanged =
-                (*state).ctime_sec == identity.ctime_sec && (*state).ctime_nsec == identity.ctime_nsec;
+            // NB: the top bit of ctime_nsec is a flag since 6.13 (multigrain), not time.
+            let unchanged = (*state).ctime_sec == identity.ctime_sec
+                && ((*state).ctime_nsec ^ identity.ctime_nsec) & NSEC_MASK == 0;
             if unchanged && now.wrapping_sub((*state).sent_ns) < window {
                 (*state).folded = (*state).folded.saturating_add(1);
                 count(if kind == EventKind::FileMmap {

@@ -13,7 +13,7 @@ use super::dedup;
 use crate::{
     emit::{header, scratch, submit},
     kernel::{KResult, ReadError, S_IFCHR, S_IFMT, S_IFREG, file_path},
-    maps::{ACCEL_MAJORS, MARKED, Ring, count, is_marked, settings},
+    maps::{ACCEL_MAJORS, ACCEL_PROCS, MARKED, Ring, count, is_marked, settings},
     names::name_reason,
     offsets::{has, off},
     path::walk,
@@ -38,7 +38,9 @@ pub(super) fn candidate_reason<R: Reads>(file: u64, inode: &Inode, tgid: u32) ->
                 name_reason::<R>(file)
             }
         }
-        S_IFCHR if is_marked(tgid) => {
+        // Any process: a GPU driven by something not yet known as a runtime is the
+        // point. Character-device opens are rare next to regular files.
+        S_IFCHR => {
             let rdev: u32 = R::field(inode.ptr, off!(inode_i_rdev)).unwrap_or(0);
             if is_accelerator(rdev) { reason::ACCELERATOR } else { 0 }
         }
@@ -47,11 +49,11 @@ pub(super) fn candidate_reason<R: Reads>(file: u64, inode: &Inode, tgid: u32) ->
 }
 
 #[inline(always)]
-fn is_accelerator(rdev: u32) -> bool {
+pub(super) fn is_accelerator(rdev: u32) -> bool {
     // Kernel-internal dev_t: major in the top 12 bits (MINORBITS = 20).
-    let major = rdev >> 20;
-    // SAFETY: the value is only tested for presence.
-    unsafe { ACCEL_MAJORS.get(&major).is_some() }
+    let (major, minor) = (rdev >> 20, rdev & 0xf_ffff);
+    // SAFETY: the value is copied out at once.
+    unsafe { ACCEL_MAJORS.get(&major) }.is_some_and(|minors| minor >= minors.first && minor <= minors.last)
 }
 
 /// Builds a [`FileEvent`] with the path in this CPU's scratch buffer and sends it.
@@ -94,8 +96,12 @@ pub(super) fn emit_file<R: Reads>(
         && why & (reason::SIZE | reason::EXTENSION | reason::MODEL_STORE) != 0;
     // SAFETY: the scratch buffer is map memory, 8-byte aligned and large enough.
     unsafe { core::ptr::write(buf.cast::<FileEvent>(), event) };
-    if submit(ring, buf, size, forwarded, lost) && loads {
+    let sent = submit(ring, buf, size, forwarded, lost);
+    if sent && loads {
         mark_provisionally(tgid);
+    }
+    if kind == EventKind::AcceleratorOpen && ACCEL_PROCS.insert(&tgid, &1, 0).is_err() {
+        count(counters::MARK_FULL);
     }
     Ok(())
 }

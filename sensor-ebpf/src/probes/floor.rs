@@ -28,4 +28,5 @@ floor!(
     floor_sys_enter_mmap,
     floor_sys_exit_mmap,
     floor_inet_sock_set_state,
+    floor_sys_enter_ioctl,
 );

@@ -6,6 +6,7 @@ mod exit;
 mod file;
 mod floor;
 mod fork;
+mod ioctl;
 mod listen;
 mod mmap;
 mod open;

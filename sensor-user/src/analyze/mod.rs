@@ -8,4 +8,5 @@ pub mod candidate;
 pub mod pool;
 pub mod runtime;
 pub mod scan;
+pub mod sweep;
 pub mod work;

@@ -87,11 +87,72 @@ pub struct Hashed {
     pub key: FileKey,
     pub name: PathBuf,
     pub result: Result<[u8; 32], HashError>,
+    /// The file and its root, for the signature check that may follow.
+    pub opened: Opened,
 }
 
 /// Hashes the open file, refusing a result if the file changed meanwhile.
 #[must_use]
 pub fn hash(job: HashJob, budget: &HashBudget) -> Hashed {
     let result = model_analysis::sha256_file(&job.opened.file.file, &job.opened.file.stamp, budget);
-    Hashed { key: job.key, name: job.name, result }
+    Hashed { key: job.key, name: job.name, result, opened: job.opened }
+}
+
+/// A model's detached OpenSSF signature (`<file>.sig`, or `model.sig` in its
+/// directory) to verify against the catalog's signers.
+pub struct SignatureJob {
+    pub key: FileKey,
+    pub name: PathBuf,
+    pub root: model_analysis::Root,
+    pub trust: std::sync::Arc<model_analysis::signature::TrustStore>,
+}
+
+/// `None` when no signature lies beside the model.
+pub struct SignatureChecked {
+    pub key: FileKey,
+    pub outcome: Result<Option<model_analysis::signature::SignatureVerdict>, String>,
+}
+
+/// Verifies the signature beside a model (hashing every signed file, rate-limited).
+#[must_use]
+pub fn check_signature(job: &SignatureJob, budget: &HashBudget) -> SignatureChecked {
+    let budget = model_analysis::signature::VerifyBudget {
+        hash: *budget,
+        deadline: Some(Instant::now() + Duration::from_secs(600)),
+        cancel: None,
+    };
+    let outcome = model_analysis::signature::verify_beside(&job.root, &job.name, &job.trust, &budget)
+        .map(|found| found.map(|(_, verdict)| verdict))
+        .map_err(|e| e.to_string());
+    SignatureChecked { key: job.key, outcome }
+}
+
+/// A runtime's executable, to read its version from.
+pub struct VersionJob {
+    pub pid: u32,
+    pub runtime: crate::domain::Runtime,
+    pub exe: PathBuf,
+}
+
+pub struct VersionRead {
+    pub pid: u32,
+    pub result: Result<model_analysis::runtime_version::RuntimeVersion, String>,
+}
+
+/// Reads a runtime's version from its files (never executing anything), inside the
+/// process's mount namespace.
+#[must_use]
+pub fn read_version(job: &VersionJob) -> VersionRead {
+    use crate::domain::Runtime as R;
+    use model_analysis::runtime_version as v;
+    let result = model_analysis::Root::of_process(job.pid).map_err(|e| e.to_string()).and_then(|root| {
+        match job.runtime {
+            R::Ollama => v::ollama_version(&root, &job.exe),
+            R::LlamaCpp => v::llama_cpp_version(&root, &job.exe),
+            R::Vllm => v::vllm_version(&root, &job.exe),
+            _ => return Err("no version reader for this runtime".to_owned()),
+        }
+        .map_err(|e| e.to_string())
+    });
+    VersionRead { pid: job.pid, result }
 }

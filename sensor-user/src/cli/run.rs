@@ -1,81 +1,26 @@
 //! `modelwatch run`: the sensor.
 
-use std::{path::PathBuf, sync::Arc};
+use std::sync::Arc;
 
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
-    config::SensorConfig,
-    publish::{grpc, stdout},
+    publish::{EventLog, grpc, log::OutletKind, stdout},
     sensor::Sensor,
 };
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// TOML configuration file (every key optional).
-    #[arg(long, short)]
-    config: Option<PathBuf>,
+    #[command(flatten)]
+    settings: super::config::ConfigArgs,
     /// How events are printed on stdout.
     #[arg(long, short, value_enum, default_value_t = super::default_output())]
     output: stdout::Output,
-    /// gRPC Unix socket (overrides the configuration).
-    #[arg(long, env = "MODELWATCH_SOCKET")]
-    socket: Option<PathBuf>,
-    /// BPF ring buffer size in bytes: a power of two, at least 4096.
-    #[arg(long)]
-    ring_buffer_bytes: Option<u32>,
-    /// Files at least this large are candidates whatever their name.
-    #[arg(long)]
-    size_threshold: Option<u64>,
-    /// Publish exec/exit of every process, not only inference runtimes.
-    #[arg(long)]
-    all_processes: bool,
-    /// Publish candidate files that are not models too (`candidate_file`).
-    #[arg(long)]
-    all_candidates: bool,
-    /// Node name on events (default: $NODE_NAME, else the hostname).
-    #[arg(long)]
-    node: Option<String>,
-    /// Hook backends: `auto` (fexit where the kernel allows, else tracepoints) or
-    /// `tracepoint`.
-    #[arg(long, value_enum, env = "MODELWATCH_BACKEND")]
-    backend: Option<crate::source::hooks::BackendChoice>,
-}
-
-impl RunArgs {
-    fn config(&self) -> Result<SensorConfig, crate::config::ConfigError> {
-        let mut config = match &self.config {
-            Some(path) => SensorConfig::from_file(path)?,
-            None => SensorConfig::default(),
-        };
-        if let Some(socket) = &self.socket {
-            config.socket.clone_from(socket);
-        }
-        if let Some(bytes) = self.ring_buffer_bytes {
-            config.kernel.ring_buffer_bytes = bytes;
-        }
-        if let Some(threshold) = self.size_threshold {
-            config.kernel.size_threshold_bytes = threshold;
-        }
-        if let Some(backend) = self.backend {
-            config.kernel.backend = backend;
-        }
-        if let Some(node) = &self.node {
-            config.node.clone_from(node);
-        }
-        config.events.all_processes |= self.all_processes;
-        config.events.all_candidates |= self.all_candidates;
-        config.validate().map_err(|message| crate::config::ConfigError::Invalid {
-            path: PathBuf::from("(command line)"),
-            message,
-        })?;
-        Ok(config)
-    }
 }
 
 pub(super) async fn run(args: RunArgs) -> i32 {
-    let config = match args.config() {
-        Ok(config) => config,
+    let config = match args.settings.effective() {
+        Ok(effective) => effective.config,
         Err(error) => {
             super::report(&error);
             return 2;
@@ -86,15 +31,42 @@ pub(super) async fn run(args: RunArgs) -> i32 {
         return 1;
     }
     let socket = config.socket.clone();
+    let publish = config.publish.clone();
     // Bind before loading: a second sensor on the same socket fails fast and cleanly.
-    let listener = match grpc::bind(&socket) {
+    let listener = match crate::publish::transport::bind_unix(&socket, &publish.api.socket_group) {
         Ok(listener) => listener,
         Err(error) => {
             super::report(&error);
             return 1;
         }
     };
-    let (sensor, mut supervisor) = match Sensor::start(config) {
+    let policy = match &config.catalog {
+        Some(path) => match crate::policy::Policy::load(path) {
+            Ok(policy) => policy,
+            Err(error) => {
+                super::report(&error);
+                return 2;
+            }
+        },
+        None => crate::policy::Policy::defaults(),
+    };
+    let outlets = match Outlets::prepare(&publish).await {
+        Ok(outlets) => outlets,
+        Err(error) => {
+            let _ = std::fs::remove_file(&socket);
+            super::report(error.as_ref());
+            return 1;
+        }
+    };
+    let log = match EventLog::open(config.node.clone(), &publish.log_settings()) {
+        Ok(log) => Arc::new(log),
+        Err(error) => {
+            let _ = std::fs::remove_file(&socket);
+            super::report(&error);
+            return 1;
+        }
+    };
+    let (sensor, mut supervisor) = match Sensor::start(config, policy, Arc::clone(&log)) {
         Ok((sensor, supervisor)) => (Arc::new(sensor), supervisor),
         Err(error) => {
             let _ = std::fs::remove_file(&socket);
@@ -102,13 +74,31 @@ pub(super) async fn run(args: RunArgs) -> i32 {
             return 1;
         }
     };
-    tracing::info!(socket = %socket.display(), "modelwatch is running");
-    let printer = tokio::spawn(stdout::print(sensor.log.subscribe(1), args.output));
-    let service = grpc::SensorService::new(Arc::clone(&sensor.log), sensor.status_fn());
-    let (stop, mut server_stop) = tokio::sync::watch::channel(false);
-    let mut server = tokio::spawn(grpc::serve(listener, service, async move {
-        let _ = server_stop.wait_for(|stop| *stop).await;
-    }));
+    tracing::info!(socket = %socket.display(), log = %log.directory().display(), "modelwatch is running");
+    let printer =
+        tokio::spawn(stdout::print(log.subscribe(log.first_seq(), OutletKind::Stdout), args.output));
+    let status = sensor.status_fn();
+    let api = grpc::Api::new(
+        Arc::clone(&log),
+        Arc::clone(&status),
+        sensor.inventory.clone(),
+        grpc::ApiLimits { max_streams: publish.api.max_streams, stream_queue: publish.api.stream_queue },
+    );
+    let (stop, server_stop) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut stop = server_stop.clone();
+        async move {
+            let _ = stop.wait_for(|stop| *stop).await;
+        }
+    };
+    let settings = server_settings(&publish);
+    let mut server = tokio::spawn(grpc::serve_unix(
+        listener,
+        grpc::Routes::new(Arc::clone(&api)),
+        settings.clone(),
+        stopped(),
+    ));
+    let background = outlets.start(&log, &publish, &api, status, settings, stopped());
     let code = tokio::select! {
         result = &mut server => server_exit(result),
         (task, error) = supervisor.first_exit() => {
@@ -131,9 +121,83 @@ pub(super) async fn run(args: RunArgs) -> i32 {
             }
         }
     };
+    for task in background {
+        task.abort();
+    }
     printer.abort();
+    // What was published is written before the process ends.
+    log.close();
     let _ = std::fs::remove_file(&socket);
     code
+}
+
+fn server_settings(publish: &crate::publish::settings::PublishConfig) -> grpc::ServerSettings {
+    grpc::ServerSettings {
+        keepalive: std::time::Duration::from_secs(publish.api.keepalive_secs.max(1)),
+        connection_limits: crate::publish::transport::ConnectionLimits {
+            max_connections: publish.api.max_connections,
+            idle_timeout: std::time::Duration::from_secs(publish.api.idle_timeout_secs.max(1)),
+        },
+    }
+}
+
+/// The optional outlets, their sockets bound before the probes load so that a
+/// configuration mistake stops the start-up with a clear message.
+struct Outlets {
+    tcp: Option<(tokio::net::TcpListener, tonic::transport::ServerTlsConfig)>,
+    metrics: Option<tokio::net::TcpListener>,
+}
+
+impl Outlets {
+    async fn prepare(
+        publish: &crate::publish::settings::PublishConfig,
+    ) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        use crate::publish::transport;
+        let tcp = if publish.api.tcp_listen.is_empty() {
+            None
+        } else {
+            let tls = transport::tls::server_config(&publish.api)?;
+            Some((transport::bind_tcp(&publish.api.tcp_listen).await?, tls))
+        };
+        let metrics = if publish.metrics.listen.is_empty() {
+            None
+        } else {
+            Some(transport::bind_tcp(&publish.metrics.listen).await?)
+        };
+        Ok(Self { tcp, metrics })
+    }
+
+    fn start(
+        self,
+        log: &Arc<EventLog>,
+        publish: &crate::publish::settings::PublishConfig,
+        api: &Arc<grpc::Api>,
+        status: grpc::StatusFn,
+        settings: grpc::ServerSettings,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
+        let mut tasks = Vec::new();
+        if let Some((listener, tls)) = self.tcp {
+            let routes = grpc::Routes::new(Arc::clone(api));
+            tasks.push(tokio::spawn(async move {
+                if let Err(error) = grpc::serve_tcp(listener, tls, routes, settings, shutdown).await {
+                    super::report(&error);
+                }
+            }));
+        }
+        if let Some(listener) = self.metrics {
+            tasks.push(tokio::spawn(crate::publish::metrics::serve(listener, Arc::clone(log), status)));
+        }
+        if !publish.otlp.endpoint.is_empty() {
+            let ship =
+                crate::publish::otlp::ship(Arc::clone(log), publish.otlp.clone(), publish.state_dir.clone());
+            tasks.push(tokio::spawn(ship));
+        }
+        if !publish.file.path.as_os_str().is_empty() {
+            tasks.push(tokio::spawn(crate::publish::jsonl::write(Arc::clone(log), publish.file.clone())));
+        }
+        tasks
+    }
 }
 
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(1);

@@ -1,6 +1,6 @@
 //! `modelwatch watch` and `modelwatch status`: clients of a running sensor.
 
-use proto::v1::{GetStatusRequest, StreamEventsRequest};
+use proto::v1::{EventFilter, GetStatusRequest, StreamEventsRequest};
 
 use super::SocketArg;
 use crate::publish::{grpc, stdout};
@@ -18,6 +18,56 @@ pub struct WatchArgs {
     /// Only these event kinds (repeatable), e.g. model_file_opened.
     #[arg(long = "kind")]
     kinds: Vec<String>,
+    /// Only events at least this severe (their worst finding).
+    #[arg(long, value_enum)]
+    min_severity: Option<MinSeverity>,
+    /// Only events about this process (repeatable).
+    #[arg(long = "pid")]
+    pids: Vec<u32>,
+    /// Only events of this inference session.
+    #[arg(long)]
+    session: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum MinSeverity {
+    Info,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl MinSeverity {
+    fn proto(self) -> proto::v1::Severity {
+        match self {
+            Self::Info => proto::v1::Severity::Info,
+            Self::Low => proto::v1::Severity::Low,
+            Self::Medium => proto::v1::Severity::Medium,
+            Self::High => proto::v1::Severity::High,
+            Self::Critical => proto::v1::Severity::Critical,
+        }
+    }
+}
+
+impl WatchArgs {
+    /// The request: kinds by name are checked here, so a typo is named at once.
+    fn request(&self) -> Result<StreamEventsRequest, String> {
+        let mut kinds = Vec::new();
+        for name in &self.kinds {
+            let kind = crate::domain::event_kind::kind_from_name(name).ok_or_else(|| {
+                format!("unknown event kind {name:?} (e.g. model_file_opened, listener_opened)")
+            })?;
+            kinds.push(kind as i32);
+        }
+        let filter = EventFilter {
+            kinds,
+            min_severity: self.min_severity.map_or(0, |s| s.proto() as i32),
+            pids: self.pids.clone(),
+            session_id: self.session.clone().unwrap_or_default(),
+        };
+        Ok(StreamEventsRequest { since_seq: self.since, kinds: Vec::new(), filter: Some(filter) })
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -30,11 +80,17 @@ pub struct StatusArgs {
 }
 
 pub(super) async fn watch(args: WatchArgs) -> i32 {
+    let request = match args.request() {
+        Ok(request) => request,
+        Err(message) => {
+            super::report(&std::io::Error::other(message));
+            return 2;
+        }
+    };
     let mut client = match grpc::connect(&args.socket.socket).await {
         Ok(client) => client,
         Err(error) => return unreachable_sensor(&args.socket.socket, &error),
     };
-    let request = StreamEventsRequest { since_seq: args.since, kinds: args.kinds };
     let mut stream = match client.stream_events(request).await {
         Ok(response) => response.into_inner(),
         Err(status) => {
@@ -46,6 +102,7 @@ pub(super) async fn watch(args: WatchArgs) -> i32 {
     loop {
         match stream.message().await {
             Ok(Some(event)) => {
+                // Notices about gaps are numbered 0: they do not move the position.
                 last_seq = last_seq.max(event.seq);
                 if let Some(line) = stdout::render(args.output, &event) {
                     print_line(&line);
@@ -85,7 +142,7 @@ pub(super) async fn status(args: StatusArgs) -> i32 {
     }
 }
 
-fn unreachable_sensor(path: &std::path::Path, error: &tonic::transport::Error) -> i32 {
+pub(super) fn unreachable_sensor(path: &std::path::Path, error: &tonic::transport::Error) -> i32 {
     super::report(&std::io::Error::other(format!(
         "cannot reach the sensor at {} ({error}); fix: start it with `modelwatch run` (as root) or pass --socket",
         path.display()

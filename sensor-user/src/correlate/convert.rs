@@ -27,6 +27,48 @@ pub fn runtime(runtime: Runtime) -> pb::Runtime {
     }
 }
 
+/// A runtime's snake_case name, as the policy names it (`llama_cpp`).
+#[must_use]
+pub fn runtime_name(runtime: Runtime) -> &'static str {
+    match runtime {
+        Runtime::Ollama => "ollama",
+        Runtime::LlamaCpp => "llama_cpp",
+        Runtime::Vllm => "vllm",
+        Runtime::LmStudio => "lm_studio",
+        Runtime::KoboldCpp => "koboldcpp",
+        Runtime::LocalAi => "localai",
+        Runtime::TextGenerationWebui => "text_generation_webui",
+        Runtime::Jan => "jan",
+        Runtime::Gpt4All => "gpt4all",
+        Runtime::Llamafile => "llamafile",
+        Runtime::Sglang => "sglang",
+        Runtime::Tgi => "tgi",
+        Runtime::UnknownLoader => "unknown_loader",
+    }
+}
+
+/// A judgement as the API shows it.
+#[must_use]
+pub fn verdict(judgement: &crate::policy::Judgement, catalog_version: &str) -> pb::Verdict {
+    let top = judgement.verdict();
+    pb::Verdict {
+        verdict: top.kind.name().to_owned(),
+        severity: severity(top.severity).into(),
+        reason: top.reason.clone(),
+        rules: judgement
+            .rules
+            .iter()
+            .map(|r| pb::VerdictRule {
+                verdict: r.kind.name().to_owned(),
+                severity: severity(r.severity).into(),
+                reason: r.reason.clone(),
+            })
+            .collect(),
+        provisional: judgement.provisional,
+        catalog_version: catalog_version.to_owned(),
+    }
+}
+
 /// The process part of an event; `tid` is the thread that made the call.
 #[must_use]
 pub fn process(info: &ProcessInfo, tid: u32) -> pb::Process {
@@ -42,6 +84,10 @@ pub fn process(info: &ProcessInfo, tid: u32) -> pb::Process {
         cgroup_id: info.cgroup_id,
         container_id: info.container_id.clone(),
         runtime: info.runtime.as_ref().map_or(pb::Runtime::Unspecified, |c| runtime(c.runtime)).into(),
+        pod_uid: info.pod.as_ref().map(|pod| pod.uid.clone()).unwrap_or_default(),
+        pod_name: info.pod.as_ref().map(|pod| pod.name.clone()).unwrap_or_default(),
+        pod_namespace: info.pod.as_ref().map(|pod| pod.namespace.clone()).unwrap_or_default(),
+        container_name: info.pod.as_ref().map(|pod| pod.container_name.clone()).unwrap_or_default(),
     }
 }
 
@@ -178,6 +224,7 @@ pub fn model_analyzed(
         analysis_note: String::new(),
         duration_ms,
         announced_seq,
+        verdict: None,
     }
 }
 

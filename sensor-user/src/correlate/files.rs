@@ -56,9 +56,9 @@ impl Waiting {
 
 /// What is known about a file identity.
 #[derive(Clone, Debug)]
-struct Known {
+pub(super) struct Known {
     /// The event's file (path and process aside); `None` when it is not a model.
-    model: Option<pb::ModelFile>,
+    pub(super) model: Option<pb::ModelFile>,
     announced_seq: u64,
     hashed: bool,
 }
@@ -81,6 +81,16 @@ pub(super) struct FileTable {
     hash_tickets: HashMap<u64, FileKey>,
 }
 
+impl FileTable {
+    pub(super) fn known_mut(&mut self, key: &FileKey) -> Option<&mut Known> {
+        self.known.get_mut(key)
+    }
+
+    pub(super) fn known_peek(&self, key: &FileKey) -> Option<&Known> {
+        self.known.peek(key)
+    }
+}
+
 impl Default for FileTable {
     fn default() -> Self {
         Self {
@@ -101,6 +111,7 @@ impl Pipeline {
             return;
         }
         let header = &event.header;
+        self.check_sensitive(header.tgid, &path_text);
         let info = self.processes.lookup(header);
         let write = event.open_flags & (libc::O_WRONLY | libc::O_RDWR).cast_unsigned() != 0;
         let waiting = Waiting {
@@ -259,6 +270,8 @@ impl Pipeline {
             Ok(identified) => {
                 let name = identification.request.path.clone();
                 let path = name.to_string_lossy().into_owned();
+                let loader = pending.waiting.iter().find(|w| w.loads()).map(|w| w.pid);
+                self.model_seen(key, &path, identified.format, loader);
                 let mut model = convert::identified_file(identified.format, &path, &key);
                 let ticket = self.workers.ticket();
                 let job = AnalyzeJob { opened: identified.opened, name, key: identified.key };
@@ -271,8 +284,16 @@ impl Pipeline {
                     model.analysis_note =
                         "the analysis queue was full: metadata and findings are unknown".into();
                 }
-                let mut known =
-                    Known { model: Some(model), announced_seq: pending.announced_seq, hashed: false };
+                let skipped = model.analysis == AnalysisState::SkippedQueueFull as i32;
+                self.files.known.put(
+                    key,
+                    Known { model: Some(model), announced_seq: pending.announced_seq, hashed: false },
+                );
+                if skipped {
+                    self.analysis_unavailable(&key);
+                }
+                self.judge_model(&key);
+                let Some(mut known) = self.files.known.get(&key).cloned() else { return };
                 for waiting in &pending.waiting {
                     let seq = self.publish_known(&key, &known, waiting);
                     if known.announced_seq == 0 {
@@ -352,6 +373,8 @@ impl Pipeline {
         if waiting.process.runtime == pb::Runtime::Unspecified as i32 {
             waiting.process.runtime = pb::Runtime::UnknownLoader.into();
         }
+        self.model_seen(*key, &waiting.path, model_format(model), Some(waiting.pid));
+        self.session_add(waiting.pid, super::sessions::Change::Model(*key), true);
         let seq = self.publish_record(&waiting, model.clone());
         self.resolve_loader(waiting.pid, true);
         seq
@@ -399,8 +422,14 @@ impl Pipeline {
             model.analysis = AnalysisState::Done.into();
         }
         let announced = known.announced_seq;
+        if let Some(state) = self.models.by_key.get_mut(&key) {
+            state.report = Some(std::sync::Arc::new(analysis.report.clone()));
+            state.format = analysis.report.format;
+        }
+        let verdict = self.judge_model(&key);
         let duration = u32::try_from(analysis.duration.as_millis()).unwrap_or(u32::MAX);
-        let event = convert::model_analyzed(&path, &analysis.key, &analysis.report, duration, announced);
+        let mut event = convert::model_analyzed(&path, &analysis.key, &analysis.report, duration, announced);
+        event.verdict = verdict;
         self.publish(0, None, Payload::ModelAnalyzed(event));
         self.submit_hash(key, analysis);
     }
@@ -411,15 +440,25 @@ impl Pipeline {
         let job = HashJob { opened: analysis.opened, name: analysis.name, key: analysis.key };
         if pool.try_submit(ticket, job).is_err() {
             self.drops.bump(Drop::HashQueueFull);
+            self.digest_unavailable(&key);
             return;
         }
         self.files.hash_tickets.insert(ticket, key);
+    }
+
+    /// The digest will not come: the model is judged without it.
+    fn digest_unavailable(&mut self, key: &FileKey) {
+        if let Some(state) = self.models.by_key.get_mut(key) {
+            state.digest = super::models::Digest::Unavailable;
+        }
+        self.judge_model(key);
     }
 
     pub(super) fn on_hashed(&mut self, done: Finished<Hashed>) {
         let Some(key) = self.files.hash_tickets.remove(&done.ticket) else { return };
         let Some(hashed) = done.result else {
             self.drops.bump(Drop::HashFailed);
+            self.digest_unavailable(&key);
             return;
         };
         let digest = match hashed.result {
@@ -427,6 +466,7 @@ impl Pipeline {
             Err(error) => {
                 self.drops.bump(Drop::HashFailed);
                 tracing::info!(path = %hashed.name.display(), %error, "not hashed");
+                self.digest_unavailable(&key);
                 return;
             }
         };
@@ -437,6 +477,12 @@ impl Pipeline {
         }
         known.hashed = true;
         let announced_seq = known.announced_seq;
+        if let Some(state) = self.models.by_key.get_mut(&key) {
+            state.sha256 = Some(sha256.clone());
+            state.digest = super::models::Digest::Known;
+        }
+        let signature_pending = self.submit_signature(key, hashed.name.clone(), hashed.opened.root);
+        let verdict = self.judge_model(&key);
         let claimed = model_analysis::claimed_sha256(&hashed.name);
         let event = pb::ModelHashed {
             path: hashed.name.to_string_lossy().into_owned(),
@@ -448,7 +494,15 @@ impl Pipeline {
                 .map(convert::finding)
                 .collect(),
             announced_seq,
+            verdict,
         };
+        if signature_pending {
+            // Published with the verdict the signature check makes final.
+            if let Some(state) = self.models.by_key.get_mut(&key) {
+                state.held_hashed = Some(event);
+            }
+            return;
+        }
         self.publish(0, None, Payload::ModelHashed(event));
     }
 
@@ -475,14 +529,35 @@ impl Pipeline {
 
     fn on_accelerator(&mut self, event: &FileEvent, device: String) {
         let header = &event.header;
+        self.session_add(header.tgid, super::sessions::Change::Accelerator(device.clone()), false);
         let info = self.processes.lookup(header);
-        let major = event.file.rdev >> 20;
-        let payload = Payload::AcceleratorUsed(pb::AcceleratorUsed {
-            kind: crate::enrich::devices::accelerator_kind(major, &device).to_owned(),
-            device,
-            major,
-            minor: event.file.rdev & 0xf_ffff,
-        });
+        let (major, minor) = (event.file.rdev >> 20, event.file.rdev & 0xf_ffff);
+        let devices = crate::enrich::devices::accelerator_devices(&self.options.accelerator_devices);
+        let kind =
+            crate::enrich::devices::classify(&devices, major, minor).map_or("accelerator", |c| c.as_str());
+        self.accelerator_opened(header.tgid, kind);
+        let payload =
+            Payload::AcceleratorUsed(pb::AcceleratorUsed { kind: kind.to_owned(), device, major, minor });
         self.publish(header.ktime_ns, Some(convert::process(&info, header.tid)), payload);
+    }
+}
+
+/// The format a model event's file carries.
+fn model_format(model: &pb::ModelFile) -> model_analysis::Format {
+    use model_analysis::Format as F;
+    match pb::ModelFormat::try_from(model.format).unwrap_or_default() {
+        pb::ModelFormat::Gguf => F::Gguf,
+        pb::ModelFormat::Safetensors => F::Safetensors,
+        pb::ModelFormat::Pickle => F::Pickle,
+        pb::ModelFormat::PytorchZip => F::PytorchZip,
+        pb::ModelFormat::PytorchLegacy => F::PytorchLegacy,
+        pb::ModelFormat::Numpy => F::Numpy,
+        pb::ModelFormat::Onnx => F::Onnx,
+        pb::ModelFormat::Hdf5 => F::Hdf5,
+        pb::ModelFormat::Keras => F::Keras,
+        pb::ModelFormat::Tflite => F::Tflite,
+        pb::ModelFormat::Llamafile => F::Llamafile,
+        pb::ModelFormat::UnsupportedContainer => F::Zip,
+        pb::ModelFormat::Unspecified => F::Unknown,
     }
 }

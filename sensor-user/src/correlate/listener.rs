@@ -4,7 +4,7 @@
 //! listeners it already held reported, so "listen, then load" is seen too.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashMap,
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
 };
 
@@ -20,11 +20,11 @@ use crate::{
 
 const AF_INET: u16 = 2;
 
-/// Listeners already published, per process, so that the kernel's record and a later
-/// read of the held listeners never report one twice.
+/// Listeners published, per live process: so that the kernel's record and a later read
+/// of the held listeners never report one twice, and for the inventory.
 #[derive(Debug, Default)]
 pub(super) struct Published {
-    by_pid: HashMap<u32, HashSet<(u16, IpAddr)>>,
+    by_pid: HashMap<u32, Vec<ListenerOpened>>,
 }
 
 /// Listeners remembered per process; past this, duplicates are possible, never loss.
@@ -32,16 +32,25 @@ const MAX_PUBLISHED_PER_PROCESS: usize = 1024;
 
 impl Published {
     /// Records a listener; false if it was published already.
-    fn insert(&mut self, pid: u32, port: u16, address: IpAddr) -> bool {
-        let set = self.by_pid.entry(pid).or_default();
-        if set.len() >= MAX_PUBLISHED_PER_PROCESS {
+    fn insert(&mut self, pid: u32, listener: &ListenerOpened) -> bool {
+        let list = self.by_pid.entry(pid).or_default();
+        if list.len() >= MAX_PUBLISHED_PER_PROCESS {
             return true;
         }
-        set.insert((port, address))
+        if list.iter().any(|l| l.port == listener.port && l.address == listener.address) {
+            return false;
+        }
+        list.push(listener.clone());
+        true
     }
 
     pub(super) fn forget(&mut self, pid: u32) {
         self.by_pid.remove(&pid);
+    }
+
+    /// Every listener of every live process.
+    pub(super) fn all(&self) -> impl Iterator<Item = (u32, &ListenerOpened)> {
+        self.by_pid.iter().flat_map(|(pid, list)| list.iter().map(move |l| (*pid, l)))
     }
 }
 
@@ -68,11 +77,7 @@ impl Pipeline {
     fn publish_listener(&mut self, event: &ListenEvent) {
         let header = &event.header;
         let address = address(event);
-        // A kernel record is always a new listen; it is remembered so that a later read
-        // of the held listeners does not report it again.
-        self.listeners.insert(header.tgid, event.port, address);
-        let info = self.processes.lookup(header);
-        let payload = Payload::ListenerOpened(ListenerOpened {
+        let listener = ListenerOpened {
             port: u32::from(event.port),
             address: address.to_string(),
             exposure: exposure(address).into(),
@@ -80,8 +85,27 @@ impl Pipeline {
             protocol: "tcp".to_owned(),
             reasons: convert::reasons(event.reason),
             snapshot: false,
+        };
+        // A kernel record is always a new listen; it is remembered so that a later read
+        // of the held listeners does not report it again.
+        self.listeners.insert(header.tgid, &listener);
+        self.listener_in_session(header.tgid, event.port, address);
+        let info = self.processes.lookup(header);
+        self.publish(
+            header.ktime_ns,
+            Some(convert::process(&info, header.tid)),
+            Payload::ListenerOpened(listener),
+        );
+    }
+
+    /// A runtime server that listens, or a process that loaded a model and listens, is
+    /// an inference session (or already in one).
+    fn listener_in_session(&mut self, pid: u32, port: u16, address: IpAddr) {
+        let server = self.processes.peek(pid).and_then(|p| p.runtime.clone()).is_some_and(|c| {
+            c.role == crate::domain::Role::Server || c.runtime == crate::domain::Runtime::UnknownLoader
         });
-        self.publish(header.ktime_ns, Some(convert::process(&info, header.tid)), payload);
+        let create = server || self.loaders.is_confirmed(pid);
+        self.session_add(pid, super::sessions::Change::Listener(port, address), create);
     }
 
     /// One of `pid`'s candidate loads is known; once none is pending, its held
@@ -129,10 +153,7 @@ impl Pipeline {
     pub(super) fn publish_held(&mut self, pid: u32, listeners: &[HeldListener], why: &str, snapshot: bool) {
         let Some(info) = self.processes.peek(pid) else { return };
         for held in listeners {
-            if !self.listeners.insert(pid, held.port, held.address) {
-                continue;
-            }
-            let payload = Payload::ListenerOpened(ListenerOpened {
+            let listener = ListenerOpened {
                 port: u32::from(held.port),
                 address: held.address.to_string(),
                 exposure: exposure(held.address).into(),
@@ -140,8 +161,12 @@ impl Pipeline {
                 protocol: "tcp".to_owned(),
                 reasons: vec![why.to_owned()],
                 snapshot,
-            });
-            self.publish(0, Some(convert::process(&info, pid)), payload);
+            };
+            if !self.listeners.insert(pid, &listener) {
+                continue;
+            }
+            self.listener_in_session(pid, held.port, held.address);
+            self.publish(0, Some(convert::process(&info, pid)), Payload::ListenerOpened(listener));
         }
     }
 }

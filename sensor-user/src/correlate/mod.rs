@@ -5,12 +5,17 @@
 //! slow or hostile file delays only the events about that file. This is the only stage
 //! that publishes, through an [`EventSink`] the wiring provides.
 
+pub mod accelerators;
 mod clock;
 pub mod convert;
+mod evidence;
 mod files;
+pub mod inventory;
 mod listener;
 mod loaders;
+mod models;
 mod process;
+mod sessions;
 mod snapshot;
 pub mod workers;
 
@@ -38,14 +43,22 @@ use crate::{
         process::{ProcView, ProcessCache},
         snapshot::SnapshotItem,
     },
+    policy::{Policy, PolicyUpdate},
     source::RuntimeMarks,
 };
 pub use workers::{WorkReceivers, Workers};
 
 /// Where events go: the publish stage implements it (the event log); tests collect.
 pub trait EventSink: Send + Sync {
-    /// Numbers and publishes one event; returns its sequence number.
-    fn publish(&self, time: SystemTime, process: Option<Process>, payload: Payload) -> u64;
+    /// Numbers and publishes one event; returns its sequence number. `session_id` is
+    /// the inference session the event belongs to ("" for none).
+    fn publish(
+        &self,
+        time: SystemTime,
+        process: Option<Process>,
+        session_id: String,
+        payload: Payload,
+    ) -> u64;
 }
 
 /// Counters of the userspace side, for status and metrics.
@@ -66,6 +79,8 @@ pub struct PipelineOptions {
     /// How long a candidate may wait for identification before it is published
     /// unidentified.
     pub identify_deadline: Duration,
+    /// Accelerator devices configured beyond `/proc/devices` (tests alias harmless devices).
+    pub accelerator_devices: Vec<crate::enrich::devices::AcceleratorDevice>,
     /// The sensor's own mount namespace (inode of `/proc/self/ns/mnt`), to know when a
     /// process's path is also valid here.
     pub mount_ns: u32,
@@ -78,6 +93,7 @@ impl Default for PipelineOptions {
             all_candidates: false,
             process_cache: NonZeroUsize::new(16_384).unwrap_or(NonZeroUsize::MIN),
             identify_deadline: Duration::from_secs(1),
+            accelerator_devices: Vec::new(),
             mount_ns: 0,
         }
     }
@@ -88,10 +104,25 @@ pub struct Parts {
     pub view: Box<dyn ProcView>,
     /// The kernel's mark map; `None` in tests.
     pub marks: Option<RuntimeMarks>,
+    /// The kernel's accelerator maps (entries of exited processes go); `None` in tests.
+    pub accelerator_maps: Option<crate::source::accelerators::AcceleratorMaps>,
     pub sink: Arc<dyn EventSink>,
     pub workers: Workers,
     pub drops: Arc<DropCounters>,
     pub stats: Arc<PipelineStats>,
+    /// The catalog in force at start-up.
+    pub policy: Arc<Policy>,
+}
+
+/// What the pipeline receives besides kernel records and work results.
+pub struct Inputs {
+    pub records: mpsc::Receiver<Record>,
+    pub results: WorkReceivers,
+    pub snapshot: mpsc::Receiver<SnapshotItem>,
+    pub policy: mpsc::Receiver<PolicyUpdate>,
+    pub inventory: mpsc::Receiver<inventory::InventoryRequest>,
+    pub sweep: mpsc::Receiver<crate::analyze::sweep::SweepItem>,
+    pub accelerators: mpsc::Receiver<accelerators::AcceleratorSample>,
 }
 
 /// The correlation stage.
@@ -105,10 +136,16 @@ pub struct Pipeline {
     /// Processes whose held listeners were asked for by the start-up snapshot.
     snapshot_pids: HashSet<u32>,
     files: files::FileTable,
+    models: models::ModelTable,
+    sessions: sessions::Sessions,
+    policy: Arc<Policy>,
+    sweep: inventory::Sweep,
+    accelerators: accelerators::Accelerators,
     loaders: loaders::Loaders,
     listeners: listener::Published,
     workers: Workers,
     marks: Option<RuntimeMarks>,
+    accelerator_maps: Option<crate::source::accelerators::AcceleratorMaps>,
     sink: Arc<dyn EventSink>,
     clock: BootClock,
     drops: Arc<DropCounters>,
@@ -128,10 +165,16 @@ impl Pipeline {
             published: HashSet::new(),
             snapshot_pids: HashSet::new(),
             files: files::FileTable::default(),
+            models: models::ModelTable::default(),
+            sessions: sessions::Sessions::default(),
+            policy: parts.policy,
+            sweep: inventory::Sweep::default(),
+            accelerators: accelerators::Accelerators::default(),
             loaders: loaders::Loaders::default(),
             listeners: listener::Published::default(),
             workers: parts.workers,
             marks: parts.marks,
+            accelerator_maps: parts.accelerator_maps,
             sink: parts.sink,
             clock: BootClock::now(),
             drops: parts.drops,
@@ -141,12 +184,16 @@ impl Pipeline {
 
     /// Handles records, work results and the start-up snapshot until the record source
     /// closes.
-    pub async fn run(
-        mut self,
-        mut records: mpsc::Receiver<Record>,
-        mut results: WorkReceivers,
-        mut snapshot: mpsc::Receiver<SnapshotItem>,
-    ) {
+    pub async fn run(mut self, inputs: Inputs) {
+        let Inputs {
+            mut records,
+            mut results,
+            mut snapshot,
+            mut policy,
+            mut inventory,
+            mut sweep,
+            accelerators: mut samples,
+        } = inputs;
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -156,7 +203,13 @@ impl Pipeline {
                 Some(done) = results.analyzed.recv() => self.on_analyzed(done),
                 Some(done) = results.hashed.recv() => self.on_hashed(done),
                 Some(done) = results.held.recv() => self.on_held_listeners(done),
+                Some(done) = results.signature.recv() => self.on_signature(done),
+                Some(done) = results.version.recv() => self.on_version(done),
+                Some(update) = policy.recv() => self.on_policy(update),
+                Some(reply) = inventory.recv() => self.on_inventory(reply),
                 Some(item) = snapshot.recv() => self.on_snapshot(item),
+                Some(item) = sweep.recv() => self.on_sweep(item),
+                Some(sample) = samples.recv() => self.on_accelerator_sample(&sample),
                 record = records.recv() => match record {
                     Some(record) => self.handle(record),
                     None => return,
@@ -184,9 +237,45 @@ impl Pipeline {
         self.expire_identifications();
     }
 
+    /// Publishes an event, tagged with its process's inference session.
     fn publish(&self, ktime_ns: u64, process: Option<Process>, payload: Payload) -> u64 {
+        let session = process.as_ref().and_then(|p| self.session_of(p.pid)).map(str::to_owned);
+        self.publish_in(ktime_ns, process, session, payload)
+    }
+
+    fn publish_in(
+        &self,
+        ktime_ns: u64,
+        process: Option<Process>,
+        session: Option<String>,
+        payload: Payload,
+    ) -> u64 {
         let time = if ktime_ns == 0 { SystemTime::now() } else { self.clock.wall(ktime_ns) };
-        self.sink.publish(time, process, payload)
+        self.sink.publish(time, process, session.unwrap_or_default(), payload)
+    }
+
+    /// A catalog reload: judged again under the new one, or the refusal published.
+    fn on_policy(&mut self, update: PolicyUpdate) {
+        match update {
+            PolicyUpdate::Loaded(policy) => {
+                self.policy = policy;
+                self.judge_everything();
+            }
+            PolicyUpdate::Rejected { path, reason } => {
+                let finding = proto::v1::PolicyFinding {
+                    verdict: Some(proto::v1::Verdict {
+                        verdict: "catalog_invalid".into(),
+                        severity: proto::v1::Severity::High.into(),
+                        reason: format!("{reason}; the previous catalog stays in force"),
+                        ..proto::v1::Verdict::default()
+                    }),
+                    subject: "catalog".into(),
+                    subject_id: path.display().to_string(),
+                    ..proto::v1::PolicyFinding::default()
+                };
+                self.publish(0, None, Payload::Finding(finding));
+            }
+        }
     }
 
     /// Rewrites a process's kernel mark and mirrors it.

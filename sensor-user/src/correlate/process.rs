@@ -61,7 +61,14 @@ impl Pipeline {
         self.marked.remove(&header.tgid);
         self.loaders.forget(header.tgid);
         self.listeners.forget(header.tgid);
+        if self.accelerators.by_pid.remove(&header.tgid).is_some()
+            && let Some(maps) = &self.accelerator_maps
+        {
+            maps.forget(header.tgid);
+        }
+        let session_id = self.session_of(header.tgid).map(str::to_owned);
         if !self.published.remove(&header.tgid) {
+            self.session_exit(header.tgid);
             return;
         }
         let mut info = info.map(|i| (*i).clone()).unwrap_or_default();
@@ -71,7 +78,8 @@ impl Pipeline {
             exit_code: ((event.exit_code >> 8) & 0xff) as i32,
             signal: (event.exit_code & 0x7f) as i32,
         });
-        self.publish(header.ktime_ns, Some(convert::process(&info, header.tid)), payload);
+        self.publish_in(header.ktime_ns, Some(convert::process(&info, header.tid)), session_id, payload);
+        self.session_exit(header.tgid);
     }
 }
 

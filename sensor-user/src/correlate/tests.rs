@@ -38,11 +38,15 @@ impl EventSink for Collected {
         &self,
         _time: std::time::SystemTime,
         process: Option<proto::v1::Process>,
+        session_id: String,
         payload: Payload,
     ) -> u64 {
         let mut events = self.events.lock().expect("lock");
         let seq = events.len() as u64 + 1;
-        events.push((Instant::now(), Event { seq, process, payload: Some(payload), ..Event::default() }));
+        events.push((
+            Instant::now(),
+            Event { seq, process, session_id, payload: Some(payload), ..Event::default() },
+        ));
         seq
     }
 }
@@ -82,6 +86,10 @@ struct Harness {
     sink: Arc<Collected>,
     drops: Arc<DropCounters>,
     _snapshot: mpsc::Sender<crate::enrich::snapshot::SnapshotItem>,
+    _policy: mpsc::Sender<crate::policy::PolicyUpdate>,
+    _inventory: mpsc::Sender<super::inventory::InventoryRequest>,
+    _sweep: mpsc::Sender<crate::analyze::sweep::SweepItem>,
+    _accelerators: mpsc::Sender<super::accelerators::AcceleratorSample>,
 }
 
 fn start(fns: WorkFns, sizes: PoolSizes, options: PipelineOptions) -> Harness {
@@ -91,15 +99,31 @@ fn start(fns: WorkFns, sizes: PoolSizes, options: PipelineOptions) -> Harness {
     let parts = Parts {
         view: Box::new(NoProc),
         marks: None,
+        accelerator_maps: None,
         sink: Arc::clone(&sink) as Arc<dyn EventSink>,
         workers,
         drops: Arc::clone(&drops),
         stats: Arc::new(PipelineStats::default()),
+        policy: Arc::new(crate::policy::Policy::defaults()),
     };
     let (records_tx, records) = mpsc::channel(1024);
     let (snapshot_tx, snapshot) = mpsc::channel(16);
-    tokio::spawn(Pipeline::new(options, parts).run(records, results, snapshot));
-    Harness { records: records_tx, sink, drops, _snapshot: snapshot_tx }
+    let (policy_tx, policy) = mpsc::channel(4);
+    let (inventory_tx, inventory) = mpsc::channel(4);
+    let (sweep_tx, sweep) = mpsc::channel(4);
+    let (accelerators_tx, accelerators) = mpsc::channel(4);
+    let inputs = super::Inputs { records, results, snapshot, policy, inventory, sweep, accelerators };
+    tokio::spawn(Pipeline::new(options, parts).run(inputs));
+    Harness {
+        records: records_tx,
+        sink,
+        drops,
+        _snapshot: snapshot_tx,
+        _policy: policy_tx,
+        _inventory: inventory_tx,
+        _sweep: sweep_tx,
+        _accelerators: accelerators_tx,
+    }
 }
 
 fn real_fns() -> WorkFns {
@@ -235,13 +259,23 @@ async fn events_of_one_file_come_in_order_and_link_to_the_first() {
         h.records.send(open_record(&file, &path, reason::EXTENSION)).await.expect("send");
     }
     h.sink.wait_for("model_hashed", Duration::from_secs(5)).await.expect("hashed");
-    let kinds = h.sink.kinds();
+    // Sessions and verdict findings interleave; the file's own events keep their order.
+    let file_kinds = ["model_file_opened", "model_analyzed", "model_hashed"];
+    let events: Vec<_> = h
+        .sink
+        .events
+        .lock()
+        .expect("lock")
+        .iter()
+        .filter(|(_, event)| file_kinds.contains(&kind(event)))
+        .cloned()
+        .collect();
+    let kinds: Vec<_> = events.iter().map(|(_, event)| kind(event)).collect();
     assert_eq!(
         kinds,
         ["model_file_opened", "model_file_opened", "model_file_opened", "model_analyzed", "model_hashed"],
         "{kinds:?}"
     );
-    let events = h.sink.events.lock().expect("lock").clone();
     let Some(Payload::ModelAnalyzed(analyzed)) = &events[3].1.payload else { panic!("analyzed") };
     assert_eq!(analyzed.announced_seq, events[0].1.seq);
     let Some(Payload::ModelHashed(hashed)) = &events[4].1.payload else { panic!("hashed") };

@@ -11,7 +11,10 @@ use crate::{
     analyze::{
         access::FileRequest,
         pool::{Finished, PoolStatus, WorkerPool},
-        work::{self, Analysis, AnalyzeJob, HashJob, Hashed, Identification},
+        work::{
+            self, Analysis, AnalyzeJob, HashJob, Hashed, Identification, SignatureChecked, SignatureJob,
+            VersionJob, VersionRead,
+        },
     },
     enrich::snapshot::{HeldListeners, held_listeners},
 };
@@ -23,6 +26,8 @@ pub struct WorkFns {
     pub analyze: Arc<dyn Fn(AnalyzeJob) -> Analysis + Send + Sync>,
     pub hash: Arc<dyn Fn(HashJob) -> Hashed + Send + Sync>,
     pub held: Arc<dyn Fn(u32) -> HeldListeners + Send + Sync>,
+    pub signature: Arc<dyn Fn(SignatureJob) -> SignatureChecked + Send + Sync>,
+    pub version: Arc<dyn Fn(VersionJob) -> VersionRead + Send + Sync>,
 }
 
 impl WorkFns {
@@ -35,6 +40,8 @@ impl WorkFns {
             analyze: Arc::new(move |job| work::analyze(job, &analysis)),
             hash: Arc::new(move |job| work::hash(job, &hash)),
             held: Arc::new(move |pid| held_listeners(&proc_root, pid)),
+            signature: Arc::new(move |job| work::check_signature(&job, &hash)),
+            version: Arc::new(|job| work::read_version(&job)),
         }
     }
 }
@@ -68,6 +75,8 @@ pub struct Workers {
     pub(super) analyze: WorkerPool<AnalyzeJob>,
     pub(super) hash: Option<WorkerPool<HashJob>>,
     pub(super) held: WorkerPool<u32>,
+    pub(super) signature: WorkerPool<SignatureJob>,
+    pub(super) version: WorkerPool<VersionJob>,
     next_ticket: u64,
 }
 
@@ -77,6 +86,8 @@ pub struct WorkReceivers {
     pub analyzed: UnboundedReceiver<Finished<Analysis>>,
     pub hashed: UnboundedReceiver<Finished<Hashed>>,
     pub held: UnboundedReceiver<Finished<HeldListeners>>,
+    pub signature: UnboundedReceiver<Finished<SignatureChecked>>,
+    pub version: UnboundedReceiver<Finished<VersionRead>>,
 }
 
 impl Workers {
@@ -87,7 +98,10 @@ impl Workers {
         let (analyzed_tx, analyzed) = unbounded_channel();
         let (hashed_tx, hashed) = unbounded_channel();
         let (held_tx, held) = unbounded_channel();
-        let WorkFns { identify, analyze, hash, held: held_fn } = fns;
+        let (signature_tx, signature) = unbounded_channel();
+        let (version_tx, version) = unbounded_channel();
+        let WorkFns { identify, analyze, hash, held: held_fn, signature: signature_fn, version: version_fn } =
+            fns;
         let workers = Self {
             identify: WorkerPool::spawn(
                 "identify",
@@ -107,9 +121,11 @@ impl Workers {
                 .hash_queue
                 .map(|queue| WorkerPool::spawn("hash", 1, queue, move |job| hash(job), &hashed_tx)),
             held: WorkerPool::spawn("procfs", 1, 256, move |pid| held_fn(pid), &held_tx),
+            signature: WorkerPool::spawn("signature", 1, 64, move |job| signature_fn(job), &signature_tx),
+            version: WorkerPool::spawn("version", 1, 64, move |job| version_fn(job), &version_tx),
             next_ticket: 1,
         };
-        (workers, WorkReceivers { identified, analyzed, hashed, held })
+        (workers, WorkReceivers { identified, analyzed, hashed, held, signature, version })
     }
 
     /// A fresh ticket for a job.
@@ -127,6 +143,8 @@ impl Workers {
             analyze: self.analyze.clone(),
             hash: self.hash.clone(),
             held: self.held.clone(),
+            signature: self.signature.clone(),
+            version: self.version.clone(),
         }
     }
 }
@@ -138,6 +156,8 @@ pub struct WorkersStatus {
     analyze: WorkerPool<AnalyzeJob>,
     hash: Option<WorkerPool<HashJob>>,
     held: WorkerPool<u32>,
+    signature: WorkerPool<SignatureJob>,
+    version: WorkerPool<VersionJob>,
 }
 
 impl WorkersStatus {
@@ -145,7 +165,7 @@ impl WorkersStatus {
     pub fn status(&self) -> Vec<PoolStatus> {
         let mut all = vec![self.identify.status(), self.analyze.status()];
         all.extend(self.hash.as_ref().map(WorkerPool::status));
-        all.push(self.held.status());
+        all.extend([self.held.status(), self.signature.status(), self.version.status()]);
         all
     }
 }

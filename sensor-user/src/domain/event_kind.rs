@@ -18,6 +18,11 @@ pub fn kind_of(payload: Option<&Payload>) -> EventKind {
         Some(Payload::ModelHashed(_)) => EventKind::ModelHashed,
         Some(Payload::ModelAnalyzed(_)) => EventKind::ModelAnalyzed,
         Some(Payload::CandidateFile(_)) => EventKind::CandidateFile,
+        Some(Payload::SessionStarted(_)) => EventKind::SessionStarted,
+        Some(Payload::SessionUpdated(_)) => EventKind::SessionUpdated,
+        Some(Payload::SessionEnded(_)) => EventKind::SessionEnded,
+        Some(Payload::Finding(_)) => EventKind::Finding,
+        Some(Payload::AcceleratorActivity(_)) => EventKind::AcceleratorActivity,
         None => EventKind::Unspecified,
     }
 }

@@ -6,7 +6,7 @@ use sensor_common::FileIdentity;
 /// What the kernel saw: device, inode, size and both times. The change time is there
 /// because a file's owner can reset mtime (`touch -d`) after rewriting it, never ctime:
 /// a cache keyed on this never reuses the verdict of the old content.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct FileKey {
     pub dev: u64,
     pub ino: u64,
@@ -19,9 +19,14 @@ const NS: i64 = 1_000_000_000;
 
 impl FileKey {
     /// From the kernel's identity: the kernel encodes dev_t as major << 20 | minor.
+    ///
+    /// NB: since 6.13 (multigrain timestamps) the kernel keeps a flag in the top bit of
+    /// `i_ctime_nsec` (`I_CTIME_QUERIED`); its accessors mask it, and so must we: a
+    /// nanosecond count is below 2^30.
     #[must_use]
     pub fn from_kernel(identity: &FileIdentity) -> Self {
-        let ns = |sec: i64, nsec: u32| sec.saturating_mul(NS).saturating_add(i64::from(nsec));
+        const NSEC_MASK: u32 = (1 << 30) - 1;
+        let ns = |sec: i64, nsec: u32| sec.saturating_mul(NS).saturating_add(i64::from(nsec & NSEC_MASK));
         Self {
             dev: libc::makedev(identity.dev >> 20, identity.dev & 0xf_ffff),
             ino: identity.ino,
@@ -67,6 +72,12 @@ mod tests {
     fn kernel_dev_encoding_is_converted() {
         let identity = FileIdentity { dev: (8 << 20) | 1, ..FileIdentity::default() };
         assert_eq!(FileKey::from_kernel(&identity).dev, libc::makedev(8, 1));
+    }
+
+    #[test]
+    fn the_multigrain_queried_flag_is_not_time() {
+        let identity = FileIdentity { ctime_sec: 10, ctime_nsec: (1 << 31) | 5, ..FileIdentity::default() };
+        assert_eq!(FileKey::from_kernel(&identity).ctime_ns, 10_000_000_005);
     }
 
     #[test]

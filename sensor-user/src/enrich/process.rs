@@ -1,36 +1,66 @@
 //! The process cache: pid -> what the process is. Filled from exec events (exact, from
 //! the kernel) and from a [`ProcView`] (procfs) on a miss; bounded (LRU) and pruned on
 //! exit. The view is injected so that the pipeline runs without root or a real /proc.
+//! Each entry also says which container and pod it runs in (its workload), resolved
+//! once per process and again when the kernel reports it in another cgroup.
 
 use std::{num::NonZeroUsize, path::PathBuf, sync::Arc};
 
 use lru::LruCache;
 use sensor_common::EventHeader;
 
-use super::container::container_id;
+use super::{
+    container::container_id,
+    pod::{PodDirectory, PodIdentity},
+};
 use crate::domain::Classification;
 
 /// Where the cache learns about processes it has not seen exec.
 pub trait ProcView: Send + 'static {
     /// What the system says about a live process; `None` when it is gone.
     fn process(&self, pid: u32) -> Option<ProcessInfo>;
+
+    /// The container and pod a live process runs in; `None` when it is gone or the
+    /// view cannot tell (then the entry keeps what it had).
+    fn workload(&mut self, _pid: u32) -> Option<Workload> {
+        None
+    }
 }
 
-/// The real /proc (or another procfs mount).
-#[derive(Clone, Debug)]
+/// Where a process runs: its container and, under Kubernetes, its pod. Empty on a
+/// plain host.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Workload {
+    pub container_id: String,
+    pub pod: Option<Arc<PodIdentity>>,
+}
+
+/// The real /proc (or another procfs mount), and the kubelet's directories for pod
+/// names.
+#[derive(Debug)]
 pub struct ProcFs {
     pub root: PathBuf,
+    pub pods: PodDirectory,
 }
 
 impl Default for ProcFs {
     fn default() -> Self {
-        Self { root: PathBuf::from("/proc") }
+        Self { root: PathBuf::from("/proc"), pods: PodDirectory::default() }
     }
 }
 
 impl ProcView for ProcFs {
     fn process(&self, pid: u32) -> Option<ProcessInfo> {
         from_procfs(&self.root, pid)
+    }
+
+    fn workload(&mut self, pid: u32) -> Option<Workload> {
+        let dir = self.root.join(pid.to_string());
+        let groups = procfs::process::Process::new_with_root(dir).ok()?.cgroups().ok()?;
+        let paths: Vec<String> = groups.into_iter().map(|group| group.pathname).collect();
+        let container_id = paths.iter().find_map(|path| container_id(path)).unwrap_or_default();
+        let pod = paths.iter().find_map(|path| self.pods.identify(path, &container_id));
+        Some(Workload { container_id, pod })
     }
 }
 
@@ -47,6 +77,10 @@ pub struct ProcessInfo {
     pub argv_truncated: bool,
     pub cgroup_id: u64,
     pub container_id: String,
+    /// The Kubernetes pod, when the process runs in one.
+    pub pod: Option<Arc<PodIdentity>>,
+    /// The cgroup id the container and pod were resolved for (`None`: not yet).
+    pub workload_cgroup: Option<u64>,
     /// Set when the process is (part of) an inference runtime.
     pub runtime: Option<Classification>,
 }
@@ -63,7 +97,8 @@ impl ProcessCache {
         Self { entries: LruCache::new(capacity), view }
     }
 
-    pub fn insert(&mut self, info: ProcessInfo) -> Arc<ProcessInfo> {
+    pub fn insert(&mut self, mut info: ProcessInfo) -> Arc<ProcessInfo> {
+        self.resolve_workload(&mut info);
         let info = Arc::new(info);
         self.entries.put(info.pid, Arc::clone(&info));
         info
@@ -92,11 +127,30 @@ impl ProcessCache {
     /// already gone, what the kernel record itself says.
     pub fn lookup(&mut self, header: &EventHeader) -> Arc<ProcessInfo> {
         if let Some(info) = self.entries.get(&header.tgid) {
-            return Arc::clone(info);
+            // A process that moved to another cgroup (`runc init` joining its
+            // container's) belongs to another workload now.
+            if header.cgroup_id == 0 || info.workload_cgroup == Some(header.cgroup_id) {
+                return Arc::clone(info);
+            }
+            let mut moved = (**info).clone();
+            moved.cgroup_id = header.cgroup_id;
+            return self.insert(moved);
         }
         let mut info = self.view.process(header.tgid).unwrap_or_default();
         fill_from_header(&mut info, header);
         self.insert(info)
+    }
+
+    /// Fills the container and pod once per cgroup of the process.
+    fn resolve_workload(&mut self, info: &mut ProcessInfo) {
+        if info.workload_cgroup == Some(info.cgroup_id) {
+            return;
+        }
+        info.workload_cgroup = Some(info.cgroup_id);
+        if let Some(workload) = self.view.workload(info.pid) {
+            info.container_id = workload.container_id;
+            info.pod = workload.pod;
+        }
     }
 
     /// Updates a cached entry in place (runtime marks).
@@ -150,6 +204,8 @@ pub fn from_procfs(proc_root: &std::path::Path, pid: u32) -> Option<ProcessInfo>
         argv_truncated: false,
         cgroup_id: 0,
         container_id: cgroup.unwrap_or_default(),
+        pod: None,
+        workload_cgroup: None,
         runtime: None,
     })
 }
@@ -189,5 +245,41 @@ mod tests {
         let info = cache.lookup(&header);
         assert!(!info.exe.is_empty(), "procfs gave the exe of pid {me}");
         assert_eq!(info.comm, "from-kernel", "the kernel record wins over procfs");
+    }
+
+    /// A view whose processes run in the container its `containers` says, counting
+    /// how often it was asked.
+    struct Containers {
+        container: std::sync::Arc<std::sync::Mutex<String>>,
+        asked: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl ProcView for Containers {
+        fn process(&self, _pid: u32) -> Option<ProcessInfo> {
+            None
+        }
+
+        fn workload(&mut self, _pid: u32) -> Option<Workload> {
+            self.asked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let container_id = self.container.lock().expect("lock").clone();
+            Some(Workload { container_id, pod: None })
+        }
+    }
+
+    #[test]
+    fn the_workload_is_resolved_once_per_cgroup() {
+        let container = std::sync::Arc::new(std::sync::Mutex::new("runc-parent".to_owned()));
+        let asked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let view = Containers { container: container.clone(), asked: asked.clone() };
+        let mut cache = ProcessCache::new(NonZeroUsize::new(8).expect("non-zero"), Box::new(view));
+        let mut header = EventHeader { tgid: 42, cgroup_id: 7, ..EventHeader::default() };
+        assert_eq!(cache.lookup(&header).container_id, "runc-parent");
+        assert_eq!(cache.lookup(&header).container_id, "runc-parent");
+        assert_eq!(asked.load(std::sync::atomic::Ordering::Relaxed), 1, "cached for its cgroup");
+        // `runc init` joins the container's cgroup, then execs the entrypoint.
+        "abc".clone_into(&mut container.lock().expect("lock"));
+        header.cgroup_id = 9;
+        assert_eq!(cache.lookup(&header).container_id, "abc", "another cgroup: resolved again");
+        assert_eq!(asked.load(std::sync::atomic::Ordering::Relaxed), 2);
     }
 }

@@ -1,7 +1,6 @@
-//! Events on standard output, as readable lines or JSON lines. It is one more
-//! subscriber of the log: a stalled pipe makes it skip (and say so), never the sensor.
-
-use std::sync::Arc;
+//! Events on standard output, as readable lines, JSON lines or OCSF. It is one more
+//! reader of the log: a stalled pipe makes it fall behind (and catch up from the log),
+//! never the sensor.
 
 use tokio::io::{AsyncWriteExt as _, BufWriter};
 
@@ -14,6 +13,8 @@ pub enum Output {
     Text,
     /// One JSON object per line (proto3 JSON mapping, plus `kind`).
     Json,
+    /// One OCSF 1.8 JSON object per line.
+    Ocsf,
     /// Nothing on stdout (gRPC only).
     None,
 }
@@ -24,19 +25,24 @@ pub fn render(output: Output, event: &proto::v1::Event) -> Option<String> {
     match output {
         Output::Text => Some(format::text_line(event)),
         Output::Json => Some(format::json_line(event)),
+        Output::Ocsf => Some(super::ocsf::json_line(event)),
         Output::None => None,
     }
 }
 
 /// Prints the subscription until it ends or stdout closes.
 pub async fn print(mut subscription: Subscription, output: Output) {
+    if output == Output::None {
+        return;
+    }
     let mut out = BufWriter::new(tokio::io::stdout());
-    while let Some(event) = subscription.next().await {
-        let Some(mut line) = render(output, &Arc::clone(&event)) else { continue };
+    while let Some(event) = subscription.next_event().await {
+        let Some(mut line) = render(output, &event) else { continue };
         line.push('\n');
         if out.write_all(line.as_bytes()).await.is_err() {
             return;
         }
+        subscription.cursor().state().add_delivered(1);
         if out.flush().await.is_err() {
             return;
         }

@@ -48,6 +48,7 @@ pub(super) fn payload(line: &mut String, payload: &Payload) {
             if let Some(matches) = hashed.claimed_sha256_matches {
                 let _ = write!(line, " name_digest_matches={matches}");
             }
+            verdict(line, hashed.verdict.as_ref());
         }
         Payload::ListenerOpened(listener) => {
             let exposure = Exposure::try_from(listener.exposure).unwrap_or_default();
@@ -78,9 +79,36 @@ pub(super) fn payload(line: &mut String, payload: &Payload) {
                 short(worst.as_str_name(), "SEVERITY_"),
                 analyzed.duration_ms
             );
+            verdict(line, analyzed.verdict.as_ref());
+        }
+        Payload::SessionStarted(started) => session(line, started.session.as_ref(), ""),
+        Payload::SessionUpdated(updated) => session(line, updated.session.as_ref(), &updated.change),
+        Payload::SessionEnded(ended) => session(line, ended.session.as_ref(), ""),
+        Payload::Finding(finding) => {
+            let _ = write!(line, " {}={}", finding.subject, finding.subject_id);
+            verdict(line, finding.verdict.as_ref());
         }
         Payload::CandidateFile(candidate) => {
             let _ = write!(line, " path={} outcome={}", candidate.path, candidate.outcome);
+        }
+        Payload::AcceleratorActivity(activity) => {
+            let _ = write!(
+                line,
+                " kinds={} rate={:.0}/s window={}s sustained={} source={}",
+                activity.kinds.join(","),
+                activity.ioctls_per_second,
+                activity.window_seconds,
+                activity.sustained,
+                activity.source
+            );
+            if activity.source == "nvml" {
+                let _ = write!(
+                    line,
+                    " gpu={}% memory={}",
+                    activity.gpu_utilization_percent,
+                    human_size(activity.gpu_memory_bytes)
+                );
+            }
         }
         Payload::AcceleratorUsed(accel) => {
             let _ = write!(line, " device={} kind={}", accel.device, accel.kind);
@@ -113,12 +141,39 @@ fn file(line: &mut String, file: Option<&ModelFile>) {
         human_size(size)
     );
     metadata(line, file.metadata.as_ref());
+    verdict(line, file.verdict.as_ref());
     let analysis = proto::v1::AnalysisState::try_from(file.analysis).unwrap_or_default();
     if analysis != proto::v1::AnalysisState::Unspecified {
         let _ = write!(line, " analysis={}", short(analysis.as_str_name(), "ANALYSIS_STATE_"));
     }
     if !file.findings.is_empty() {
         let _ = write!(line, " findings={}", file.findings.len());
+    }
+}
+
+fn session(line: &mut String, session: Option<&proto::v1::InferenceSession>, change: &str) {
+    let Some(session) = session else { return };
+    let _ = write!(
+        line,
+        " session={} models={} listeners={}",
+        session.id,
+        session.models.len(),
+        session.listeners.len()
+    );
+    if !change.is_empty() {
+        let _ = write!(line, " change=\"{change}\"");
+    }
+    verdict(line, session.verdict.as_ref());
+}
+
+fn verdict(line: &mut String, verdict: Option<&proto::v1::Verdict>) {
+    let Some(verdict) = verdict else { return };
+    let _ = write!(line, " verdict={}", verdict.verdict);
+    if verdict.provisional {
+        line.push_str("(provisional)");
+    }
+    if !verdict.reason.is_empty() {
+        let _ = write!(line, " reason=\"{}\"", verdict.reason);
     }
 }
 

@@ -173,6 +173,7 @@ fn missing_fields(hook: Hook, fields: &TracepointFields) -> Option<&'static str>
         Watch::Open if fields.sys_exit_ret.is_none() => Some("sys_exit_openat ret"),
         Watch::Mmap if fields.mmap.is_none() || fields.sys_exit_ret.is_none() => Some("sys_enter_mmap"),
         Watch::Listen if fields.sock.is_none() => Some("inet_sock_set_state"),
+        Watch::Ioctl if fields.ioctl_fd.is_none() => Some("sys_enter_ioctl fd"),
         _ => None,
     }
 }

@@ -29,7 +29,12 @@ pub(super) fn configure_maps(ebpf: &mut Ebpf, settings: &FilterSettings) -> Resu
     array.set(0, &value, 0).map_err(map_error("SETTINGS"))?;
     fill(ebpf, "EXTENSIONS", extensions)?;
     fill(ebpf, "PORTS", settings.ports.iter().map(|port| (*port, 1u8)))?;
-    fill(ebpf, "ACCEL_MAJORS", settings.accelerator_majors.iter().map(|m| (*m, 1u8)))?;
+    let minors = |first, last| sensor_common::settings::AcceleratorMinors { first, last };
+    fill(
+        ebpf,
+        "ACCEL_MAJORS",
+        settings.accelerators.iter().map(|(major, first, last)| (*major, minors(*first, *last))),
+    )?;
     // The kernel keeps the first 15 bytes of an executable's name as its `comm`.
     let comms = settings.runtime_executables.iter().map(|name| {
         let mut comm = [0u8; 16];

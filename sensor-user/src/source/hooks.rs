@@ -12,6 +12,7 @@ pub enum Watch {
     Open,
     Mmap,
     Listen,
+    Ioctl,
 }
 
 impl Watch {
@@ -24,6 +25,7 @@ impl Watch {
             Self::Open => "open",
             Self::Mmap => "mmap",
             Self::Listen => "listen",
+            Self::Ioctl => "ioctl",
         }
     }
 }
@@ -205,7 +207,7 @@ const fn fexit(program: &'static str, function: &'static str, watches: Watch) ->
 
 /// The portable backend, in attach order. Exit and fork come first so that no process
 /// escapes the bookkeeping while the others attach.
-pub const TRACEPOINTS: [Hook; 9] = [
+pub const TRACEPOINTS: [Hook; 10] = [
     tracepoint("sched_process_exit", "sched", Watch::Exit, true),
     Hook {
         program: "sched_process_fork",
@@ -231,6 +233,8 @@ pub const TRACEPOINTS: [Hook; 9] = [
         variants: Variants::NoReads,
         only_on: None,
     },
+    // Accelerator activity: counts ioctls of processes that opened a GPU/NPU.
+    tracepoint("sys_enter_ioctl", "syscalls", Watch::Ioctl, false),
 ];
 
 /// Stronger hooks, tried first; each replaces the tracepoints that watch the same thing.
@@ -243,10 +247,8 @@ pub const STRONG: [Hook; 2] = [
 
 /// What the syscall tracepoints cannot see, reported as degraded when opens or maps run
 /// on them (the fexit backend sees the kernel's own open, whatever its origin).
-pub const TRACEPOINT_BLIND_SPOTS: [&str; 2] = [
-    "opens submitted through io_uring (IORING_OP_OPENAT) bypass the syscall tracepoints",
-    COMPAT_BLIND_SPOT,
-];
+pub const TRACEPOINT_BLIND_SPOTS: [&str; 2] =
+    ["opens submitted through io_uring (IORING_OP_OPENAT) bypass the syscall tracepoints", COMPAT_BLIND_SPOT];
 
 /// The kernel does not trace the syscalls of 32-bit processes (compat mode).
 #[cfg(target_arch = "x86_64")]

@@ -2,6 +2,7 @@
 //! records and the per-CPU counters into loss figures. The first stage: it imports no
 //! other stage.
 
+pub mod accelerators;
 mod attach;
 pub mod btf;
 pub mod counters;
@@ -38,6 +39,7 @@ pub struct KernelSource {
     pub missing: Vec<String>,
     pub counters: Arc<KernelCounters>,
     pub marks: RuntimeMarks,
+    pub accelerators: accelerators::AcceleratorMaps,
     pub drain: Arc<DrainStats>,
     /// Keeps the programs attached for as long as the source lives.
     _ebpf: aya::Ebpf,
@@ -71,6 +73,12 @@ impl KernelSource {
         let marked = BpfHashMap::try_from(take(&mut ebpf, "MARKED")?).map_err(map_error("MARKED"))?;
         let asleep =
             Array::try_from(take(&mut ebpf, "CONSUMER_ASLEEP")?).map_err(map_error("CONSUMER_ASLEEP"))?;
+        let accelerators = accelerators::AcceleratorMaps::new(
+            BpfHashMap::try_from(take(&mut ebpf, "ACCEL_MAJORS")?).map_err(map_error("ACCEL_MAJORS"))?,
+            BpfHashMap::try_from(take(&mut ebpf, "ACCEL_PROCS")?).map_err(map_error("ACCEL_PROCS"))?,
+            aya::maps::PerCpuHashMap::try_from(take(&mut ebpf, "ACCEL_IOCTLS")?)
+                .map_err(map_error("ACCEL_IOCTLS"))?,
+        );
         let (sink, records) = mpsc::channel(RECORD_QUEUE);
         let drain = Arc::new(DrainStats::default());
         let task = tokio::spawn(ring::drain(rings, ring::SleepFlag::new(asleep), sink, Arc::clone(&drain)));
@@ -79,6 +87,7 @@ impl KernelSource {
             missing,
             counters: Arc::new(KernelCounters::new(counters)),
             marks: RuntimeMarks::new(marked),
+            accelerators,
             drain,
             _ebpf: ebpf,
         };

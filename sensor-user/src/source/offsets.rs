@@ -178,6 +178,7 @@ pub struct TracepointFields {
     pub sys_exit_ret: Option<u32>,
     pub mmap: Option<[u32; 5]>,
     pub sock: Option<[u32; 6]>,
+    pub ioctl_fd: Option<u32>,
 }
 
 /// Reads the formats of the tracepoints whose fields the programs read.
@@ -203,6 +204,7 @@ pub fn resolve_tracepoints(root: &Path, missing: &mut Vec<String>) -> Tracepoint
             &["newstate", "sport", "family", "protocol", "saddr", "saddr_v6"],
         ))
         .and_then(|v| v.try_into().ok()),
+        ioctl_fd: note(read("syscalls", "sys_enter_ioctl", &["fd"])).map(|v| v[0]),
     }
 }
 
@@ -215,6 +217,9 @@ impl TracepointFields {
         if let Some([len, prot, flags, fd, off]) = self.mmap {
             (offsets.tp_mmap_len, offsets.tp_mmap_prot, offsets.tp_mmap_flags) = (len, prot, flags);
             (offsets.tp_mmap_fd, offsets.tp_mmap_off) = (fd, off);
+        }
+        if let Some(fd) = self.ioctl_fd {
+            offsets.tp_ioctl_fd = fd;
         }
         if let Some([newstate, sport, family, protocol, saddr, saddr_v6]) = self.sock {
             (offsets.tp_sock_newstate, offsets.tp_sock_sport) = (newstate, sport);

@@ -14,8 +14,8 @@ pub struct FilterSettings {
     pub backend: BackendChoice,
     /// Repeated opens of one file by one process within this window are folded.
     pub dedup_window_ns: u64,
-    /// Character-device majors of accelerators (from `/proc/devices`).
-    pub accelerator_majors: Vec<u32>,
+    /// Accelerator character devices: `(major, first minor, last minor)`.
+    pub accelerators: Vec<(u32, u32, u32)>,
     /// Executable names the kernel marks as runtimes at exec (`comm`, 15 bytes kept).
     pub runtime_executables: Vec<String>,
 }

@@ -10,12 +10,15 @@
 //! - `churn:SRC:DST:MS`     for MS milliseconds, copy every file of SRC into DST under a
 //!   new name and open it (a flood of never-seen files; the last rounds are kept on disk,
 //!   older copies deleted);
+//! - `ioctl:PATH:RATE:MS`  open PATH (a device) and issue RATE ioctls per second on it
+//!   for MS milliseconds (their result does not matter: the call is what is counted);
 //! - `dupover:PATH`         open PATH with `O_PATH` and `dup2` it over the descriptor of
 //!   the last file opened (the descriptor the kernel reported now leads elsewhere);
 //! - `spawn:ACTIONS`        run this program again as a child with other actions (`,`
 //!   separates the child's actions);
 //! - `openat:DIR:NAME`      open DIR, then NAME relative to it with `openat(2)`;
 //! - `maplast`              mmap the most recently opened file;
+//! - `closelast`            close the most recently opened file (its mappings stay);
 //! - `unlink:PATH`, `rename:FROM:TO`  change the file system under open files;
 //! - `sleep:MS`             wait.
 //!
@@ -62,6 +65,7 @@ fn perform(
             files.push(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) });
         }
         "maplast" => map(files.last().ok_or_else(|| std::io::Error::other("nothing opened yet"))?)?,
+        "closelast" => drop(files.pop().ok_or_else(|| std::io::Error::other("nothing opened yet"))?),
         "unlink" => std::fs::remove_file(arg)?,
         "rename" => {
             let (from, to) = arg.split_once(':').ok_or_else(|| std::io::Error::other("rename:FROM:TO"))?;
@@ -110,6 +114,7 @@ fn perform(
             }
         }
         "churn" => churn(arg)?,
+        "ioctl" => ioctls(arg)?,
         "dupover" => {
             let target = files.last().ok_or_else(|| std::io::Error::other("nothing opened yet"))?.as_raw_fd();
             let path = CString::new(arg).map_err(std::io::Error::other)?;
@@ -122,6 +127,29 @@ fn perform(
         }
         "sleep" => std::thread::sleep(Duration::from_millis(arg.parse().map_err(std::io::Error::other)?)),
         other => return Err(std::io::Error::other(format!("unknown action {other}"))),
+    }
+    Ok(())
+}
+
+/// `PATH:RATE:MS`: a steady rate of ioctls on a device.
+fn ioctls(arg: &str) -> std::io::Result<()> {
+    let mut parts = arg.rsplitn(3, ':');
+    let (Some(ms), Some(rate), Some(path)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(std::io::Error::other("ioctl:PATH:RATE:MS"));
+    };
+    let rate: u64 = rate.parse().map_err(std::io::Error::other)?;
+    let ms: u64 = ms.parse().map_err(std::io::Error::other)?;
+    let device = std::fs::File::open(path)?;
+    let started = std::time::Instant::now();
+    let total = rate * ms / 1000;
+    for n in 0..total {
+        // SAFETY: an ioctl on our own descriptor with a null argument; the device
+        // refuses an unknown request (ENOTTY), which is fine.
+        unsafe { libc::ioctl(device.as_raw_fd(), 0x5401, std::ptr::null_mut::<libc::c_void>()) };
+        let due = started + Duration::from_micros(n * 1_000_000 / rate.max(1));
+        if let Some(wait) = due.checked_duration_since(std::time::Instant::now()) {
+            std::thread::sleep(wait);
+        }
     }
     Ok(())
 }

@@ -105,7 +105,7 @@ async fn main() {
     };
     let idle = Duration::from_millis(idle_ms.parse().unwrap_or(2000));
     let mut client = grpc::connect(std::path::Path::new(socket)).await;
-    let request = StreamEventsRequest { since_seq: 0, kinds: Vec::new() };
+    let request = StreamEventsRequest { since_seq: 0, ..StreamEventsRequest::default() };
     let mut stream = client.stream_events(request).await.expect("stream events").into_inner();
     print_line("subscribed");
     let mut term =

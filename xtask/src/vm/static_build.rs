@@ -61,15 +61,15 @@ pub(crate) fn build(arch: Arch) -> anyhow::Result<StaticBinaries> {
 }
 
 /// An executable that cargo reported.
-struct Built {
-    name: String,
-    path: PathBuf,
+pub(crate) struct Built {
+    pub(crate) name: String,
+    pub(crate) path: PathBuf,
     /// Built with the test harness.
     is_test: bool,
 }
 
 /// Runs cargo with the static flags and returns the executables it built.
-fn cargo_artifacts(arch: Arch, args: &[&str]) -> anyhow::Result<Vec<Built>> {
+pub(crate) fn cargo_artifacts(arch: Arch, args: &[&str]) -> anyhow::Result<Vec<Built>> {
     let facts = arch.facts();
     let mut command = Command::new("cargo");
     command
@@ -120,7 +120,7 @@ fn cargo_artifacts(arch: Arch, args: &[&str]) -> anyhow::Result<Vec<Built>> {
 
 /// Fails unless `path` is an ELF for `arch` without a program interpreter (PT_INTERP): a
 /// dynamic binary would only fail later, inside the guest, as a confusing "not found".
-fn ensure_static(path: &Path, arch: Arch) -> anyhow::Result<()> {
+pub(crate) fn ensure_static(path: &Path, arch: Arch) -> anyhow::Result<()> {
     const PT_INTERP: u32 = 3;
     let elf = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let u16_at = |at: usize| elf.get(at..at + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));

@@ -1,59 +1,180 @@
-use super::*;
+use std::time::SystemTime;
+
 use proto::v1::ProcessExit;
+
+use super::*;
 
 fn exit(code: i32) -> Payload {
     Payload::ProcessExit(ProcessExit { exit_code: code, signal: 0 })
 }
 
-fn lost_range(event: &Event) -> Option<(i32, u64, u64)> {
-    match &event.payload {
-        Some(Payload::EventsLost(lost)) => Some((lost.source, lost.first_seq, lost.last_seq)),
-        _ => None,
+fn settings(dir: &Path, segment_bytes: u64, max_bytes: u64, memory_events: usize) -> LogSettings {
+    LogSettings {
+        store: StoreLimits { dir: dir.to_path_buf(), segment_bytes, max_bytes },
+        memory_events,
+        sync_interval: Duration::from_millis(50),
     }
 }
 
-#[tokio::test]
-async fn sequence_numbers_are_dense_and_live_follows_replay() {
-    let log = EventLog::new("node".into(), 10, 16);
-    for code in 0..3 {
+fn publish_n(log: &EventLog, n: i32) {
+    for code in 0..n {
         log.publish(SystemTime::now(), None, exit(code));
     }
-    let mut sub = log.subscribe(2);
-    log.publish(SystemTime::now(), None, exit(3));
-    let mut seqs = Vec::new();
-    for _ in 0..3 {
-        seqs.push(sub.next().await.expect("event").seq);
+}
+
+/// Reads until `last_seq` is reached: (sequence numbers, gaps).
+async fn read_to(cursor: &mut Cursor, last_seq: u64) -> (Vec<u64>, Vec<Gap>) {
+    let (mut seqs, mut gaps, mut items) = (Vec::new(), Vec::new(), Vec::new());
+    while cursor.next_seq() <= last_seq {
+        let more = tokio::time::timeout(Duration::from_secs(10), cursor.next_batch(100, &mut items))
+            .await
+            .expect("the cursor advances");
+        assert!(more, "the log closed early");
+        for item in items.drain(..) {
+            match item {
+                Item::Event(record) => {
+                    let event = record.decode().expect("decodes");
+                    assert_eq!(event.seq, record.seq);
+                    seqs.push(record.seq);
+                }
+                Item::Gap(gap) => gaps.push(gap),
+            }
+        }
     }
-    assert_eq!(seqs, vec![2, 3, 4]);
-    assert_eq!(log.published(), 4);
+    (seqs, gaps)
 }
 
 #[tokio::test]
-async fn replay_beyond_retention_is_announced() {
-    let log = EventLog::new("node".into(), 2, 16);
-    for code in 0..5 {
-        log.publish(SystemTime::now(), None, exit(code));
-    }
-    let mut sub = log.subscribe(1);
-    let notice = sub.next().await.expect("notice");
-    assert_eq!(lost_range(&notice), Some((LossSource::Retention as i32, 1, 3)));
-    assert_eq!(sub.next().await.expect("event").seq, 4);
+async fn replay_then_live_without_gap_or_duplicate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = EventLog::open("node".into(), &settings(dir.path(), 1 << 20, 1 << 30, 4)).expect("open");
+    publish_n(&log, 10);
+    let mut cursor = log.cursor(2, OutletKind::Grpc);
+    let (first, _) = read_to(&mut cursor, 5).await;
+    publish_n(&log, 10);
+    let (rest, gaps) = read_to(&mut cursor, 20).await;
+    let all: Vec<u64> = first.into_iter().chain(rest).collect();
+    assert_eq!(all, (2..=20).collect::<Vec<_>>(), "memory window of 4: most came from the file");
+    assert!(gaps.is_empty());
+    assert_eq!(log.published(), 20);
 }
 
 #[tokio::test]
-async fn a_slow_subscriber_is_told_what_it_missed() {
-    let log = EventLog::new("node".into(), 100, 16);
-    let mut sub = log.subscribe(0);
+async fn sequence_numbers_and_events_survive_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let first_instance = {
+        let log = EventLog::open("node".into(), &settings(dir.path(), 1 << 20, 1 << 30, 16)).expect("open");
+        publish_n(&log, 7);
+        log.close();
+        log.instance().to_owned()
+    };
+    let log = EventLog::open("node".into(), &settings(dir.path(), 1 << 20, 1 << 30, 16)).expect("reopen");
+    assert_eq!(log.first_seq(), 8);
+    assert_eq!(log.previous().map(|p| (p.instance.as_str(), p.last_seq)), Some((first_instance.as_str(), 7)));
+    let seq = log.publish(SystemTime::now(), None, exit(0));
+    assert_eq!(seq, 8);
+    let mut cursor = log.cursor(1, OutletKind::Grpc);
+    let mut instances = Vec::new();
+    let mut items = Vec::new();
+    while cursor.next_seq() <= 8 {
+        cursor.next_batch(100, &mut items).await;
+        for item in items.drain(..) {
+            if let Item::Event(record) = item {
+                instances.push((record.seq, record.decode().expect("decodes").instance));
+            }
+        }
+    }
+    assert_eq!(instances.len(), 8);
+    assert!(instances[..7].iter().all(|(_, i)| *i == first_instance));
+    assert_eq!(instances[7].1, log.instance(), "the new instance tells where the restart was");
+}
+
+#[tokio::test]
+async fn a_torn_tail_is_cut_and_the_sequence_goes_on() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let log = EventLog::open("node".into(), &settings(dir.path(), 1 << 20, 1 << 30, 16)).expect("open");
+        publish_n(&log, 5);
+        log.close();
+    }
+    let segment = segment::list(dir.path()).expect("list").pop().expect("a segment");
+    let mut torn = Vec::new();
+    frame::encode(&mut torn, 6, Meta::default(), b"a frame that was never finished");
+    torn.truncate(torn.len() - 7);
+    let mut file = std::fs::OpenOptions::new().append(true).open(&segment.path).expect("open segment");
+    std::io::Write::write_all(&mut file, &torn).expect("append");
+    let length = std::fs::metadata(&segment.path).expect("meta").len();
+    let log = EventLog::open("node".into(), &settings(dir.path(), 1 << 20, 1 << 30, 16)).expect("reopen");
+    assert_eq!(log.first_seq(), 6, "the torn frame is not counted");
+    assert_eq!(std::fs::metadata(&segment.path).expect("meta").len(), length - torn.len() as u64);
+    assert!(log.recovery_note().is_some_and(|n| n.contains("torn")));
+    assert_eq!(log.publish(SystemTime::now(), None, exit(0)), 6);
+    let (seqs, gaps) = read_to(&mut log.cursor(1, OutletKind::Grpc), 6).await;
+    assert_eq!(seqs, (1..=6).collect::<Vec<_>>());
+    assert!(gaps.is_empty());
+}
+
+#[tokio::test]
+async fn flipped_bytes_mid_segment_become_a_gap_and_reading_goes_on() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = EventLog::open("node".into(), &settings(dir.path(), 1 << 20, 1 << 30, 4)).expect("open");
+    publish_n(&log, 100);
+    // Wait until written, then damage the middle of the (only) segment.
+    let _ = read_to(&mut log.cursor(100, OutletKind::Grpc), 100).await;
+    let segment = segment::list(dir.path()).expect("list").pop().expect("a segment");
+    let mut bytes = std::fs::read(&segment.path).expect("read");
+    let middle = bytes.len() / 2;
+    for byte in &mut bytes[middle..middle + 8] {
+        *byte ^= 0xff;
+    }
+    std::fs::write(&segment.path, &bytes).expect("write back");
+    let (seqs, gaps) = read_to(&mut log.cursor(1, OutletKind::Grpc), 100).await;
+    assert_eq!(gaps.len(), 1, "{gaps:?}");
+    let gap = gaps[0];
+    assert_eq!(gap.reason, GapReason::Damaged);
+    assert!(gap.count() <= 2, "8 bytes damage at most two frames: {gap:?}");
+    assert_eq!(seqs.len() as u64 + gap.count(), 100, "everything else is read");
+    assert_eq!(log.extent().damaged, 1);
+    // The log keeps taking events.
     log.publish(SystemTime::now(), None, exit(0));
-    assert_eq!(sub.next().await.expect("first").seq, 1);
-    for code in 0..40 {
-        log.publish(SystemTime::now(), None, exit(code));
+    let (after, _) = read_to(&mut log.cursor(101, OutletKind::Grpc), 101).await;
+    assert_eq!(after, vec![101]);
+}
+
+#[tokio::test]
+async fn old_segments_go_past_the_cap_and_readers_are_told() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = EventLog::open("node".into(), &settings(dir.path(), 4096, 3 * 4096, 8)).expect("open");
+    publish_n(&log, 2000);
+    let _ = read_to(&mut log.cursor(2000, OutletKind::Grpc), 2000).await;
+    let extent = log.extent();
+    assert!(extent.first_seq > 1 && extent.bytes <= 4 * 4096, "{extent:?}");
+    let (seqs, gaps) = read_to(&mut log.cursor(1, OutletKind::Grpc), 2000).await;
+    assert_eq!(
+        gaps,
+        vec![Gap { first_seq: 1, last_seq: extent.first_seq - 1, reason: GapReason::Retention }]
+    );
+    assert_eq!(seqs, (extent.first_seq..=2000).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn a_reader_that_never_reads_costs_the_others_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log =
+        Arc::new(EventLog::open("node".into(), &settings(dir.path(), 1 << 20, 1 << 30, 64)).expect("open"));
+    let _stalled = log.cursor(1, OutletKind::Grpc);
+    let readers: Vec<_> = (0..4)
+        .map(|_| {
+            let mut cursor = log.cursor(1, OutletKind::Grpc);
+            tokio::spawn(async move { read_to(&mut cursor, 20_000).await })
+        })
+        .collect();
+    publish_n(&log, 20_000);
+    for reader in readers {
+        let (seqs, gaps) = reader.await.expect("reader");
+        assert_eq!(seqs.len(), 20_000);
+        assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1));
+        assert!(gaps.is_empty());
     }
-    let notice = sub.next().await.expect("notice");
-    let (source, first, last) = lost_range(&notice).expect("an EventsLost notice");
-    assert_eq!(source, LossSource::SubscriberLagged as i32);
-    assert_eq!(first, 2);
-    let next = sub.next().await.expect("event after the gap");
-    assert_eq!(next.seq, last + 1, "the gap ends right before the next event");
-    assert_eq!(next.seq, 41 - 16 + 1, "the channel kept its newest 16 events");
+    assert_eq!(log.subscribers(), 1, "the finished readers are gone, the stalled one stays");
 }

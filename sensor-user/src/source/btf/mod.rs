@@ -6,7 +6,8 @@
 //! aya loads BTF but keeps member lookup private, and the maintained crate that exposes
 //! it is LGPL; this reader is a few hundred lines against the kernel's
 //! `Documentation/bpf/btf.rst`. It parses kernel-supplied bytes, so every read is
-//! bounds-checked and every count capped; it is fuzzed (`fuzz/` targets `btf`).
+//! bounds-checked and every count capped; a mutation test feeds it 100,000 corrupted
+//! sections (`tests.rs`).
 
 use std::collections::HashMap;
 
