@@ -68,7 +68,8 @@ fn a_subscriber_that_never_reads_does_not_slow_the_other_four() {
     // The storm: open + mmap of a model as fast as one process can, for 4 s.
     let storm_started = Instant::now();
     let out = std::process::Command::new(workspace_binary("mw-bench"))
-        .args(["storm", "4"])
+        // One worker process: `storm SECS PROCS PATH`.
+        .args(["storm", "4", "1"])
         .arg(&model)
         .output()
         .expect("mw-bench storm");

@@ -169,7 +169,8 @@ fn fanout(subscribers: usize, secs: u64) {
     let log_before = soc::status(&sensor.socket);
     let (cpu_before, written_before) = (cpu_seconds(pid), write_bytes(pid));
     let storm = Command::new(workspace_binary("mw-bench"))
-        .args(["storm", &secs.to_string()])
+        // One worker process: `storm SECS PROCS PATH`.
+        .args(["storm", &secs.to_string(), "1"])
         .arg(&model)
         .output()
         .expect("mw-bench storm");
