@@ -80,6 +80,15 @@ fn a_flood_of_hostile_files_does_not_delay_a_runtimes_events() {
         eprintln!("flood: runtime {pid} {what} delivered after {delay:?}");
         assert!(*delay < PROMPT, "runtime {pid}: {what} took {delay:?} under the flood");
     }
+    // Figures for the record (run with --nocapture); the assertion above is the test.
+    let mut sorted: Vec<Duration> = delays.iter().map(|(.., delay)| *delay).collect();
+    sorted.sort_unstable();
+    eprintln!(
+        "flood: {} runtime events, delay p50 {:?}, max {:?}",
+        sorted.len(),
+        sorted[sorted.len() / 2],
+        sorted[sorted.len() - 1]
+    );
     let flooded = events
         .iter()
         .filter(|e| kind(e) == "model_file_opened" && pid_of(e) == u64::from(flood.id()))
