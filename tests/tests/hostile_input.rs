@@ -100,7 +100,8 @@ fn a_flood_of_hostile_files_does_not_delay_a_runtimes_events() {
         status.queues, status.pipeline_counters
     );
     assert!(flooded > 0, "the flood's files were not seen at all");
-    assert!(rss_mib < 512, "the sensor's peak RSS reached {rss_mib} MiB");
+    // The deployed limit (DaemonSet and systemd unit) is 320 MiB.
+    assert!(rss_mib < 320, "the sensor's peak RSS reached {rss_mib} MiB, over the deployed 320 MiB limit");
     // What was skipped is said: every skip counter that moved was announced.
     let announced: u64 = events
         .iter()
