@@ -72,6 +72,9 @@ pub enum LoadAdvice {
     NeedsSockTracepoint,
     /// Anything else about tracepoints: tracefs, CONFIG_TRACEPOINTS.
     NeedsTracefs,
+    /// `perf_event_open` refused under `kernel.perf_event_paranoid` 3 (a Debian patch:
+    /// CAP_PERFMON is not enough there, only CAP_SYS_ADMIN).
+    PerfParanoid,
 }
 
 impl LoadAdvice {
@@ -84,6 +87,9 @@ impl LoadAdvice {
             Self::NeedsSyscallTracepoints => "enable CONFIG_FTRACE_SYSCALLS in the kernel",
             Self::NeedsSockTracepoint => "use a kernel of 4.16 or newer (sock:inet_sock_set_state)",
             Self::NeedsTracefs => "check that tracefs is mounted and the kernel has CONFIG_TRACEPOINTS",
+            Self::PerfParanoid => {
+                "kernel.perf_event_paranoid is above 2 (Debian's restriction, under which attaching a tracepoint needs CAP_SYS_ADMIN): run `sysctl kernel.perf_event_paranoid=2` and keep it in /etc/sysctl.d, or run with CAP_SYS_ADMIN"
+            }
         }
     }
 }
@@ -123,6 +129,13 @@ impl Hook {
     pub fn advice(&self, reason: &str) -> LoadAdvice {
         if reason.starts_with(VERIFIER_REJECTED) {
             return LoadAdvice::VerifierRejected;
+        }
+        let paranoid = || {
+            std::fs::read_to_string("/proc/sys/kernel/perf_event_paranoid")
+                .is_ok_and(|level| level.trim().parse::<i32>().is_ok_and(|level| level > 2))
+        };
+        if reason.contains("perf_event_open") && paranoid() {
+            return LoadAdvice::PerfParanoid;
         }
         match self.point {
             AttachPoint::Tracepoint { category: "syscalls", .. } => LoadAdvice::NeedsSyscallTracepoints,

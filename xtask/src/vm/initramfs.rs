@@ -19,10 +19,11 @@ use super::{
 const BUSYBOX: &str = "/bin/busybox";
 
 /// Host programs the tests call where busybox's applet lacks what they use (util-linux
-/// `setpriv --reuid`), copied with their shared libraries. Ahead of busybox on PATH.
-const HOST_TOOLS: [&str; 1] = ["/usr/bin/setpriv"];
+/// `setpriv --reuid`, `unshare --propagation`), copied with their shared libraries.
+/// Ahead of busybox on PATH.
+const HOST_TOOLS: [&str; 2] = ["/usr/bin/setpriv", "/usr/bin/unshare"];
 
-/// The harness finds `modelwatch` and `mw-actor` in the parent of the test executable's
+/// The harness finds `modelwatch` and its helpers in the parent of the test executable's
 /// directory (`workspace_binary`), as in cargo's `target/<profile>/deps/`.
 const GUEST_DIR: &str = "/mw";
 
@@ -71,7 +72,9 @@ pub(crate) fn build(binaries: &StaticBinaries, options: SuiteOptions) -> anyhow:
         copy_with_libraries(root, Path::new(tool))?;
     }
     copy_executable(&binaries.modelwatch, &root.join("mw/modelwatch"))?;
-    copy_executable(&binaries.actor, &root.join("mw/mw-actor"))?;
+    for (name, path) in &binaries.helpers {
+        copy_executable(path, &root.join("mw").join(name))?;
+    }
     let mut tests = Vec::new();
     for test in &binaries.tests {
         copy_executable(&test.path, &root.join("mw/deps").join(&test.name))?;
