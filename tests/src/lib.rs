@@ -40,6 +40,17 @@ macro_rules! require_privileges {
     };
 }
 
+/// In a `vm-test` guest (TCG, slow), tests that measure the host or flood it skip:
+/// prints why and returns true.
+#[must_use]
+pub fn skip_in_guest(why: &str) -> bool {
+    let guest = std::env::var_os("MODELWATCH_TEST_VM_GUEST").is_some();
+    if guest {
+        eprintln!("SKIPPED: {why}: host only, not in vm-test guests");
+    }
+    guest
+}
+
 /// A built binary of this workspace, next to the test executable.
 #[must_use]
 pub fn workspace_binary(name: &str) -> PathBuf {

@@ -198,8 +198,7 @@ fn verdict(event: &Value) -> Option<bool> {
 #[test]
 fn each_kept_capability_is_needed_and_the_set_is_enough() {
     require_privileges!();
-    if std::env::var_os("MODELWATCH_TEST_VM_GUEST").is_some() {
-        eprintln!("SKIPPED: the capability table is measured on the host; guests run the rest of the suite");
+    if modelwatch_tests::skip_in_guest("the capability table is measured on the host") {
         return;
     }
     if std::process::Command::new("setpriv").arg("--version").output().is_err() {
