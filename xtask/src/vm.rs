@@ -33,7 +33,7 @@ pub(crate) struct VmTestArgs {
     kernels: Vec<String>,
     /// Do not run the suite on the host kernel.
     #[arg(long)]
-    no_host: bool,
+    pub(crate) no_host: bool,
     /// Backends to run the guests' suite with (repeatable): `auto` (fexit where the
     /// kernel allows it) and `tracepoint` (the fallback). Default: both.
     #[arg(long = "backend")]

@@ -78,7 +78,10 @@ fn attach(
         Some(program) => match hook.point {
             AttachPoint::Tracepoint { category, name } => {
                 program.try_into().map_err(|e: ProgramError| e.to_string()).and_then(|p: &mut TracePoint| {
-                    p.load().map_err(|e| describe(&e))?;
+                    // A program shared by several tracepoints is loaded by the first.
+                    if p.fd().is_err() {
+                        p.load().map_err(|e| describe(&e))?;
+                    }
                     p.attach(category, name).map_err(|e| describe(&e))?;
                     Ok(p.info().ok().and_then(|info| info.verified_instruction_count()))
                 })

@@ -152,6 +152,17 @@ const fn tracepoint(program: &'static str, category: &'static str, watches: Watc
     Hook { program, point: AttachPoint::Tracepoint { category, name: program }, watches, required }
 }
 
+/// The open syscalls' exits share one program (`open_exit`): it is verified once and
+/// attached to each.
+const fn open_exit(name: &'static str, required: bool) -> Hook {
+    Hook {
+        program: "open_exit",
+        point: AttachPoint::Tracepoint { category: "syscalls", name },
+        watches: Watch::Open,
+        required,
+    }
+}
+
 const fn fexit(program: &'static str, function: &'static str, watches: Watch) -> Hook {
     Hook { program, point: AttachPoint::FExit { function }, watches, required: false }
 }
@@ -167,9 +178,9 @@ pub const TRACEPOINTS: [Hook; 10] = [
         required: false,
     },
     tracepoint("sched_process_exec", "sched", Watch::Exec, true),
-    tracepoint("sys_exit_openat", "syscalls", Watch::Open, true),
-    tracepoint("sys_exit_openat2", "syscalls", Watch::Open, false),
-    tracepoint("sys_exit_open", "syscalls", Watch::Open, false),
+    open_exit("sys_exit_openat", true),
+    open_exit("sys_exit_openat2", false),
+    open_exit("sys_exit_open", false),
     tracepoint("sys_enter_mmap", "syscalls", Watch::Mmap, true),
     tracepoint("sys_exit_mmap", "syscalls", Watch::Mmap, true),
     tracepoint("inet_sock_set_state", "sock", Watch::Listen, true),
