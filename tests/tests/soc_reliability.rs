@@ -92,7 +92,9 @@ fn a_subscriber_that_never_reads_does_not_slow_the_other_four() {
         results
     });
     let published = last - first + 1;
-    assert!(published > 20_000, "a storm: {published} events");
+    // 190,925 on the 6.18 host, 17,935 in the emulated 6.1 guest: enough either way to
+    // leave the stalled reader more than 10,000 behind (checked below).
+    assert!(published > 12_000, "a storm: {published} events");
     for (mut seqs, lost_notices, finished) in results {
         // Events published after the storm settled may have arrived too.
         seqs.retain(|s| *s <= last);
