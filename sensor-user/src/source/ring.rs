@@ -16,7 +16,8 @@ use tokio::{io::unix::AsyncFd, sync::mpsc};
 
 use super::ring_fill::RingFill;
 
-/// Records that could not be decoded (a build mismatch or a kernel bug).
+/// What the drain saw: records received, records it could not decode (a build mismatch
+/// or a kernel bug), and how full the rings were.
 #[derive(Debug, Default)]
 pub struct DrainStats {
     pub received: AtomicU64,
