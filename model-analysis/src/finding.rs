@@ -89,6 +89,10 @@ pub enum FindingKind {
     /// A file of another format that is also a pickle whose `load()` imports something
     /// (`torch.load` unpickles any file that is not a zip).
     PicklePolyglot,
+    /// The file changed between the process's open (or map) and the sensor's read: its
+    /// size or times differ from what the kernel saw, so what was judged may not be
+    /// what was loaded (a swap of content right after the load).
+    ChangedSinceOpened,
 }
 
 impl FindingKind {
@@ -112,6 +116,7 @@ impl FindingKind {
             | K::KerasLambdaLayer
             | K::DigestMismatch
             | K::PicklePolyglot
+            | K::ChangedSinceOpened
             | K::ChatTemplateRisk => Severity::High,
             K::TruncatedHeader
             | K::MalformedHeader

@@ -170,6 +170,25 @@ impl Root {
     }
 }
 
+/// Reads a small file the sensor is configured with (its configuration, catalog, keys,
+/// certificates) as a regular file only: a FIFO, device or socket put in its place is
+/// refused instead of blocking start-up or a reload. A relative path is the working
+/// directory's, as the user typed it.
+///
+/// # Errors
+/// It cannot be opened, is not a regular file, or is larger than `max_bytes`.
+pub fn read_regular(path: &Path, max_bytes: u64) -> std::io::Result<Vec<u8>> {
+    let absolute = if path.is_absolute() { path.to_path_buf() } else { std::env::current_dir()?.join(path) };
+    let opened =
+        Root::host()?.open_file(&absolute, true, None).map_err(|e| std::io::Error::other(e.to_string()))?;
+    if opened.stamp.size > max_bytes {
+        return Err(std::io::Error::other(format!("larger than {max_bytes} bytes")));
+    }
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::Read::take(opened.file, max_bytes), &mut bytes)?;
+    Ok(bytes)
+}
+
 /// Opens the file a process holds open as descriptor `fd`, or has mapped at
 /// `map_files/<range>`: `link` is that `/proc` magic link, followed on purpose.
 ///
@@ -289,6 +308,20 @@ mod tests {
         let root = Root::host().expect("root");
         assert!(matches!(root.open_file(&fifo, true, None), Err(OpenError::NotRegular { kind: "FIFO", .. })));
         assert!(matches!(open_magic_link(&fifo, None), Err(OpenError::NotRegular { .. })));
+    }
+
+    #[test]
+    fn configured_files_are_read_whole_and_a_fifo_or_an_oversized_file_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join("modelwatch.toml");
+        std::fs::write(&config, b"node = \"x\"\n").expect("write");
+        assert_eq!(read_regular(&config, 64).expect("reads"), b"node = \"x\"\n");
+        let error = read_regular(&config, 4).expect_err("too large");
+        assert!(error.to_string().contains("larger than 4 bytes"), "{error}");
+        let fifo = dir.path().join("catalog.toml");
+        mkfifo(&fifo);
+        let error = read_regular(&fifo, 64).expect_err("a FIFO");
+        assert!(error.to_string().contains("FIFO"), "{error}");
     }
 
     #[test]

@@ -235,14 +235,24 @@ fn default_node() -> String {
         .map_or_else(|_| "unknown".into(), |h| h.trim().to_owned())
 }
 
+/// Largest configuration file read.
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+/// A configuration file's text, read as a regular file only (a FIFO in its place must
+/// not hang start-up).
+fn read_text(path: &Path) -> Result<String, ConfigError> {
+    let read = |source| ConfigError::Read { path: path.into(), source };
+    let bytes = model_analysis::open::read_regular(path, MAX_CONFIG_BYTES).map_err(read)?;
+    String::from_utf8(bytes).map_err(|e| read(std::io::Error::other(e)))
+}
+
 impl SensorConfig {
     /// Reads a TOML file; missing keys keep their defaults.
     ///
     /// # Errors
     /// The file cannot be read, is not TOML, has unknown keys or bad values.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        let text = read_text(path)?;
         let config: Self = toml::from_str(&text)
             .map_err(|e| ConfigError::Invalid { path: path.into(), message: one_line(&text, &e) })?;
         config.validate().map_err(|message| ConfigError::Invalid { path: path.into(), message })?;

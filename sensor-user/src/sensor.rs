@@ -8,7 +8,7 @@ use std::{
 };
 
 use model_analysis::{HashBudget, Limits};
-use proto::v1::{EventsLost, Hook, LossSource, SensorStatus, WorkQueue, event::Payload};
+use proto::v1::{EventsLost, Hook, KernelRing, LossSource, SensorStatus, WorkQueue, event::Payload};
 use sensor_common::counters::Role;
 use tokio::task::{JoinError, JoinSet};
 
@@ -206,6 +206,18 @@ impl Sensor {
             hashes_failed: self.drops.get(Drop::HashFailed),
             instance: self.log.instance().to_owned(),
             pipeline_counters: self.drops.snapshot().into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+            rings: self
+                .source
+                .drain
+                .rings
+                .iter()
+                .map(|ring| KernelRing {
+                    name: ring.name.to_owned(),
+                    size_bytes: ring.size,
+                    used_bytes: ring.used(),
+                    peak_used_bytes: ring.peak(),
+                })
+                .collect(),
             queues: self
                 .pools
                 .status()

@@ -40,6 +40,22 @@ macro_rules! require_privileges {
     };
 }
 
+/// In a `vm-test` guest (TCG, slow), tests that measure the host or flood it skip:
+/// prints why and returns true.
+#[must_use]
+pub fn skip_in_guest(why: &str) -> bool {
+    let guest = in_guest();
+    if guest {
+        eprintln!("SKIPPED: {why}: host only, not in vm-test guests");
+    }
+    guest
+}
+
+/// In a `vm-test` guest (its `/init` exports `MODELWATCH_TEST_VM_GUEST`).
+fn in_guest() -> bool {
+    std::env::var_os("MODELWATCH_TEST_VM_GUEST").is_some()
+}
+
 /// A built binary of this workspace, next to the test executable.
 #[must_use]
 pub fn workspace_binary(name: &str) -> PathBuf {
@@ -149,14 +165,20 @@ impl Sensor {
             _dir: None,
             exited: false,
         };
-        let Some(status) = sensor.next_matching(Duration::from_secs(60), |e| kind(e) == "sensor_status")
-        else {
+        let Some(status) = sensor.next_matching(start_up_limit(), |e| kind(e) == "sensor_status") else {
+            // Still starting (or hung): killed, so that the test fails instead of waiting
+            // for it forever.
+            // SAFETY: the pid of our own child, not yet reaped.
+            unsafe { libc::kill(sensor.child.id() as i32, libc::SIGKILL) };
             let exit = sensor.child.wait().map_or_else(|e| e.to_string(), |s| s.to_string());
             sensor.exited = true;
             // The reader thread may still hold the last line for a moment.
             std::thread::sleep(Duration::from_millis(100));
             let last = stderr_tail.lock().expect("stderr tail").clone();
-            return Err(format!("modelwatch did not start within 60 s ({exit}): {last}"));
+            return Err(format!(
+                "modelwatch did not start within {} s ({exit}): {last}",
+                start_up_limit().as_secs()
+            ));
         };
         sensor.status = status;
         eprintln!("modelwatch-hooks: {}", sensor.status["sensor_status"]["hooks"]);
@@ -199,6 +221,12 @@ impl Sensor {
     }
 }
 
+/// How long a start-up may take: loading the probes is the verifier's work, which
+/// emulated guests (QEMU without KVM) do many times slower than the host.
+fn start_up_limit() -> Duration {
+    Duration::from_secs(if in_guest() { 240 } else { 60 })
+}
+
 fn exclusive_lock() -> std::fs::File {
     let path = std::env::temp_dir().join("modelwatch-e2e.lock");
     let file =
@@ -220,14 +248,28 @@ impl Sensor {
         self.signal_and_wait(libc::SIGTERM);
     }
 
+    /// Sends `signal` and waits; a sensor that has not exited 30 s after it is killed and
+    /// the test fails, naming the hang (a shutdown that never ends is a defect too).
     fn signal_and_wait(&mut self, signal: i32) {
         if self.exited {
             return;
         }
         // SAFETY: the pid of our own child, not yet reaped.
         unsafe { libc::kill(self.child.id() as i32, signal) };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let hung = matches!(self.child.try_wait(), Ok(None));
+        if hung {
+            // SAFETY: as above.
+            unsafe { libc::kill(self.child.id() as i32, libc::SIGKILL) };
+        }
         let _ = self.child.wait();
         self.exited = true;
+        if hung && !std::thread::panicking() {
+            panic!("modelwatch did not exit within 30 s of signal {signal}");
+        }
     }
 }
 

@@ -87,3 +87,35 @@ fn a_second_sensor_on_the_same_socket_fails_cleanly() {
     assert_one_clear_line(&output, 1, "already serving");
     assert!(first.socket.exists());
 }
+
+#[test]
+fn a_broken_stdout_stops_the_sensor_with_the_task_named() {
+    require_privileges!();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = Command::new(workspace_binary("modelwatch"))
+        .args(["run", "--output", "json", "--socket"])
+        .arg(dir.path().join("modelwatch.sock"))
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start modelwatch");
+    // The log shipper goes away: the next line the sensor prints fails.
+    drop(child.stdout.take());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the sensor kept running with nowhere to print");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr).expect("stderr");
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("essential task `stdout printer` ended"), "{stderr}");
+}

@@ -58,6 +58,9 @@ fn exec_and_listener_delays(events: &[Value], pids: &[u32]) -> Vec<(u32, &'stati
 #[test]
 fn a_flood_of_hostile_files_does_not_delay_a_runtimes_events() {
     require_privileges!();
+    if modelwatch_tests::skip_in_guest("a 20 s hostile-file flood") {
+        return;
+    }
     let mut sensor = Sensor::start(&[]);
     let dir = tempfile::tempdir().expect("tempdir");
     open_to_everyone(dir.path());
@@ -80,6 +83,15 @@ fn a_flood_of_hostile_files_does_not_delay_a_runtimes_events() {
         eprintln!("flood: runtime {pid} {what} delivered after {delay:?}");
         assert!(*delay < PROMPT, "runtime {pid}: {what} took {delay:?} under the flood");
     }
+    // Figures for the record (run with --nocapture); the assertion above is the test.
+    let mut sorted: Vec<Duration> = delays.iter().map(|(.., delay)| *delay).collect();
+    sorted.sort_unstable();
+    eprintln!(
+        "flood: {} runtime events, delay p50 {:?}, max {:?}",
+        sorted.len(),
+        sorted[sorted.len() / 2],
+        sorted[sorted.len() - 1]
+    );
     let flooded = events
         .iter()
         .filter(|e| kind(e) == "model_file_opened" && pid_of(e) == u64::from(flood.id()))
@@ -91,7 +103,8 @@ fn a_flood_of_hostile_files_does_not_delay_a_runtimes_events() {
         status.queues, status.pipeline_counters
     );
     assert!(flooded > 0, "the flood's files were not seen at all");
-    assert!(rss_mib < 512, "the sensor's peak RSS reached {rss_mib} MiB");
+    // The deployed limit (DaemonSet and systemd unit) is 320 MiB.
+    assert!(rss_mib < 320, "the sensor's peak RSS reached {rss_mib} MiB, over the deployed 320 MiB limit");
     // What was skipped is said: every skip counter that moved was announced.
     let announced: u64 = events
         .iter()
@@ -111,6 +124,9 @@ fn a_flood_of_hostile_files_does_not_delay_a_runtimes_events() {
 #[test]
 fn repeated_opens_of_one_file_are_folded_and_never_push_out_process_events() {
     require_privileges!();
+    if modelwatch_tests::skip_in_guest("a 10 s re-open flood") {
+        return;
+    }
     let mut sensor = Sensor::start(&[]);
     let dir = tempfile::tempdir().expect("tempdir");
     open_to_everyone(dir.path());

@@ -6,9 +6,7 @@ use std::{collections::BTreeSet, process::Command, time::Duration};
 
 use modelwatch_tests::{
     Sensor, require_privileges, run_actor,
-    soc::{
-        generate_stubs, model_files, open_all, python_or_skip, python_stream, script, seqs, settled_last_seq,
-    },
+    soc::{generate_stubs, model_files, open_all, python_or_skip, python_stream, seqs, settled_last_seq},
 };
 
 #[test]
@@ -134,5 +132,4 @@ fn scan_path_identifies_models_on_the_sensor_s_machine() {
         assert_eq!(file.sha256.len(), 64, "hashed on request");
         assert!(file.metadata.as_ref().is_some_and(|m| m.name.starts_with("model ")));
     }
-    assert!(script("stream_client.py").exists());
 }

@@ -97,6 +97,7 @@ fn a_real_run_writes_valid_ocsf_and_serves_metrics() {
     for family in [
         "modelwatch_events_lost_total",
         "modelwatch_ring_buffer_bytes ",
+        "modelwatch_ring_buffer_fill_bytes{ring=\"files\",of=\"peak\"} ",
         "modelwatch_subscribers{kind=\"file\"} 1",
         "modelwatch_work_queue_depth{queue=\"",
         "modelwatch_hook_info{watches=\"open\",backend=\"",

@@ -16,16 +16,23 @@ use proto::v1::{StreamEventsRequest, event::Payload};
 /// Reads a stream until `last` arrives: (sequence numbers, events_lost seen, when done).
 async fn read_until(
     mut stream: tonic::Streaming<proto::v1::Event>,
-    last: tokio::sync::watch::Receiver<u64>,
+    mut last: tokio::sync::watch::Receiver<u64>,
 ) -> (Vec<u64>, u64, Instant) {
     let mut seqs = Vec::new();
     let mut lost_notices = 0;
     loop {
-        let target = *last.borrow();
+        let target = *last.borrow_and_update();
         if target > 0 && seqs.last().copied().unwrap_or(0) >= target {
             return (seqs, lost_notices, Instant::now());
         }
-        match tokio::time::timeout(Duration::from_secs(30), stream.message()).await {
+        let message = tokio::select! {
+            // A reader that kept up has everything before the target is known, and no
+            // event follows a settled storm: it must look again instead of waiting for
+            // one (it did, and the test blamed the sensor for 30 s of silence).
+            Ok(()) = last.changed() => continue,
+            message = tokio::time::timeout(Duration::from_secs(30), stream.message()) => message,
+        };
+        match message {
             Ok(Ok(Some(event))) if event.seq == 0 => lost_notices += 1,
             Ok(Ok(Some(event))) => seqs.push(event.seq),
             other => panic!("the stream stopped: {other:?}"),
@@ -86,7 +93,9 @@ fn a_subscriber_that_never_reads_does_not_slow_the_other_four() {
         results
     });
     let published = last - first + 1;
-    assert!(published > 20_000, "a storm: {published} events");
+    // 190,925 on the 6.18 host, 17,935 in the emulated 6.1 guest: enough either way to
+    // leave the stalled reader more than 10,000 behind (checked below).
+    assert!(published > 12_000, "a storm: {published} events");
     for (mut seqs, lost_notices, finished) in results {
         // Events published after the storm settled may have arrived too.
         seqs.retain(|s| *s <= last);

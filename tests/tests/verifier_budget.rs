@@ -11,11 +11,13 @@ const BUDGETS: [(&str, u64); 12] = [
     ("sched:sched_process_exit", 2_000),
     ("raw:sched_process_fork", 1_000),
     ("sched:sched_process_exec", 60_000),
-    ("syscalls:sys_exit_openat", 250_000),
-    ("syscalls:sys_exit_openat2", 250_000),
-    ("syscalls:sys_exit_open", 250_000),
+    // Debian 6.1 verifies the open exit program in 422,482 instructions (2026-11-30).
+    ("syscalls:sys_exit_openat", 480_000),
+    ("syscalls:sys_exit_openat2", 480_000),
+    ("syscalls:sys_exit_open", 480_000),
     ("syscalls:sys_enter_mmap", 350_000),
-    ("syscalls:sys_exit_mmap", 60_000),
+    // Debian 6.1: 68,671 (2026-12-01); 6.12 and 6.18: 15k-30k.
+    ("syscalls:sys_exit_mmap", 80_000),
     ("sock:inet_sock_set_state", 20_000),
     ("syscalls:sys_enter_ioctl", 20_000),
     ("security_file_open", 450_000),

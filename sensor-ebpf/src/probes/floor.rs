@@ -22,9 +22,7 @@ pub(crate) fn floor_sched_process_fork(_ctx: aya_ebpf::programs::RawTracePointCo
 floor!(
     floor_sched_process_exit,
     floor_sched_process_exec,
-    floor_sys_exit_openat,
-    floor_sys_exit_openat2,
-    floor_sys_exit_open,
+    floor_open_exit,
     floor_sys_enter_mmap,
     floor_sys_exit_mmap,
     floor_inet_sock_set_state,

@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use model_analysis::{Format, HashBudget, HashError, Limits, ModelReport};
+use model_analysis::{Finding, FindingKind, Format, HashBudget, HashError, Limits, ModelReport};
 
 use super::access::{AccessError, FileRequest, Opened, open_reported};
 use crate::domain::FileKey;
@@ -55,6 +55,9 @@ pub struct AnalyzeJob {
     /// Its path in the process's namespace (provenance, extension check, manifests).
     pub name: PathBuf,
     pub key: FileKey,
+    /// The version the kernel saw a process load (not write), when that differs from
+    /// the version opened: the analysis then says the file changed in between.
+    pub loaded_other_version: Option<FileKey>,
 }
 
 /// The result of deep analysis; the open file comes back for hashing.
@@ -70,7 +73,17 @@ pub struct Analysis {
 #[must_use]
 pub fn analyze(mut job: AnalyzeJob, limits: &Limits) -> Analysis {
     let started = Instant::now();
-    let report = model_analysis::analyze_opened(&mut job.opened.file, &job.name, &job.opened.root, limits);
+    let mut report =
+        model_analysis::analyze_opened(&mut job.opened.file, &job.name, &job.opened.root, limits);
+    if let Some(loaded) = job.loaded_other_version {
+        report.findings.push(Finding::new(
+            FindingKind::ChangedSinceOpened,
+            format!(
+                "the file changed after the process loaded it (size {} -> {}, change time {} -> {} ns): the content judged may not be what was loaded",
+                loaded.size, job.key.size, loaded.ctime_ns, job.key.ctime_ns
+            ),
+        ));
+    }
     Analysis { key: job.key, name: job.name, report, opened: job.opened, duration: started.elapsed() }
 }
 

@@ -6,7 +6,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
     publish::{EventLog, grpc, log::OutletKind, stdout},
-    sensor::Sensor,
+    sensor::{Sensor, Supervisor},
 };
 
 #[derive(Debug, clap::Args)]
@@ -75,8 +75,14 @@ pub(super) async fn run(args: RunArgs) -> i32 {
         }
     };
     tracing::info!(socket = %socket.display(), log = %log.directory().display(), "modelwatch is running");
-    let printer =
-        tokio::spawn(stdout::print(log.subscribe(log.first_seq(), OutletKind::Stdout), args.output));
+    if args.output != stdout::Output::None {
+        // stdout is the log shipper's path (journald, the container log): if it breaks,
+        // the sensor exits to be restarted rather than publish to no one.
+        supervisor.spawn(
+            "stdout printer",
+            stdout::print(log.subscribe(log.first_seq(), OutletKind::Stdout), args.output),
+        );
+    }
     let status = sensor.status_fn();
     let api = grpc::Api::new(
         Arc::clone(&log),
@@ -98,7 +104,7 @@ pub(super) async fn run(args: RunArgs) -> i32 {
         settings.clone(),
         stopped(),
     ));
-    let background = outlets.start(&log, &publish, &api, status, settings, stopped());
+    outlets.start(&mut supervisor, &log, &publish, &api, status, settings, stopped());
     let code = tokio::select! {
         result = &mut server => server_exit(result),
         (task, error) = supervisor.first_exit() => {
@@ -121,10 +127,8 @@ pub(super) async fn run(args: RunArgs) -> i32 {
             }
         }
     };
-    for task in background {
-        task.abort();
-    }
-    printer.abort();
+    // Ends every task (outlets, printer, pipeline) before the log closes.
+    drop(supervisor);
     // What was published is written before the process ends.
     log.close();
     let _ = std::fs::remove_file(&socket);
@@ -167,36 +171,44 @@ impl Outlets {
         Ok(Self { tcp, metrics })
     }
 
+    /// Starts the outlets as supervised tasks: one that ends takes the sensor down
+    /// with its name, instead of leaving a SOC's feed silently dry.
+    #[expect(clippy::too_many_arguments, reason = "the parts of the API the outlets share")]
     fn start(
         self,
+        supervisor: &mut Supervisor,
         log: &Arc<EventLog>,
         publish: &crate::publish::settings::PublishConfig,
         api: &Arc<grpc::Api>,
         status: grpc::StatusFn,
         settings: grpc::ServerSettings,
         shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> Vec<tokio::task::JoinHandle<()>> {
-        let mut tasks = Vec::new();
+    ) {
         if let Some((listener, tls)) = self.tcp {
             let routes = grpc::Routes::new(Arc::clone(api));
-            tasks.push(tokio::spawn(async move {
+            supervisor.spawn("gRPC TCP server", async move {
                 if let Err(error) = grpc::serve_tcp(listener, tls, routes, settings, shutdown).await {
                     super::report(&error);
                 }
-            }));
+            });
         }
         if let Some(listener) = self.metrics {
-            tasks.push(tokio::spawn(crate::publish::metrics::serve(listener, Arc::clone(log), status)));
+            supervisor.spawn(
+                "Prometheus endpoint",
+                crate::publish::metrics::serve(listener, Arc::clone(log), status),
+            );
         }
         if !publish.otlp.endpoint.is_empty() {
             let ship =
                 crate::publish::otlp::ship(Arc::clone(log), publish.otlp.clone(), publish.state_dir.clone());
-            tasks.push(tokio::spawn(ship));
+            supervisor.spawn("OTLP shipper", ship);
         }
         if !publish.file.path.as_os_str().is_empty() {
-            tasks.push(tokio::spawn(crate::publish::jsonl::write(Arc::clone(log), publish.file.clone())));
+            supervisor.spawn(
+                "JSON file writer",
+                crate::publish::jsonl::write(Arc::clone(log), publish.file.clone()),
+            );
         }
-        tasks
     }
 }
 

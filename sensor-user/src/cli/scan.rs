@@ -6,6 +6,7 @@ use std::{io::IsTerminal as _, path::PathBuf, time::Instant};
 use model_analysis::Severity;
 
 use crate::analyze::scan::{ScanOptions, ScannedFile, scan};
+use crate::publish::format::escape_controls;
 
 #[derive(Debug, clap::Args)]
 pub struct ScanArgs {
@@ -85,7 +86,10 @@ pub(super) fn run(args: &ScanArgs) -> i32 {
             errors += 1;
             #[expect(clippy::print_stderr, reason = "the CLI's error lines")]
             {
-                eprintln!("modelwatch: not scanned: {}: {}", error.path.display(), error.message);
+                eprintln!(
+                    "modelwatch: not scanned: {}",
+                    escape_controls(&format!("{}: {}", error.path.display(), error.message))
+                );
             }
         },
     );
@@ -120,12 +124,14 @@ fn print_file(output: ScanOutput, file: &ScannedFile) {
                         .unwrap_or_default()
                 })
                 .collect();
-            print_line(&format!(
+            // Paths and GGUF licenses are the file owner's text: escaped so they cannot
+            // forge or hide table rows on a terminal.
+            print_line(&escape_controls(&format!(
                 "{:<60} {format:<16} {:>9} {license:<14} {worst:<9} {}",
                 file.path.display(),
                 crate::publish::text::human_size(file.report.size),
                 kinds.join(",")
-            ));
+            )));
         }
     }
 }

@@ -80,8 +80,7 @@ impl Layers {
     /// The file cannot be read, is not TOML, or has an unknown key or a bad value (with
     /// its line).
     pub fn file(&mut self, path: &Path) -> Result<(), ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        let text = super::read_text(path)?;
         let invalid = |message| ConfigError::Invalid { path: path.into(), message };
         // Deserializing the file alone names a bad key with its line.
         toml::from_str::<SensorConfig>(&text).map_err(|e| invalid(one_line(&text, &e)))?;

@@ -274,7 +274,17 @@ impl Pipeline {
                 self.model_seen(key, &path, identified.format, loader);
                 let mut model = convert::identified_file(identified.format, &path, &key);
                 let ticket = self.workers.ticket();
-                let job = AnalyzeJob { opened: identified.opened, name, key: identified.key };
+                // The kernel's key is the version a process opened; a different version
+                // read here means the content changed in between (unless every open was
+                // a write, where change is the point).
+                let changed = !key.same_version(&identified.opened.file.stamp)
+                    && pending.waiting.iter().any(Waiting::loads);
+                let job = AnalyzeJob {
+                    opened: identified.opened,
+                    name,
+                    key: identified.key,
+                    loaded_other_version: changed.then_some(key),
+                };
                 if self.workers.analyze.try_submit(ticket, job).is_ok() {
                     self.files.analysis_tickets.insert(ticket, key);
                     model.analysis = AnalysisState::Pending.into();

@@ -392,3 +392,40 @@ async fn a_full_analysis_queue_is_said_in_the_event() {
     assert!(skipped >= 1, "{events:?}");
     assert_eq!(h.drops.get(Drop::AnalysisQueueFull) as usize, skipped);
 }
+
+#[tokio::test]
+async fn content_changed_after_the_load_is_a_finding_not_a_clean_verdict() {
+    let h = start(real_fns(), PoolSizes::default(), options());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let findings_of = |event: Event| {
+        let Some(Payload::ModelAnalyzed(analyzed)) = event.payload else { panic!("payload") };
+        analyzed.findings.into_iter().map(|f| f.kind).collect::<Vec<_>>()
+    };
+    // Unchanged since the kernel saw it: no such finding.
+    let (path, file) = gguf(dir.path(), "same.gguf");
+    h.records.send(open_record(&file, &path, reason::EXTENSION)).await.expect("send");
+    let (_, analyzed) = h.sink.wait_for("model_analyzed", Duration::from_secs(5)).await.expect("analyzed");
+    assert!(!findings_of(analyzed).contains(&"changed_since_opened".to_owned()));
+    // Loaded, then rewritten before the sensor reads it: the record carries the
+    // loaded version's identity, the file on disk is another.
+    let (path, file) = gguf(dir.path(), "swapped.gguf");
+    let record = open_record(&file, &path, reason::EXTENSION);
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, &[0; 64]))
+        .expect("rewrite");
+    h.records.send(record).await.expect("send");
+    let swapped =
+        |e: &Event| matches!(&e.payload, Some(Payload::ModelAnalyzed(a)) if a.path.ends_with("swapped.gguf"));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let analyzed = loop {
+        let found = h.sink.events.lock().expect("lock").iter().map(|(_, e)| e).find(|e| swapped(e)).cloned();
+        if let Some(event) = found {
+            break event;
+        }
+        assert!(Instant::now() < deadline, "no model_analyzed for the swapped file");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    assert!(findings_of(analyzed).contains(&"changed_since_opened".to_owned()));
+}

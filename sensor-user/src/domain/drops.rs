@@ -59,7 +59,7 @@ impl Drop {
             ),
             Self::IdentifyQueueFull => (
                 "identify_queue_full",
-                "the identification queue was full: the event was published unidentified (analysis TIMED_OUT)",
+                "the identification queue was full: the event was published unidentified (analysis SKIPPED_QUEUE_FULL)",
             ),
             Self::IdentifyTimeout => (
                 "identify_timeout",

@@ -1,6 +1,7 @@
 //! Accelerator device nodes (GPU, NPU): which character devices are accelerators here,
 //! from the kernel's own `/proc/devices` names (NVIDIA UVM and AMD KFD get dynamic
-//! majors, so the list is read again when modules load), and what class each one is.
+//! majors when their modules load, so the list is read again every 30 s), and what class
+//! each one is.
 
 use serde::{Deserialize, Serialize};
 

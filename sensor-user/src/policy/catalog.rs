@@ -162,15 +162,8 @@ impl Catalog {
     /// The file cannot be read, or has problems (all of them are listed).
     pub fn load(path: &Path) -> Result<Self, CatalogError> {
         let read = |source| CatalogError::Read { path: path.to_path_buf(), source };
-        let root = model_analysis::Root::host().map_err(read)?;
-        let opened =
-            root.open_file(path, true, None).map_err(|e| read(std::io::Error::other(e.to_string())))?;
-        if opened.stamp.size > MAX_CATALOG_BYTES {
-            return Err(read(std::io::Error::other(format!("larger than {MAX_CATALOG_BYTES} bytes"))));
-        }
-        let mut text = String::new();
-        std::io::Read::read_to_string(&mut std::io::Read::take(opened.file, MAX_CATALOG_BYTES), &mut text)
-            .map_err(read)?;
+        let bytes = model_analysis::open::read_regular(path, MAX_CATALOG_BYTES).map_err(read)?;
+        let text = String::from_utf8(bytes).map_err(|e| read(std::io::Error::other(e)))?;
         Self::parse(&text, Some(path))
     }
 

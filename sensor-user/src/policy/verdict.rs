@@ -275,6 +275,12 @@ fn unsafe_format(facts: &ModelFacts<'_>, catalog: &Catalog) -> Vec<Rule> {
                 if finding.severity == Severity::Critical { Severity::Critical } else { Severity::High };
             rules.push(Rule::new(VerdictKind::UnsafeFormat, finding.message.clone()).with_severity(severity));
         }
+        if finding.kind == FindingKind::ChangedSinceOpened {
+            rules.push(Rule::new(
+                VerdictKind::UnsafeFormat,
+                format!("not inspected as loaded: {}", finding.message),
+            ));
+        }
         if finding.kind == FindingKind::AnalysisBudgetExceeded {
             rules.push(Rule::new(
                 VerdictKind::UnsafeFormat,

@@ -90,8 +90,12 @@ pub fn status_text(status: &proto::v1::SensorStatus) -> String {
     for hook in &status.hooks {
         let state = if hook.attached { "attached" } else { "NOT attached" };
         let _ = write!(out, "  {:<7} {:<11} {:<36} {state}", hook.watches, hook.backend, hook.attach_point);
-        if hook.verified_insns > 0 {
-            let _ = write!(out, " ({} insns verified)", hook.verified_insns);
+        if hook.attached {
+            let _ = write!(out, " ({} reads", hook.reads);
+            if hook.verified_insns > 0 {
+                let _ = write!(out, ", {} insns verified", hook.verified_insns);
+            }
+            out.push(')');
         }
         if !hook.reason.is_empty() {
             let _ = write!(out, " - {}", hook.reason);

@@ -1,6 +1,6 @@
 //! Prometheus metrics (text exposition format 0.0.4) on an opt-in local address:
 //! `GET /metrics`. Events by kind, lost events by source and counter, kernel counters,
-//! the ring buffer's size and the log's memory window fill, readers and how far behind
+//! the ring buffers' size and fill, the log's memory window, readers and how far behind
 //! each is, work queue depths, the backend of each hook, and the durable log.
 
 use std::{fmt::Write as _, sync::Arc, time::Duration};
@@ -89,6 +89,25 @@ pub fn render(log: &EventLog, status: &proto::v1::SensorStatus) -> String {
     }
     family(&mut out, "modelwatch_ring_buffer_bytes", "gauge", "Size of each kernel ring buffer.");
     let _ = writeln!(out, "modelwatch_ring_buffer_bytes {}", status.ring_buffer_bytes);
+    family(
+        &mut out,
+        "modelwatch_ring_buffer_fill_bytes",
+        "gauge",
+        "Bytes waiting in each kernel ring buffer now, and the most found when the drain woke.",
+    );
+    for ring in &status.rings {
+        let name = label(&ring.name);
+        let _ = writeln!(
+            out,
+            "modelwatch_ring_buffer_fill_bytes{{ring=\"{name}\",of=\"used\"}} {}",
+            ring.used_bytes
+        );
+        let _ = writeln!(
+            out,
+            "modelwatch_ring_buffer_fill_bytes{{ring=\"{name}\",of=\"peak\"}} {}",
+            ring.peak_used_bytes
+        );
+    }
     family(
         &mut out,
         "modelwatch_records_received_total",

@@ -86,8 +86,14 @@ fn attach(
         status.reads = if prefix.is_empty() { status.reads } else { Reads::None };
         return finish(status, load_and_attach(ebpf, hook, &format!("{prefix}{}", hook.program), btf));
     }
+    let helper = format!("{HELPER_PREFIX}{}", hook.program);
     let why_helper = match typed {
         Err(why) => why.clone(),
+        // A program shared by several attach points whose typed variant an earlier one
+        // saw refused: the verifier is not asked twice.
+        Ok(()) if is_loaded(ebpf, &helper) && !is_loaded(ebpf, hook.program) => {
+            format!("typed program {} refused at an earlier attach point", hook.program)
+        }
         Ok(()) => match load_and_attach(ebpf, hook, hook.program, btf) {
             // Only the verifier's refusal is about the reads; any other refusal (the
             // program type, the attach point) would refuse the helper variant too.
@@ -98,7 +104,7 @@ fn attach(
         },
     };
     status.reads = Reads::Helper;
-    status = finish(status, load_and_attach(ebpf, hook, &format!("{HELPER_PREFIX}{}", hook.program), btf));
+    status = finish(status, load_and_attach(ebpf, hook, &helper, btf));
     status.reason = join(&format!("helper reads: {why_helper}"), &status.reason);
     status
 }
@@ -136,7 +142,10 @@ fn load_and_attach(
     match hook.point {
         AttachPoint::Tracepoint { category, name } => {
             let p: &mut TracePoint = program.try_into().map_err(wrong_type)?;
-            p.load().map_err(load)?;
+            // A program shared by several tracepoints is loaded by the first.
+            if p.fd().is_err() {
+                p.load().map_err(load)?;
+            }
             p.attach(category, name).map_err(attach)?;
             Ok(p.info().ok().and_then(|info| info.verified_instruction_count()))
         }
@@ -154,6 +163,10 @@ fn load_and_attach(
             Ok(p.info().ok().and_then(|info| info.verified_instruction_count()))
         }
     }
+}
+
+fn is_loaded(ebpf: &Ebpf, name: &str) -> bool {
+    ebpf.program(name).is_some_and(|p| p.fd().is_ok())
 }
 
 /// `first; second`, or whichever is not empty.

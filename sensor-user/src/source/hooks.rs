@@ -72,6 +72,9 @@ pub enum LoadAdvice {
     NeedsSockTracepoint,
     /// Anything else about tracepoints: tracefs, CONFIG_TRACEPOINTS.
     NeedsTracefs,
+    /// `perf_event_open` refused under `kernel.perf_event_paranoid` 3 (a Debian patch:
+    /// CAP_PERFMON is not enough there, only CAP_SYS_ADMIN).
+    PerfParanoid,
 }
 
 impl LoadAdvice {
@@ -84,6 +87,9 @@ impl LoadAdvice {
             Self::NeedsSyscallTracepoints => "enable CONFIG_FTRACE_SYSCALLS in the kernel",
             Self::NeedsSockTracepoint => "use a kernel of 4.16 or newer (sock:inet_sock_set_state)",
             Self::NeedsTracefs => "check that tracefs is mounted and the kernel has CONFIG_TRACEPOINTS",
+            Self::PerfParanoid => {
+                "kernel.perf_event_paranoid is above 2 (Debian's restriction, under which attaching a tracepoint needs CAP_SYS_ADMIN): run `sysctl kernel.perf_event_paranoid=2` and keep it in /etc/sysctl.d, or run with CAP_SYS_ADMIN"
+            }
         }
     }
 }
@@ -172,6 +178,13 @@ impl Hook {
         if reason.starts_with(VERIFIER_REJECTED) {
             return LoadAdvice::VerifierRejected;
         }
+        let paranoid = || {
+            std::fs::read_to_string("/proc/sys/kernel/perf_event_paranoid")
+                .is_ok_and(|level| level.trim().parse::<i32>().is_ok_and(|level| level > 2))
+        };
+        if reason.contains("perf_event_open") && paranoid() {
+            return LoadAdvice::PerfParanoid;
+        }
         match self.point {
             AttachPoint::Tracepoint { category: "syscalls", .. } => LoadAdvice::NeedsSyscallTracepoints,
             AttachPoint::Tracepoint { category: "sock", .. } => LoadAdvice::NeedsSockTracepoint,
@@ -188,6 +201,19 @@ const fn tracepoint(program: &'static str, category: &'static str, watches: Watc
         program,
         point: AttachPoint::Tracepoint { category, name: program },
         watches,
+        required,
+        variants: Variants::TypedAndHelper,
+        only_on: None,
+    }
+}
+
+/// The open syscalls' exits share one program (`open_exit`): it is verified once and
+/// attached to each.
+const fn open_exit(name: &'static str, required: bool) -> Hook {
+    Hook {
+        program: "open_exit",
+        point: AttachPoint::Tracepoint { category: "syscalls", name },
+        watches: Watch::Open,
         required,
         variants: Variants::TypedAndHelper,
         only_on: None,
@@ -219,10 +245,10 @@ pub const TRACEPOINTS: [Hook; 10] = [
         only_on: None,
     },
     tracepoint("sched_process_exec", "sched", Watch::Exec, true),
-    tracepoint("sys_exit_openat", "syscalls", Watch::Open, true),
-    tracepoint("sys_exit_openat2", "syscalls", Watch::Open, false),
+    open_exit("sys_exit_openat", true),
+    open_exit("sys_exit_openat2", false),
     // arm64 (like every architecture since) has no `open` syscall: glibc opens with openat.
-    Hook { only_on: Some("x86_64"), ..tracepoint("sys_exit_open", "syscalls", Watch::Open, false) },
+    Hook { only_on: Some("x86_64"), ..open_exit("sys_exit_open", false) },
     tracepoint("sys_enter_mmap", "syscalls", Watch::Mmap, true),
     tracepoint("sys_exit_mmap", "syscalls", Watch::Mmap, true),
     Hook {

@@ -14,6 +14,7 @@ pub mod loader;
 pub mod marks;
 pub mod offsets;
 pub mod ring;
+pub mod ring_fill;
 pub mod settings;
 pub mod tracefs;
 
@@ -28,6 +29,7 @@ pub use error::LoadError;
 pub use hooks::HookStatus;
 pub use marks::RuntimeMarks;
 pub use ring::DrainStats;
+pub use ring_fill::RingFill;
 pub use settings::FilterSettings;
 
 /// Records waiting between the drain and the pipeline.
@@ -80,7 +82,16 @@ impl KernelSource {
                 .map_err(map_error("ACCEL_IOCTLS"))?,
         );
         let (sink, records) = mpsc::channel(RECORD_QUEUE);
-        let drain = Arc::new(DrainStats::default());
+        let size = u64::from(settings.ringbuf_bytes);
+        let fills = [("processes", &rings.processes), ("files", &rings.files)]
+            .into_iter()
+            .filter_map(|(name, ring)| {
+                RingFill::new(name, ring, size)
+                    .inspect_err(|error| tracing::warn!(ring = name, %error, "no fill gauge for this ring"))
+                    .ok()
+            })
+            .collect();
+        let drain = Arc::new(DrainStats { rings: fills, ..DrainStats::default() });
         let task = tokio::spawn(ring::drain(rings, ring::SleepFlag::new(asleep), sink, Arc::clone(&drain)));
         let source = Self {
             hooks,

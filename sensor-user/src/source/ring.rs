@@ -14,11 +14,16 @@ use aya::maps::{Array, MapData, RingBuf};
 use sensor_common::decode::{Record, decode};
 use tokio::{io::unix::AsyncFd, sync::mpsc};
 
-/// Records that could not be decoded (a build mismatch or a kernel bug).
+use super::ring_fill::RingFill;
+
+/// What the drain saw: records received, records it could not decode (a build mismatch
+/// or a kernel bug), and how full the rings were.
 #[derive(Debug, Default)]
 pub struct DrainStats {
     pub received: AtomicU64,
     pub undecodable: AtomicU64,
+    /// The rings' fill gauges (none where the kernel refused the extra mapping).
+    pub rings: Vec<RingFill>,
 }
 
 /// How long an event may wait in a ring while records flow (the kernel does not wake
@@ -76,6 +81,9 @@ pub async fn drain(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut idle_ticks = 0;
     loop {
+        for ring in &stats.rings {
+            ring.sample();
+        }
         let Some(taken) = empty_rings(processes.get_mut(), files.get_mut(), &mut batch, &sink, &stats).await
         else {
             return Ok(());

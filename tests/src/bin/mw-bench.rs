@@ -5,6 +5,8 @@
 //! - `mw-bench mmap N PATH`   mmap + munmap of one page of an open small file;
 //! - `mw-bench exec N`        fork + exec `/bin/true` + wait;
 //! - `mw-bench bind N`        socket + bind 127.0.0.1:0 + listen + close;
+//! - `mw-bench ioctl N`       `FIONREAD` on a pipe: the ioctl hook's cost for a process
+//!   that never opened an accelerator;
 //! - `mw-bench storm SECS PROCS PATH` PROCS processes, each doing open + mmap + munmap +
 //!   close of PATH until SECS elapse (two candidate records per round);
 //! - `mw-bench paced RATE SECS PATH` open + close of PATH at RATE per second for SECS
@@ -37,13 +39,14 @@ fn main() {
         "mmap" => timed("mmap", count(1), map_unmap(&c_path(arg(2)))),
         "exec" => timed("exec", count(1), fork_exec()),
         "bind" => timed("bind", count(1), bind_listen),
+        "ioctl" => timed("ioctl", count(1), pipe_ioctl()),
         _ => usage(),
     }
 }
 
 fn usage() -> ! {
     eprintln!(
-        "usage: mw-bench open|mmap N PATH | exec|bind N | storm SECS PROCS PATH | paced RATE SECS PATH"
+        "usage: mw-bench open|mmap N PATH | exec|bind|ioctl N | storm SECS PROCS PATH | paced RATE SECS PATH"
     );
     std::process::exit(2)
 }
@@ -128,6 +131,21 @@ fn fork_exec() -> impl FnMut() {
             if libc::waitpid(pid, &raw mut status, 0) != pid || status != 0 {
                 fail("exec /bin/true");
             }
+        }
+    }
+}
+
+fn pipe_ioctl() -> impl FnMut() {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        fail("pipe2");
+    }
+    move || {
+        let mut queued: libc::c_int = 0;
+        // SAFETY: FIONREAD writes one int into `queued`.
+        if unsafe { libc::ioctl(fds[0], libc::FIONREAD, &raw mut queued) } != 0 {
+            fail("ioctl FIONREAD");
         }
     }
 }

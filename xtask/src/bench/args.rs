@@ -56,7 +56,7 @@ pub(crate) struct BenchArgs {
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum Part {
-    /// The four syscall loops.
+    /// The five syscall loops.
     Syscalls,
     /// The make -j2 build.
     Build,

@@ -84,7 +84,7 @@ pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let mut workloads: Vec<Workload> = Vec::new();
     let mut ran_auditd = false;
     if wants(Part::Syscalls) {
-        workloads.extend([Workload::Open, Workload::Mmap, Workload::Exec, Workload::Bind]);
+        workloads.extend(Workload::SYSCALLS);
     }
     if wants(Part::Build) {
         project::generate(&ctx.project)?;

@@ -91,7 +91,7 @@ fn log_hint(dir: &Path) -> String {
     format!("its last lines on stderr: {}", tail.into_iter().rev().collect::<Vec<_>>().join(" | "))
 }
 
-/// "9 hooks attached (tracepoint ×8, tp_btf ×1)": what the sensor loaded on this kernel.
+/// "10 hooks attached (tracepoint ×9, raw_tracepoint ×1)": what the sensor loaded on this kernel.
 pub(crate) fn hooks_summary(status: &Value) -> String {
     let hooks = status["hooks"].as_array().cloned().unwrap_or_default();
     let attached: Vec<&Value> = hooks.iter().filter(|h| h["attached"].as_bool() == Some(true)).collect();

@@ -1,4 +1,4 @@
-//! The timed workloads: four syscall loops (run by `mw-bench`, which reports ns per
+//! The timed workloads: five syscall loops (run by `mw-bench`, which reports ns per
 //! operation) and a `make -j2` of the generated C project (wall time).
 
 use std::{
@@ -17,11 +17,15 @@ pub(crate) enum Workload {
     Mmap,
     Exec,
     Bind,
+    Ioctl,
     Make,
 }
 
 impl Workload {
-    pub(crate) const ALL: [Self; 5] = [Self::Open, Self::Mmap, Self::Exec, Self::Bind, Self::Make];
+    pub(crate) const ALL: [Self; 6] =
+        [Self::Open, Self::Mmap, Self::Exec, Self::Bind, Self::Ioctl, Self::Make];
+    /// The syscall loops (`mw-bench`).
+    pub(crate) const SYSCALLS: [Self; 5] = [Self::Open, Self::Mmap, Self::Exec, Self::Bind, Self::Ioctl];
 
     pub(crate) fn label(self) -> &'static str {
         match self {
@@ -29,6 +33,7 @@ impl Workload {
             Self::Mmap => "mmap+munmap (small file)",
             Self::Exec => "fork+exec /bin/true",
             Self::Bind => "socket+bind+listen+close",
+            Self::Ioctl => "ioctl FIONREAD (no accelerator)",
             Self::Make => "make -j2 (30 C files)",
         }
     }
@@ -37,7 +42,7 @@ impl Workload {
     /// a few seconds under auditd.
     fn iterations(self) -> u64 {
         match self {
-            Self::Open | Self::Mmap => 200_000,
+            Self::Open | Self::Mmap | Self::Ioctl => 200_000,
             Self::Exec => 2_000,
             Self::Bind => 50_000,
             Self::Make => 1,
@@ -60,6 +65,7 @@ pub(crate) fn run_scaled(workload: Workload, ctx: &Context, factor: f64) -> anyh
         Workload::Mmap => vec!["mmap", &n, &small],
         Workload::Exec => vec!["exec", &n],
         Workload::Bind => vec!["bind", &n],
+        Workload::Ioctl => vec!["ioctl", &n],
         Workload::Make => return make(&ctx.project),
     };
     let out = Command::new(&ctx.bins.mw_bench).args(&args).stderr(Stdio::inherit()).output()?;

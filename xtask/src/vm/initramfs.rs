@@ -22,11 +22,12 @@ use super::{
 const BUSYBOX: &str = "/bin/busybox";
 
 /// Host programs the tests call where busybox's applet lacks what they use (util-linux
-/// `setpriv --reuid`), copied with their shared libraries into guests of the host's
-/// architecture (ahead of busybox on PATH). Elsewhere the tests that need them skip.
-const HOST_TOOLS: [&str; 1] = ["/usr/bin/setpriv"];
+/// `setpriv --reuid`, `unshare --propagation`), copied with their shared libraries into
+/// guests of the host's architecture (ahead of busybox on PATH). Elsewhere the tests
+/// that need them skip.
+const HOST_TOOLS: [&str; 2] = ["/usr/bin/setpriv", "/usr/bin/unshare"];
 
-/// The harness finds `modelwatch` and `mw-actor` in the parent of the test executable's
+/// The harness finds `modelwatch` and its helpers in the parent of the test executable's
 /// directory (`workspace_binary`), as in cargo's `target/<profile>/deps/`.
 const GUEST_DIR: &str = "/mw";
 
@@ -38,6 +39,8 @@ const INIT_PROLOGUE: &str = r#"#!/bin/busybox sh
 exec 0</dev/console 1>/dev/console 2>&1
 /bin/busybox --install -s /bin
 export PATH=/usr/bin:/bin HOME=/root
+# Tests that measure the host itself (the capability table) skip in guests.
+export MODELWATCH_TEST_VM_GUEST=1
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t tmpfs tmpfs /tmp
@@ -78,7 +81,9 @@ pub(crate) fn build(arch: Arch, binaries: &StaticBinaries, options: SuiteOptions
         }
     }
     copy_executable(&binaries.modelwatch, &root.join("mw/modelwatch"))?;
-    copy_executable(&binaries.actor, &root.join("mw/mw-actor"))?;
+    for (name, path) in &binaries.helpers {
+        copy_executable(path, &root.join("mw").join(name))?;
+    }
     let mut tests = Vec::new();
     for test in &binaries.tests {
         copy_executable(&test.path, &root.join("mw/deps").join(&test.name))?;

@@ -29,9 +29,13 @@ pub(crate) struct TestExecutable {
 
 pub(crate) struct StaticBinaries {
     pub(crate) modelwatch: PathBuf,
-    pub(crate) actor: PathBuf,
+    /// The harness's helper programs ([`HELPERS`]), by name.
+    pub(crate) helpers: Vec<(&'static str, PathBuf)>,
     pub(crate) tests: Vec<TestExecutable>,
 }
+
+/// Programs of `modelwatch-tests` the end-to-end tests run (`workspace_binary`).
+const HELPERS: [&str; 2] = ["mw-actor", "mw-bench"];
 
 /// Builds everything for `arch`. The target is named even for the host's own: with
 /// `--target`, cargo applies target flags to the target's units only, not to build
@@ -45,7 +49,9 @@ pub(crate) fn build(arch: Arch) -> anyhow::Result<StaticBinaries> {
             .map(|built| built.path.clone())
             .with_context(|| format!("cargo built no `{name}` binary"))
     };
-    let (modelwatch, actor) = (find_bin("modelwatch")?, find_bin("mw-actor")?);
+    let modelwatch = find_bin("modelwatch")?;
+    let helpers =
+        HELPERS.iter().map(|name| Ok((*name, find_bin(name)?))).collect::<anyhow::Result<Vec<_>>>()?;
     // `--test '*'`: the integration tests only (not the library's or the binary's unit
     // tests). Cargo also reports the binaries they depend on, hence the filter.
     let tests = cargo_artifacts(arch, &["test", "--no-run", "-p", "modelwatch-tests", "--test", "*"])?
@@ -54,10 +60,11 @@ pub(crate) fn build(arch: Arch) -> anyhow::Result<StaticBinaries> {
         .map(|built| TestExecutable { name: built.name, path: built.path })
         .collect::<Vec<_>>();
     ensure!(!tests.is_empty(), "cargo built no test executable for modelwatch-tests");
-    for path in [&modelwatch, &actor].into_iter().chain(tests.iter().map(|t| &t.path)) {
+    let helper_paths = helpers.iter().map(|(_, path)| path);
+    for path in std::iter::once(&modelwatch).chain(helper_paths).chain(tests.iter().map(|t| &t.path)) {
         ensure_static(path, arch)?;
     }
-    Ok(StaticBinaries { modelwatch, actor, tests })
+    Ok(StaticBinaries { modelwatch, helpers, tests })
 }
 
 /// An executable that cargo reported.

@@ -22,9 +22,15 @@ pub enum TlsError {
     NotPem { what: &'static str, path: PathBuf },
 }
 
+/// Largest certificate or key file read.
+const MAX_PEM_BYTES: u64 = 1 << 20;
+
 fn read_pem(what: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
-    let bytes =
-        std::fs::read(path).map_err(|source| TlsError::Read { what, path: path.to_path_buf(), source })?;
+    let bytes = model_analysis::open::read_regular(path, MAX_PEM_BYTES).map_err(|source| TlsError::Read {
+        what,
+        path: path.to_path_buf(),
+        source,
+    })?;
     if !bytes.windows(11).any(|w| w == b"-----BEGIN ") {
         return Err(TlsError::NotPem { what, path: path.to_path_buf() });
     }
