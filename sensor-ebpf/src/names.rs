@@ -155,7 +155,14 @@ fn copy_tail<R: Reads>(dentry: u64, len: u32, name: u64) -> Option<u32> {
     let buf = NAME_SCRATCH.get_ptr_mut(0)?;
     if R::INLINE_NAMES && has(feature::INLINE_NAMES) && len < INLINE_COPY {
         let inline = off!(dentry_d_iname);
-        if name == dentry + u64::from(inline) {
+        // Compared through an opaque copy: knowing `name == dentry + inline`, LLVM would
+        // load through `name` (an untyped scalar to the verifier) instead of through
+        // the typed `dentry`, and the verifier refuses a load through a scalar (6.12's
+        // fexit programs were refused so). The array is read only where the dentry
+        // itself says its name is.
+        // SAFETY: a read of a local.
+        let inline_at = unsafe { core::ptr::read_volatile(&(dentry + u64::from(inline))) };
+        if name == inline_at {
             for word in 0..(INLINE_COPY / 8) {
                 let value: u64 = R::field(dentry, inline + word * 8).ok()?;
                 // SAFETY: this CPU's NAME_SCRATCH value; words 2..6 of its 64-byte tail.

@@ -93,9 +93,10 @@ fn a_subscriber_that_never_reads_does_not_slow_the_other_four() {
         results
     });
     let published = last - first + 1;
-    // 190,925 on the 6.18 host, 17,935 in the emulated 6.1 guest: enough either way to
-    // leave the stalled reader more than 10,000 behind (checked below).
-    assert!(published > 12_000, "a storm: {published} events");
+    // 190,925 on the 6.18 host, 12,301 to 17,935 in the emulated 6.1 guests: enough
+    // either way to leave the stalled reader far behind (checked below) once the
+    // transport's buffers hold what they can (about 3,600 events in a guest).
+    assert!(published > 10_000, "a storm: {published} events");
     for (mut seqs, lost_notices, finished) in results {
         // Events published after the storm settled may have arrived too.
         seqs.retain(|s| *s <= last);
@@ -129,7 +130,10 @@ fn a_subscriber_that_never_reads_does_not_slow_the_other_four() {
     }
     let outlets = status(&sensor.socket).outlets;
     let behind: Vec<u64> = outlets.iter().filter(|o| o.kind == "grpc").map(|o| o.behind).collect();
-    assert!(behind.iter().any(|b| *b > 10_000), "the stalled subscriber is still far behind: {behind:?}");
+    assert!(
+        behind.iter().any(|b| *b > published / 2),
+        "the stalled subscriber is still far behind: {behind:?} of {published}"
+    );
     drop(stalled);
 }
 
