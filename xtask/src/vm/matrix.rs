@@ -54,6 +54,12 @@ pub(crate) fn render(runs: &[Run], setup: &[(String, std::time::Duration)]) -> S
         });
         table_row(&mut out, &[watches.as_str(), &format!("`{attach_point}`")], cells);
     }
+    for run in runs.iter().filter(|run| !run.reruns.is_empty()) {
+        let _ = writeln!(out, "\n## Booted again: {}\n", column_title(run));
+        for why in &run.reruns {
+            let _ = writeln!(out, "- {why}");
+        }
+    }
     for run in runs.iter().filter(|run| run.failed()) {
         let _ = writeln!(out, "\n## Problems on {}\n", column_title(run));
         for problem in &run.problems {

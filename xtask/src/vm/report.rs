@@ -45,6 +45,8 @@ pub(crate) struct Run {
     pub(crate) hooks: Vec<HookLoad>,
     /// Whatever makes the run fail besides a failed test: a crash, a timeout, a panic.
     pub(crate) problems: Vec<String>,
+    /// Why the column was booted again (a guest kernel panic), reported, not failing.
+    pub(crate) reruns: Vec<String>,
     pub(crate) wall: Duration,
     /// What the column is: architecture, flavour, subset.
     pub(crate) column: super::matrix::Column,
@@ -112,6 +114,7 @@ pub(crate) fn parse(label: &str, output: &Output, suites: &[String], ending: &En
         tests,
         hooks,
         problems,
+        reruns: Vec::new(),
         wall,
         column: super::matrix::Column::default(),
     }
