@@ -52,9 +52,10 @@ pub const ENV_ALIASES: [(&str, &str); 3] = [
     ("MODELWATCH_BACKEND", "kernel.backend"),
 ];
 
-/// `MODELWATCH_*` variables that are not settings: the log filter, the file's path, and
-/// anything a test harness sets (`MODELWATCH_TEST_*`).
-const NOT_SETTINGS: [&str; 2] = ["MODELWATCH_LOG", "MODELWATCH_CONFIG"];
+/// `MODELWATCH_*` variables that are not settings: the log filter, the file's path, the
+/// benchmark's switch to helper reads (`source::loader`), and anything a test harness
+/// sets (`MODELWATCH_TEST_*`).
+const NOT_SETTINGS: [&str; 3] = ["MODELWATCH_LOG", "MODELWATCH_CONFIG", "MODELWATCH_KERNEL_READS"];
 const TEST_PREFIX: &str = "MODELWATCH_TEST_";
 const ENV_PREFIX: &str = "MODELWATCH_";
 
@@ -365,6 +366,7 @@ mod tests {
                 ("MODELWATCH_NODE", "from-env"),
                 ("NODE_NAME", "from-downward-api"),
                 ("MODELWATCH_LOG", "debug"),
+                ("MODELWATCH_KERNEL_READS", "helper"),
                 ("MODELWATCH_TEST_PYTHON", "/x"),
                 ("PATH", "/bin"),
             ]))
