@@ -122,14 +122,16 @@ fn describe(id: u64, status: &Value) -> anyhow::Result<Program> {
 }
 
 /// The verified instructions the sensor reported for the hook whose attach point ends
-/// with `name` (without the `helper_` prefix).
+/// with `name` (without the `helper_` prefix); `open_exit`, shared by the open syscalls'
+/// exits, by the first of them (this bpftool does not show the count).
 fn verified_insns(status: &Value, name: &str) -> u64 {
     let base = name.strip_prefix("helper_").unwrap_or(name);
+    let point = if base == "open_exit" { "sys_exit_openat" } else { base };
     status["hooks"]
         .as_array()
         .into_iter()
         .flatten()
-        .find(|h| h["attached"] == true && h["attach_point"].as_str().is_some_and(|p| p.ends_with(base)))
+        .find(|h| h["attached"] == true && h["attach_point"].as_str().is_some_and(|p| p.ends_with(point)))
         .and_then(|h| h["verified_insns"].as_u64())
         .unwrap_or(0)
 }
