@@ -133,8 +133,11 @@ impl Pipeline {
 
     /// A file opened by a session's process under `sensitive_paths`.
     pub(super) fn check_sensitive(&mut self, pid: u32, path: &str) {
-        if self.session_of(pid).is_none() || !is_sensitive(path, &self.policy.catalog.policy.sensitive_paths)
-        {
+        if !is_sensitive(path, &self.policy.catalog.policy.sensitive_paths) {
+            return;
+        }
+        if self.session_of(pid).is_none() {
+            self.park_sensitive(pid, path);
             return;
         }
         self.session_add(pid, Change::Sensitive(path.to_owned()), false);

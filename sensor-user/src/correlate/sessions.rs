@@ -22,6 +22,10 @@ use crate::{
 const ENDED_KEPT: usize = 64;
 /// Listeners, devices and sensitive paths kept per session.
 const PER_SESSION: usize = 256;
+/// Processes whose sensitive opens wait for their session (see `Sessions::parked`).
+const PARKED_PROCESSES: usize = 4096;
+/// Sensitive paths kept per such process.
+const PARKED_PER_PROCESS: usize = 16;
 
 #[derive(Clone, Debug)]
 pub(super) struct Session {
@@ -49,6 +53,11 @@ pub(super) struct Sessions {
     /// Every member process -> its session's root.
     pub(super) root_of: HashMap<u32, u32>,
     pub(super) ended: VecDeque<Session>,
+    /// Sensitive paths opened by processes that have no session yet: a runtime can open
+    /// them before its model load is identified (under load that takes longer than the
+    /// gap between the two opens). They join the session when it starts; the process's
+    /// exit forgets them.
+    parked: HashMap<u32, Vec<String>>,
 }
 
 /// What a process contributes to its session.
@@ -112,8 +121,17 @@ impl Pipeline {
         }
         let started = self.sessions.root_of.insert(root, root).is_none();
         self.sessions.root_of.insert(pid, root);
+        let parked: Vec<String> =
+            [pid, root].iter().filter_map(|p| self.sessions.parked.remove(p)).flatten().collect();
         let Some(session) = self.sessions.by_root.get_mut(&root) else { return };
         session.pids.insert(pid);
+        let mut unparked = None;
+        for path in parked {
+            if session.sensitive.len() < PER_SESSION && !session.sensitive.contains(&path) {
+                unparked = Some(format!("sensitive file {path}"));
+                session.sensitive.push(path);
+            }
+        }
         let description = match change {
             Change::Model(key) => session.models.insert(key).then(|| "model".to_owned()),
             Change::Listener(port, address) => (session.listeners.len() < PER_SESSION
@@ -136,7 +154,8 @@ impl Pipeline {
                 text
             }),
             Change::Version(version) => Some(format!("runtime version {version}")),
-        };
+        }
+        .or(unparked);
         if started {
             let finding = self.judge_session(root).1;
             self.publish_session(root, |session| {
@@ -175,8 +194,22 @@ impl Pipeline {
         }
     }
 
+    /// Keeps a sensitive path `pid` opened before it had a session.
+    pub(super) fn park_sensitive(&mut self, pid: u32, path: &str) {
+        let parked = &mut self.sessions.parked;
+        if !parked.contains_key(&pid) && parked.len() >= PARKED_PROCESSES {
+            tracing::debug!(pid, path, "too many processes with sensitive opens and no session: not kept");
+            return;
+        }
+        let paths = parked.entry(pid).or_default();
+        if paths.len() < PARKED_PER_PROCESS && !paths.iter().any(|p| p == path) {
+            paths.push(path.to_owned());
+        }
+    }
+
     /// A member process exited; the root's exit ends the session.
     pub(super) fn session_exit(&mut self, pid: u32) {
+        self.sessions.parked.remove(&pid);
         let Some(root) = self.sessions.root_of.remove(&pid) else { return };
         if root != pid {
             if let Some(session) = self.sessions.by_root.get_mut(&root) {

@@ -93,6 +93,15 @@ struct Harness {
 }
 
 fn start(fns: WorkFns, sizes: PoolSizes, options: PipelineOptions) -> Harness {
+    start_with_policy(fns, sizes, options, crate::policy::Policy::defaults())
+}
+
+fn start_with_policy(
+    fns: WorkFns,
+    sizes: PoolSizes,
+    options: PipelineOptions,
+    policy: crate::policy::Policy,
+) -> Harness {
     let sink = Arc::new(Collected::default());
     let drops = Arc::new(DropCounters::default());
     let (workers, results) = Workers::spawn(fns, sizes);
@@ -104,7 +113,7 @@ fn start(fns: WorkFns, sizes: PoolSizes, options: PipelineOptions) -> Harness {
         workers,
         drops: Arc::clone(&drops),
         stats: Arc::new(PipelineStats::default()),
-        policy: Arc::new(crate::policy::Policy::defaults()),
+        policy: Arc::new(policy),
     };
     let (records_tx, records) = mpsc::channel(1024);
     let (snapshot_tx, snapshot) = mpsc::channel(16);
@@ -428,4 +437,32 @@ async fn content_changed_after_the_load_is_a_finding_not_a_clean_verdict() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     };
     assert!(findings_of(analyzed).contains(&"changed_since_opened".to_owned()));
+}
+
+#[tokio::test]
+async fn a_sensitive_open_before_the_model_is_identified_joins_the_session() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secrets = dir.path().join("customer-data");
+    std::fs::create_dir(&secrets).expect("mkdir");
+    let export = secrets.join("export.csv");
+    std::fs::write(&export, "name,card\n").expect("data");
+    let text = format!("[policy]\nsensitive_paths = [\"{}\"]\n", secrets.display());
+    let catalog = crate::policy::catalog::Catalog::parse(&text, None).expect("catalog");
+    let policy = crate::policy::Policy { catalog, trust: crate::policy::Trust::default() };
+    let h = start_with_policy(real_fns(), PoolSizes::default(), options(), policy);
+    // The sensitive file's record comes first: no session yet (as when identifying the
+    // model takes longer than the runtime's gap between the two opens).
+    let export_file = std::fs::File::open(&export).expect("open");
+    h.records.send(open_record(&export_file, &export, reason::MARKED_RUNTIME)).await.expect("send");
+    let (path, file) = gguf(dir.path(), "m.gguf");
+    h.records.send(open_record(&file, &path, reason::EXTENSION)).await.expect("send");
+    let sensitive = |e: &Event| {
+        matches!(&e.payload, Some(Payload::Finding(f))
+            if f.verdict.as_ref().is_some_and(|v| v.rules.iter().any(|r| r.verdict == "sensitive_data_access" && r.reason.contains("export.csv"))))
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !h.sink.events.lock().expect("lock").iter().any(|(_, e)| sensitive(e)) {
+        assert!(Instant::now() < deadline, "no sensitive-data finding: {:?}", h.sink.kinds());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
