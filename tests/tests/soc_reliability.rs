@@ -72,17 +72,25 @@ fn a_subscriber_that_never_reads_does_not_slow_the_other_four() {
         }
         (stalled, readers)
     });
-    // The storm: open + mmap of a model as fast as one process can, for 4 s.
+    // The storm: open + mmap of a model as fast as one process can, 4 s at a time, until
+    // the log holds enough to leave a stalled reader far behind the transport's buffers
+    // (one storm logged 3,137 to 17,935 events in emulated guests, 190,925 on the host).
     let storm_started = Instant::now();
-    let out = std::process::Command::new(workspace_binary("mw-bench"))
-        // One worker process: `storm SECS PROCS PATH`.
-        .args(["storm", "4", "1"])
-        .arg(&model)
-        .output()
-        .expect("mw-bench storm");
-    assert!(out.status.success(), "storm failed");
+    let mut last;
+    loop {
+        let out = std::process::Command::new(workspace_binary("mw-bench"))
+            // One worker process: `storm SECS PROCS PATH`.
+            .args(["storm", "4", "1"])
+            .arg(&model)
+            .output()
+            .expect("mw-bench storm");
+        assert!(out.status.success(), "storm failed");
+        last = settled_last_seq(&sensor.socket);
+        if last - first + 1 > 12_000 || storm_started.elapsed() > Duration::from_secs(60) {
+            break;
+        }
+    }
     let storm_ended = Instant::now();
-    let last = settled_last_seq(&sensor.socket);
     let settled = Instant::now();
     let _ = done_tx.send(last);
     let results = runtime.block_on(async {
@@ -93,10 +101,7 @@ fn a_subscriber_that_never_reads_does_not_slow_the_other_four() {
         results
     });
     let published = last - first + 1;
-    // 190,925 on the 6.18 host, 12,301 to 17,935 in the emulated 6.1 guests: enough
-    // either way to leave the stalled reader far behind (checked below) once the
-    // transport's buffers hold what they can (about 3,600 events in a guest).
-    assert!(published > 10_000, "a storm: {published} events");
+    assert!(published > 10_000, "storms of 60 s logged only {published} events");
     for (mut seqs, lost_notices, finished) in results {
         // Events published after the storm settled may have arrived too.
         seqs.retain(|s| *s <= last);
