@@ -4,15 +4,7 @@
 //! (`dedup_window_ms = 0`), so that every open is an event, and with its batching
 //! wake-up as shipped (the drain wakes every 10 ms while records flow).
 
-use std::{
-    process::{Command, Stdio},
-    time::Duration,
-};
-
-use anyhow::{Context as _, bail};
-use serde_json::Value;
-
-use super::{Context, daemon::Daemon, sensor::Sensor, storm, workloads::field};
+use super::{Context, sensor::Sensor, storm, workloads::field};
 
 /// Events per second measured.
 pub(crate) const RATES: [u64; 2] = [1_000, 50_000];
@@ -42,27 +34,10 @@ pub(crate) fn run(ctx: &Context) -> anyhow::Result<Vec<Latency>> {
 
 fn measure(ctx: &Context, config: &str, rate: u64) -> anyhow::Result<Latency> {
     let sensor = Sensor::start(&ctx.bins, &ctx.dir, &["--config", config])?;
-    let mut command = Command::new(&ctx.bins.mw_subscriber);
-    command.arg(sensor.socket()).arg(storm::MODEL_NAME).arg("3000").stderr(Stdio::inherit());
-    let mut subscriber = Daemon::spawn_reading("mw-subscriber", &mut command, libc::SIGTERM)?;
-    subscriber.wait_line("subscribed", Duration::from_secs(30))?;
-    let model = ctx.model_file.to_string_lossy().into_owned();
-    let out = Command::new(&ctx.bins.mw_bench)
-        .args(["paced", &rate.to_string(), &ctx.latency_secs.to_string(), &model])
-        .stderr(Stdio::inherit())
-        .output()?;
-    if !out.status.success() {
-        super::signals::check()?;
-        bail!("mw-bench paced failed: {}", out.status);
-    }
-    let line = String::from_utf8_lossy(&out.stdout).into_owned();
-    let lines = subscriber.finish(Duration::from_secs(ctx.latency_secs + 120))?;
+    let subscriber = storm::subscribe(ctx, &sensor)?;
+    let line = storm::load(ctx, &["paced", &rate.to_string(), &ctx.latency_secs.to_string()])?;
+    let summary = storm::summary(subscriber, ctx.latency_secs)?;
     drop(sensor);
-    let summary: Value = lines
-        .iter()
-        .rev()
-        .find_map(|l| serde_json::from_str(l).ok())
-        .context("mw-subscriber printed no summary")?;
     let latency = &summary["latency_us"];
     let us = |key: &str| latency[key].as_u64().unwrap_or(0);
     Ok(Latency {

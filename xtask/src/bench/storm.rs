@@ -94,34 +94,43 @@ pub(crate) fn no_folding_config(dir: &Path) -> anyhow::Result<String> {
     Ok(path.to_string_lossy().into_owned())
 }
 
-/// Runs one storm against a fresh sensor (`extra`: its flags, e.g. a ring buffer size).
-pub(crate) fn run(ctx: &Context, extra: &[&str]) -> anyhow::Result<Storm> {
-    let sensor = Sensor::start(&ctx.bins, &ctx.dir, extra)?;
+/// An `mw-subscriber` on `sensor`'s socket, counting events of the bench's model file.
+pub(crate) fn subscribe(ctx: &Context, sensor: &Sensor) -> anyhow::Result<Daemon> {
     let mut command = Command::new(&ctx.bins.mw_subscriber);
     command.arg(sensor.socket()).arg(MODEL_NAME).arg("3000").stderr(Stdio::inherit());
     let mut subscriber = Daemon::spawn_reading("mw-subscriber", &mut command, libc::SIGTERM)?;
     subscriber.wait_line("subscribed", Duration::from_secs(30))?;
-    let cpu_before = host::cpu_seconds(sensor.pid())?;
-    let secs = format!("{}", ctx.storm_secs);
-    let model = ctx.model_file.to_string_lossy().into_owned();
-    let procs = ctx.storm_procs.to_string();
-    let out = Command::new(&ctx.bins.mw_bench)
-        .args(["storm", &secs, &procs, &model])
-        .stderr(Stdio::inherit())
-        .output()?;
+    Ok(subscriber)
+}
+
+/// Runs `mw-bench ARGS... MODEL` to the end; returns its `key=value` line.
+pub(crate) fn load(ctx: &Context, args: &[&str]) -> anyhow::Result<String> {
+    let out =
+        Command::new(&ctx.bins.mw_bench).args(args).arg(&ctx.model_file).stderr(Stdio::inherit()).output()?;
     if !out.status.success() {
         super::signals::check()?;
-        bail!("mw-bench storm failed: {}", out.status);
+        bail!("mw-bench {} failed: {}", args.first().unwrap_or(&""), out.status);
     }
-    let line = String::from_utf8_lossy(&out.stdout).into_owned();
-    let lines = subscriber.finish(Duration::from_secs(ctx.storm_secs + 120))?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Stops the subscriber (allowing `secs` of work plus two minutes to drain) and returns
+/// the JSON summary it printed last.
+pub(crate) fn summary(subscriber: Daemon, secs: u64) -> anyhow::Result<Value> {
+    let lines = subscriber.finish(Duration::from_secs(secs + 120))?;
+    lines.iter().rev().find_map(|l| serde_json::from_str(l).ok()).context("mw-subscriber printed no summary")
+}
+
+/// Runs one storm against a fresh sensor (`extra`: its flags, e.g. a ring buffer size).
+pub(crate) fn run(ctx: &Context, extra: &[&str]) -> anyhow::Result<Storm> {
+    let sensor = Sensor::start(&ctx.bins, &ctx.dir, extra)?;
+    let subscriber = subscribe(ctx, &sensor)?;
+    let cpu_before = host::cpu_seconds(sensor.pid())?;
+    let (secs, procs) = (ctx.storm_secs.to_string(), ctx.storm_procs.to_string());
+    let line = load(ctx, &["storm", &secs, &procs])?;
+    let summary = summary(subscriber, ctx.storm_secs)?;
     let sensor_cpu_secs = host::cpu_seconds(sensor.pid())? - cpu_before;
     drop(sensor);
-    let summary: Value = lines
-        .iter()
-        .rev()
-        .find_map(|l| serde_json::from_str(l).ok())
-        .context("mw-subscriber printed no summary")?;
     let number = |v: &Value| v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok())).unwrap_or(0);
     let counters = &summary["kernel_counters"];
     let lost = &summary["lost"];
