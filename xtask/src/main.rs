@@ -80,28 +80,20 @@ fn main() -> anyhow::Result<()> {
             if !no_lint {
                 lint()?;
             }
-            // The end-to-end tests run the sensor binary, which `cargo test` alone does
-            // not build. The default members: every crate but sensor-ebpf (BPF only).
-            cargo(&["build", "--release", "--bins"])?;
-            // The image tests run what ships: the static binary in its scratch image.
-            image::build()?;
             if no_vm || vm.no_host {
+                // The end-to-end tests run the sensor binary, which `cargo test` alone
+                // does not build. The default members: every crate but sensor-ebpf.
+                cargo(&["build", "--release", "--bins"])?;
+                // The image tests run what ships: the static binary in its scratch image.
+                image::build()?;
                 cargo(&["test", "--release", "--", "--test-threads=1"])?;
             } else {
                 // vm-test runs the end-to-end suite on this kernel first, with the static
-                // binaries that ship: cargo runs everything else (once is enough in CI's
-                // hour).
-                cargo(&[
-                    "test",
-                    "--release",
-                    "--workspace",
-                    "--exclude",
-                    "sensor-ebpf",
-                    "--exclude",
-                    "modelwatch-tests",
-                    "--",
-                    "--test-threads=1",
-                ])?;
+                // binaries that ship (built here for the image); the unit tests share
+                // their build.
+                image::build()?;
+                let host = vm::Arch::host().context("no static build for this machine's architecture")?;
+                vm::static_build::unit_tests(host)?;
             }
             if !no_vm {
                 vm::run(&vm)?;

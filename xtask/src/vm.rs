@@ -31,7 +31,11 @@ use anyhow::{Context as _, bail};
 
 pub(crate) use self::arch::Arch;
 use self::{
-    arch::STDERR_MARKER, kernels::Coverage, report::Run, static_build::StaticBinaries, suite::SuiteOptions,
+    arch::STDERR_MARKER,
+    kernels::{Coverage, KernelSpec},
+    report::Run,
+    static_build::StaticBinaries,
+    suite::SuiteOptions,
 };
 
 #[derive(clap::Args)]
@@ -39,8 +43,8 @@ pub(crate) struct VmTestArgs {
     /// Only the kernel packages whose name contains this (repeatable), e.g. `6.12`, `rt`.
     #[arg(long = "kernel")]
     kernels: Vec<String>,
-    /// Only kernels of this architecture (repeatable). Default: the x86_64 kernels that
-    /// run the whole suite; `--arch` or `--kernel` selects the smoke columns too.
+    /// Only kernels of this architecture (repeatable). Default: every kernel of the
+    /// matrix.
     #[arg(long = "arch", value_enum)]
     arches: Vec<Arch>,
     /// Do not run the suite on the host kernel.
@@ -88,7 +92,11 @@ pub(crate) fn run(args: &VmTestArgs) -> anyhow::Result<()> {
     let mut setup_times = Vec::new();
     for arch in needed {
         let build_started = Instant::now();
-        let binaries = static_build::build(arch)?;
+        // An architecture whose kernels all run the smoke subset builds only its suites.
+        let whole_suite = (!args.no_host && Arch::host() == Some(arch))
+            || kernels.iter().any(|k| k.spec.arch == arch && !smoke_only(args, k.spec));
+        let smoke_suites: Vec<&str> = suite::SMOKE.iter().map(|(suite, _)| *suite).collect();
+        let binaries = static_build::build(arch, (!whole_suite).then_some(smoke_suites.as_slice()))?;
         let initrd = initramfs::build(arch, &binaries, options)?;
         setup_times.push((format!("static {} build + initramfs", arch.name()), build_started.elapsed()));
         builds.insert(arch, (binaries, initrd));
@@ -101,7 +109,7 @@ pub(crate) fn run(args: &VmTestArgs) -> anyhow::Result<()> {
     }
     for kernel in &kernels {
         let (binaries, initrd) = &builds[&kernel.spec.arch];
-        let smoke = args.smoke || kernel.spec.coverage == Coverage::Smoke;
+        let smoke = smoke_only(args, kernel.spec);
         let suites: Vec<String> =
             suite::plan(&test_paths(binaries), smoke).into_iter().map(|p| p.name).collect();
         for backend in backends(args, smoke) {
@@ -159,6 +167,11 @@ fn run_column(
     let output = split_stderr(console, read_lines(&stderr_log));
     eprintln!("vm-test: {label} finished in {} s", column_started.elapsed().as_secs());
     Ok(report::parse(label, &output, suites, &ending, column_started.elapsed()))
+}
+
+/// Whether `kernel` runs only the smoke subset.
+fn smoke_only(args: &VmTestArgs, kernel: &KernelSpec) -> bool {
+    args.smoke || kernel.coverage == Coverage::Smoke
 }
 
 /// The backends a column runs with.

@@ -91,7 +91,13 @@ pub fn status_text(status: &proto::v1::SensorStatus) -> String {
         let state = if hook.attached { "attached" } else { "NOT attached" };
         let _ = write!(out, "  {:<7} {:<11} {:<36} {state}", hook.watches, hook.backend, hook.attach_point);
         if hook.attached {
-            let _ = write!(out, " ({} reads", hook.reads);
+            // "none": the program reads only its context and maps.
+            match hook.reads.as_str() {
+                "none" => out.push_str(" (context only"),
+                reads => {
+                    let _ = write!(out, " ({reads} reads");
+                }
+            }
             if hook.verified_insns > 0 {
                 let _ = write!(out, ", {} insns verified", hook.verified_insns);
             }

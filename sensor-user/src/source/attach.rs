@@ -2,6 +2,8 @@
 //! each with typed kernel reads where the verifier accepts them, else helper reads; the
 //! outcome of every hook is recorded.
 
+use std::fmt::Write as _;
+
 use aya::{
     Btf, Ebpf,
     programs::{FExit, ProgramError, RawTracePoint, TracePoint},
@@ -214,6 +216,49 @@ fn describe(error: &ProgramError) -> String {
                 format!("{VERIFIER_REJECTED} ({io_error}): {}", complaint.join(" | "))
             }
         }
-        other => other.to_string(),
+        other => with_causes(other),
+    }
+}
+
+/// `error` and each of its causes: the errno of a failed attach is in the cause.
+fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        let _ = write!(text, ": {}", errno_meaning(inner).unwrap_or_else(|| inner.to_string()));
+        cause = inner.source();
+    }
+    text
+}
+
+/// Words for the errnos libc does not name (the kernel-internal ENOTSUPP).
+fn errno_meaning(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+    const ENOTSUPP: i32 = 524;
+    let io = error.downcast_ref::<std::io::Error>()?;
+    (io.raw_os_error() == Some(ENOTSUPP)).then(|| {
+        "ENOTSUPP (524): this kernel cannot attach here (arm64 has BPF trampolines for fentry/fexit from 6.4 on)"
+            .to_owned()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use aya::{programs::ProgramError, sys::SyscallError};
+
+    use super::describe;
+
+    #[test]
+    fn a_refused_attach_names_its_errno() {
+        let error = ProgramError::SyscallError(SyscallError {
+            call: "bpf_raw_tracepoint_open",
+            io_error: std::io::Error::from_raw_os_error(524),
+        });
+        let text = describe(&error);
+        assert!(text.starts_with("`bpf_raw_tracepoint_open` failed: ENOTSUPP (524)"), "{text}");
+        let error = ProgramError::SyscallError(SyscallError {
+            call: "bpf_link_create",
+            io_error: std::io::Error::from_raw_os_error(1),
+        });
+        assert!(describe(&error).contains("Operation not permitted"), "{}", describe(&error));
     }
 }

@@ -58,20 +58,12 @@ pub(crate) struct Kernel {
     pub(crate) vmlinuz: PathBuf,
 }
 
-/// The kernels of `arches` whose package name contains one of `filters`. With neither
-/// filter, only the kernels that run the whole suite: the smoke columns (PREEMPT_RT,
-/// cloud, arm64) are opt-in until they pass and CI's hour has room for them (issue 15).
+/// The kernels of `arches` (all when empty) whose package name contains one of `filters`
+/// (all when empty).
 pub(crate) fn select(filters: &[String], arches: &[Arch]) -> anyhow::Result<Vec<&'static KernelSpec>> {
-    let defaults = filters.is_empty() && arches.is_empty();
     let selected: Vec<&'static KernelSpec> = KERNELS
         .iter()
-        .filter(|k| {
-            if defaults {
-                k.coverage == Coverage::Full
-            } else {
-                arches.is_empty() || arches.contains(&k.arch)
-            }
-        })
+        .filter(|k| arches.is_empty() || arches.contains(&k.arch))
         .filter(|k| filters.is_empty() || filters.iter().any(|f| k.package.contains(f.as_str())))
         .collect();
     if selected.is_empty() {

@@ -100,7 +100,12 @@ fn hook_cell(hook: &HookLoad) -> String {
             backend => format!("**not attached** ({backend}): {}", escape(&short)),
         };
     }
-    let reads = if hook.reads.is_empty() { String::new() } else { format!(" ({} reads)", hook.reads) };
+    // "none": the program reads only its context and maps.
+    let reads = match hook.reads.as_str() {
+        "" => String::new(),
+        "none" => " (context only)".to_owned(),
+        reads => format!(" ({reads} reads)"),
+    };
     match hook.verified_insns {
         Some(insns) => format!("{}{reads}, {insns} insns", hook.backend),
         None => format!("{}{reads}", hook.backend),

@@ -37,10 +37,12 @@ pub(crate) struct StaticBinaries {
 /// Programs of `modelwatch-tests` the end-to-end tests run (`workspace_binary`).
 const HELPERS: [&str; 2] = ["mw-actor", "mw-bench"];
 
-/// Builds everything for `arch`. The target is named even for the host's own: with
-/// `--target`, cargo applies target flags to the target's units only, not to build
-/// scripts and proc-macros (which must stay dynamic).
-pub(crate) fn build(arch: Arch) -> anyhow::Result<StaticBinaries> {
+/// Builds the sensor, the helpers and the test executables for `arch`: every test
+/// executable, or only those named in `only` (the smoke suites of an architecture that
+/// runs nothing else: a cross build is minutes on these machines). The target is named
+/// even for the host's own: with `--target`, cargo applies target flags to the target's
+/// units only, not to build scripts and proc-macros (which must stay dynamic).
+pub(crate) fn build(arch: Arch, only: Option<&[&str]>) -> anyhow::Result<StaticBinaries> {
     eprintln!("vm-test: building static {} binaries in {TARGET_DIR}", arch.name());
     let bins = cargo_artifacts(arch, &["build", "-p", "modelwatch", "-p", "modelwatch-tests", "--bins"])?;
     let find_bin = |name: &str| {
@@ -54,7 +56,11 @@ pub(crate) fn build(arch: Arch) -> anyhow::Result<StaticBinaries> {
         HELPERS.iter().map(|name| Ok((*name, find_bin(name)?))).collect::<anyhow::Result<Vec<_>>>()?;
     // `--test '*'`: the integration tests only (not the library's or the binary's unit
     // tests). Cargo also reports the binaries they depend on, hence the filter.
-    let tests = cargo_artifacts(arch, &["test", "--no-run", "-p", "modelwatch-tests", "--test", "*"])?
+    let mut test_args = vec!["test", "--no-run", "-p", "modelwatch-tests"];
+    for name in only.unwrap_or(&["*"]) {
+        test_args.extend(["--test", name]);
+    }
+    let tests = cargo_artifacts(arch, &test_args)?
         .into_iter()
         .filter(|built| built.is_test)
         .map(|built| TestExecutable { name: built.name, path: built.path })
@@ -75,27 +81,27 @@ pub(crate) struct Built {
     is_test: bool,
 }
 
+/// Runs the workspace's unit tests (and model-analysis's integration tests: every test
+/// but the end-to-end suite, which vm-test runs) built with the static flags, so that
+/// they share the static build's compiled dependencies instead of a second release
+/// build of them (minutes of CI's hour).
+pub(crate) fn unit_tests(arch: Arch) -> anyhow::Result<()> {
+    let mut command = cargo_command(
+        arch,
+        &["test", "--workspace", "--exclude", "sensor-ebpf", "--exclude", "modelwatch-tests"],
+    );
+    let status = command.args(["--", "--test-threads=1"]).status().context("starting cargo test")?;
+    if !status.success() {
+        bail!("the unit tests failed ({status})");
+    }
+    Ok(())
+}
+
 /// Runs cargo with the static flags and returns the executables it built.
 pub(crate) fn cargo_artifacts(arch: Arch, args: &[&str]) -> anyhow::Result<Vec<Built>> {
     let facts = arch.facts();
-    let mut command = Command::new("cargo");
-    command
-        .args(args)
-        .args(["--release", "--target", facts.rust_target, "--target-dir", TARGET_DIR])
-        .arg("--message-format=json-render-diagnostics")
-        // NB: target-scoped rather than RUSTFLAGS. aya-build's nested cargo for the BPF
-        // target sets CARGO_ENCODED_RUSTFLAGS (which wins over both), and this variable
-        // only matches the target's units anyway. RUSTFLAGS in the caller's environment
-        // would win over it and silently drop crt-static, so it is removed.
-        .env(format!("CARGO_TARGET_{}_RUSTFLAGS", facts.cargo_env), "-C target-feature=+crt-static")
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .stdout(Stdio::piped());
-    if let Some(linker) = facts.linker.filter(|_| Arch::host() != Some(arch)) {
-        // C code built for the target (mimalloc, sha2's assembly) finds the same
-        // cross compiler through the `cc` crate's own default for the triple.
-        command.env(format!("CARGO_TARGET_{}_LINKER", facts.cargo_env), linker);
-    }
+    let mut command = cargo_command(arch, args);
+    command.arg("--message-format=json-render-diagnostics").stdout(Stdio::piped());
     let mut child = command.spawn().context("starting cargo")?;
     let stdout = child.stdout.take().context("cargo stdout")?;
     let mut built = Vec::new();
@@ -123,6 +129,28 @@ pub(crate) fn cargo_artifacts(arch: Arch, args: &[&str]) -> anyhow::Result<Vec<B
         bail!("cargo {} (static, {}) failed with {status}", args.join(" "), facts.rust_target);
     }
     Ok(built)
+}
+
+/// `cargo <args>` in release mode for `arch`'s target, with the static flags.
+fn cargo_command(arch: Arch, args: &[&str]) -> Command {
+    let facts = arch.facts();
+    let mut command = Command::new("cargo");
+    command
+        .args(args)
+        .args(["--release", "--target", facts.rust_target, "--target-dir", TARGET_DIR])
+        // NB: target-scoped rather than RUSTFLAGS. aya-build's nested cargo for the BPF
+        // target sets CARGO_ENCODED_RUSTFLAGS (which wins over both), and this variable
+        // only matches the target's units anyway. RUSTFLAGS in the caller's environment
+        // would win over it and silently drop crt-static, so it is removed.
+        .env(format!("CARGO_TARGET_{}_RUSTFLAGS", facts.cargo_env), "-C target-feature=+crt-static")
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS");
+    if let Some(linker) = facts.linker.filter(|_| Arch::host() != Some(arch)) {
+        // C code built for the target (mimalloc, sha2's assembly) finds the same
+        // cross compiler through the `cc` crate's own default for the triple.
+        command.env(format!("CARGO_TARGET_{}_LINKER", facts.cargo_env), linker);
+    }
+    command
 }
 
 /// Fails unless `path` is an ELF for `arch` without a program interpreter (PT_INTERP): a
