@@ -73,3 +73,33 @@ fn each_hook_reports_how_it_reads_kernel_memory() {
         }
     }
 }
+
+/// Where open or mmap runs on the syscall tracepoints (forced, or fexit refused: this
+/// host's EPERM, arm64 before 6.4's ENOTSUPP), the hook says why and the status lists
+/// what the tracepoints cannot see; on fexit it lists neither.
+#[test]
+fn a_tracepoint_fallback_says_why_and_what_it_cannot_see() {
+    require_privileges!();
+    let forced = std::env::var("MODELWATCH_BACKEND").is_ok_and(|v| v == "tracepoint");
+    let sensor = Sensor::start(&[]);
+    let status = &sensor.status["sensor_status"];
+    let degraded: Vec<&str> = status["degraded"]
+        .as_array()
+        .map(|d| d.iter().filter_map(|v| v.as_str()).collect())
+        .unwrap_or_default();
+    let hooks = status["hooks"].as_array().expect("hooks");
+    let on_tracepoints: Vec<_> = hooks
+        .iter()
+        .filter(|h| h["attached"] == true && h["backend"] == "tracepoint")
+        .filter(|h| h["watches"] == "open" || h["watches"] == "mmap")
+        .collect();
+    eprintln!("degraded: {degraded:?}");
+    for blind_spot in ["io_uring", "compat syscalls"] {
+        let listed = degraded.iter().any(|d| d.contains(blind_spot));
+        assert_eq!(listed, !on_tracepoints.is_empty(), "{blind_spot} in {degraded:?}");
+    }
+    for hook in on_tracepoints.iter().filter(|_| !forced) {
+        let reason = hook["reason"].as_str().unwrap_or("");
+        assert!(reason.contains("fallback: ") && reason.contains(" refused ("), "{hook}");
+    }
+}

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 /// The smoke subset, by suite: what the slow columns (PREEMPT_RT, cloud, arm64) run.
 /// One test per capability: an exec, an open and a map of a GGUF blob, a listener, loss
-/// accounting, and the verifier's budget and read mode of every program.
+/// accounting, and the verifier's budget, read mode and fallbacks of every program.
 pub(crate) const SMOKE: [(&str, &[&str]); 4] = [
     (
         "detection",
@@ -19,7 +19,11 @@ pub(crate) const SMOKE: [(&str, &[&str]); 4] = [
     ("kernel_filter", &["with_a_tiny_ring_buffer_delivered_plus_lost_equals_generated"]),
     (
         "verifier_budget",
-        &["every_program_is_within_its_verifier_budget", "each_hook_reports_how_it_reads_kernel_memory"],
+        &[
+            "every_program_is_within_its_verifier_budget",
+            "each_hook_reports_how_it_reads_kernel_memory",
+            "a_tracepoint_fallback_says_why_and_what_it_cannot_see",
+        ],
     ),
 ];
 
